@@ -1,0 +1,50 @@
+# txtimeout: see README.md.
+GO       ?= go
+# Every target that needs root or QEMU installs its packages first.
+DEPS     := scripts/install-deps
+# How long a few seconds of fuzzing in `make test` lasts per target.
+FUZZTIME ?= 3s
+
+.PHONY: all deps build test unit fuzz check bench txtimeout clean
+
+all: build
+
+deps:
+	@$(DEPS)
+
+build:
+	$(GO) build -o bin/txtimeout ./cmd/txtimeout
+
+# The main job: the TxTimeout scenarios, on the built-in virtual rig unless
+# TXTIMEOUT_IFACE names a hardware interface.
+txtimeout: deps
+	$(GO) test -count=1 -v -timeout 30m ./scenarios -run TxTimeout
+
+# What CI runs: unit and integration tests (the virtual rig included), then
+# a few seconds of each fuzz target.
+test: deps unit fuzz
+
+unit:
+	$(GO) test -count=1 -timeout 25m ./...
+
+fuzz:
+	@set -e; grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sort | \
+	while IFS=: read -r file fn; do \
+		fn=$${fn#func }; pkg=./$$(dirname $${file#./}); \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	@if $(GO) run honnef.co/go/tools/cmd/staticcheck@latest -version >/dev/null 2>&1; then \
+		$(GO) run honnef.co/go/tools/cmd/staticcheck@latest ./...; \
+	else echo "staticcheck: not available from the module proxy; skipped"; fi
+	$(MAKE) test
+
+bench: deps
+	$(GO) run ./cmd/benchreport
+
+clean:
+	rm -rf bin
