@@ -1,0 +1,454 @@
+package traffic
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+)
+
+// Back-off bounds after a transient send error (ENOBUFS and the like): long
+// enough not to spin on a stalled queue, short enough to refill a ring that
+// starts draining again.
+const (
+	minBackoff = 100 * time.Microsecond
+	maxBackoff = 10 * time.Millisecond
+)
+
+// rcvBuf is the receive buffer asked for each socket, so that replies to a
+// full-rate flood are not lost in the socket before the reader runs.
+const rcvBuf = 4 << 20
+
+// icmpSocket is one sender's socket.
+type icmpSocket struct {
+	conn net.PacketConn
+	raw  bool
+	id   uint16 // echo identifier; the kernel picks it for datagram sockets
+	dst  net.Addr
+}
+
+// openICMP opens an ICMP socket in the calling thread's network namespace.
+func openICMP(raw bool, iface string, dst net.IP, id uint16) (*icmpSocket, error) {
+	typ := unix.SOCK_DGRAM
+	if raw {
+		typ = unix.SOCK_RAW
+	}
+	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+	if err != nil {
+		switch {
+		case raw && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)):
+			return nil, fmt.Errorf("open raw ICMP socket: %w (needs CAP_NET_RAW; run as root or use unprivileged sockets)", err)
+		case !raw && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)):
+			return nil, fmt.Errorf("open ICMP datagram socket: %w (add the group to net.ipv4.ping_group_range in this namespace)", err)
+		}
+		return nil, fmt.Errorf("open ICMP socket: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(fd)
+		}
+	}()
+	if raw {
+		// ICMP_FILTER blocks the types whose bits are set: keep only echo
+		// replies, so the reader does not wake for every other ICMP message
+		// in the namespace.
+		if err := unix.SetsockoptInt(fd, unix.SOL_RAW, unix.ICMP_FILTER, ^(1 << ipv4.ICMPTypeEchoReply)); err != nil {
+			return nil, fmt.Errorf("set ICMP_FILTER: %w", err)
+		}
+	}
+	if iface != "" {
+		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, iface); err != nil {
+			if errors.Is(err, unix.ENODEV) {
+				return nil, fmt.Errorf("bind to device %q: no such interface in this network namespace: %w", iface, os.ErrNotExist)
+			}
+			return nil, fmt.Errorf("bind to device %q: %w", iface, err)
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf); err != nil {
+		// Without CAP_NET_ADMIN the ordinary option, capped by rmem_max,
+		// is the best there is.
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
+	}
+	f := os.NewFile(uintptr(fd), "icmp")
+	ok = true
+	conn, err := net.FilePacketConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("wrap ICMP socket: %w", err)
+	}
+	s := &icmpSocket{conn: conn, raw: raw, id: id}
+	if raw {
+		s.dst = &net.IPAddr{IP: dst}
+	} else {
+		s.dst = &net.UDPAddr{IP: dst}
+	}
+	return s, nil
+}
+
+// inNetNS runs fn on a locked OS thread switched into the network namespace
+// at path, and switches back. If switching back fails, the thread stays
+// locked so that the runtime ends it with the goroutine instead of reusing
+// it in the wrong namespace.
+func inNetNS(path string, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	target, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("get current network namespace: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter network namespace %s: %w", path, err)
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		return fmt.Errorf("leave network namespace %s: %w", path, err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+// echoTemplate marshals an echo request with the given payload size.
+func echoTemplate(id uint16, size int) ([]byte, error) {
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	m := icmp.Message{
+		Type: ipv4.ICMPTypeEcho,
+		Body: &icmp.Echo{ID: int(id), Seq: 0, Data: data},
+	}
+	return m.Marshal(nil)
+}
+
+// setSeq writes seq into the echo request b and updates its checksum
+// incrementally (RFC 1624, eqn. 3), so a 64 KB request costs no more to
+// send than a small one.
+func setSeq(b []byte, seq uint16) {
+	old := binary.BigEndian.Uint16(b[6:8])
+	if old == seq {
+		return
+	}
+	sum := uint32(^binary.BigEndian.Uint16(b[2:4])) + uint32(^old) + uint32(seq)
+	sum = (sum & 0xffff) + (sum >> 16)
+	sum = (sum & 0xffff) + (sum >> 16)
+	binary.BigEndian.PutUint16(b[2:4], ^uint16(sum))
+	binary.BigEndian.PutUint16(b[6:8], seq)
+}
+
+// errnoName names the errno inside err, or returns "" if there is none.
+func errnoName(err error) string {
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		return ""
+	}
+	if n := unix.ErrnoName(errno); n != "" {
+		return n
+	}
+	return fmt.Sprintf("errno %d", int(errno))
+}
+
+// transient reports whether a send error is one a stalled, full or
+// resetting device causes, so that the flood should keep going.
+func transient(err error) bool {
+	for _, e := range []unix.Errno{unix.ENOBUFS, unix.EAGAIN, unix.ENOMEM,
+		unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ENETDOWN, unix.EHOSTDOWN,
+		unix.ECONNREFUSED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// floodRun is the shared state of one flood.
+type floodRun struct {
+	c        FloodConfig
+	reserved atomic.Int64 // requests claimed by senders, for Count
+	sent     atomic.Int64
+	received atomic.Int64
+	got      chan struct{} // a reply arrived (capacity 1, never blocks)
+
+	mu     sync.Mutex
+	errors map[string]int64
+	fatal  error
+}
+
+func (r *floodRun) countError(err error) {
+	name := errnoName(err)
+	if name == "" {
+		name = "other"
+	}
+	r.mu.Lock()
+	r.errors[name]++
+	r.mu.Unlock()
+}
+
+func (r *floodRun) stats(elapsed time.Duration) FloodStats {
+	r.mu.Lock()
+	errs := make(map[string]int64, len(r.errors))
+	for k, v := range r.errors {
+		errs[k] = v
+	}
+	r.mu.Unlock()
+	s := FloodStats{Sent: r.sent.Load(), Received: r.received.Load(), Errors: errs, Elapsed: elapsed}
+	if sec := elapsed.Seconds(); sec > 0 {
+		s.PPS = float64(s.Sent) / sec
+	}
+	return s
+}
+
+func flood(ctx context.Context, c FloodConfig) (FloodStats, error) {
+	raw := c.Privileged || (os.Geteuid() == 0 && !c.Unprivileged)
+	dst := c.Dst.To4()
+	base := uint16(rand.N(1 << 16))
+	socks := make([]*icmpSocket, 0, c.Senders)
+	closeAll := func() {
+		for _, s := range socks {
+			s.conn.Close()
+		}
+	}
+	err := inNetNS(c.NetNS, func() error {
+		for i := 0; i < c.Senders; i++ {
+			s, err := openICMP(raw, c.Iface, dst, base+uint16(i))
+			if err != nil {
+				return err
+			}
+			socks = append(socks, s)
+		}
+		return nil
+	})
+	if err != nil {
+		closeAll()
+		return FloodStats{}, fmt.Errorf("flood: %w", err)
+	}
+	defer closeAll()
+
+	r := &floodRun{c: c, got: make(chan struct{}, 1), errors: map[string]int64{}}
+	start := time.Now()
+	sendCtx := ctx
+	if c.For > 0 {
+		var cancel context.CancelFunc
+		sendCtx, cancel = context.WithDeadline(ctx, start.Add(c.For))
+		defer cancel()
+	}
+	// Unblock writes stuck on a full socket buffer when sending ends.
+	stopWrites := context.AfterFunc(sendCtx, func() {
+		for _, s := range socks {
+			s.conn.SetWriteDeadline(time.Now())
+		}
+	})
+	defer stopWrites()
+
+	var readers sync.WaitGroup
+	for _, s := range socks {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			r.read(s)
+		}()
+	}
+
+	progressDone := make(chan struct{})
+	var progress sync.WaitGroup
+	if c.Progress != nil {
+		progress.Add(1)
+		go func() {
+			defer progress.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-progressDone:
+					return
+				case <-t.C:
+					c.Progress(r.stats(time.Since(start)))
+				}
+			}
+		}()
+	}
+
+	var senders sync.WaitGroup
+	for _, s := range socks {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			if err := r.send(sendCtx, s); err != nil {
+				r.mu.Lock()
+				if r.fatal == nil {
+					r.fatal = err
+				}
+				r.mu.Unlock()
+			}
+		}()
+	}
+	senders.Wait()
+	elapsed := time.Since(start)
+	close(progressDone)
+	progress.Wait()
+
+	r.mu.Lock()
+	fatal := r.fatal
+	r.mu.Unlock()
+	if fatal == nil && c.Linger > 0 && ctx.Err() == nil {
+		r.linger(ctx, c.Linger)
+	}
+	for _, s := range socks {
+		s.conn.SetReadDeadline(time.Now())
+	}
+	readers.Wait()
+
+	st := r.stats(elapsed)
+	if fatal != nil {
+		return st, fmt.Errorf("flood: %w", fatal)
+	}
+	return st, nil
+}
+
+// linger waits until every request has its reply, d has passed, or ctx
+// ends.
+func (r *floodRun) linger(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for r.received.Load() < r.sent.Load() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case <-r.got:
+		}
+	}
+}
+
+// send is one sender's loop. It returns nil when the flood's bound is
+// reached and an error for a send error that is not transient.
+func (r *floodRun) send(ctx context.Context, s *icmpSocket) error {
+	pkt, err := echoTemplate(s.id, r.c.Size)
+	if err != nil {
+		return fmt.Errorf("marshal echo request: %w", err)
+	}
+	var seq uint16
+	var ticker *time.Ticker
+	if r.c.Interval > 0 {
+		ticker = time.NewTicker(r.c.Interval)
+		defer ticker.Stop()
+	}
+	backoff := minBackoff
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if r.c.Count > 0 && r.reserved.Add(1) > int64(r.c.Count) {
+			return nil
+		}
+		setSeq(pkt, seq)
+		// Retry this request until it is sent or the flood ends.
+		for {
+			_, err := s.conn.WriteTo(pkt, s.dst)
+			if err == nil {
+				r.sent.Add(1)
+				seq++
+				backoff = minBackoff
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // a stale deadline; the context decides
+			}
+			r.countError(err)
+			if !transient(err) {
+				return fmt.Errorf("send to %s: %w", r.c.Dst, err)
+			}
+			if !sleepCtx(ctx, backoff) {
+				return nil
+			}
+			backoff = min(2*backoff, maxBackoff)
+		}
+		if ticker != nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-ticker.C:
+			}
+		}
+	}
+}
+
+// sleepCtx sleeps for d and reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// read counts the echo replies for socket s until its read deadline is
+// set.
+func (r *floodRun) read(s *icmpSocket) {
+	buf := make([]byte, 1<<16)
+	for {
+		n, _, err := s.conn.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Datagram sockets report ICMP errors for earlier requests
+			// on a later read; they are not replies.
+			continue
+		}
+		if isReply(buf[:n], s.raw, s.id) {
+			r.received.Add(1)
+			select {
+			case r.got <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// isReply reports whether b is an echo reply for this sender. Raw sockets
+// see every echo reply in the namespace (with the IPv4 header unless the
+// runtime stripped it), so the identifier must match; datagram sockets get
+// only their own, and the kernel chose their identifier.
+func isReply(b []byte, raw bool, id uint16) bool {
+	if len(b) > 0 && b[0]>>4 == 4 {
+		hl := int(b[0]&0x0f) * 4
+		if hl < 20 || len(b) < hl {
+			return false
+		}
+		b = b[hl:]
+	}
+	if len(b) < 8 || b[0] != byte(ipv4.ICMPTypeEchoReply) || b[1] != 0 {
+		return false
+	}
+	return !raw || binary.BigEndian.Uint16(b[4:6]) == id
+}

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package traffic
+
+import "context"
+
+func flood(ctx context.Context, c FloodConfig) (FloodStats, error) {
+	return FloodStats{}, ErrUnsupported
+}
