@@ -1,0 +1,202 @@
+package faultinject
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Cleanup restores iface from its state file (left by a run that crashed
+// or was killed) and removes anything else the project left on it: a root
+// qdisc with the project's handle. It returns one line per action, and a
+// nil error when the interface is clean.
+func Cleanup(ctx context.Context, iface string, o Options) (actions []string, err error) {
+	if err := validIfaceName(iface); err != nil {
+		return nil, err
+	}
+	st, err := readState(o, iface)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (inspect or remove %s)", iface, err, statePath(o, iface))
+	}
+	if st != nil {
+		if st.NetNS != "" && o.NetNS == "" {
+			o.NetNS = st.NetNS
+		}
+		if st.PID != os.Getpid() && processAlive(st.PID) {
+			return nil, fmt.Errorf("%s: the %s injection was recorded by pid %d, which is still running; stop it first",
+				iface, st.Injector, st.PID)
+		}
+		did, err := cleanupState(ctx, o, st)
+		actions = append(actions, did...)
+		if err != nil {
+			return actions, err
+		}
+		if err := removeState(o, iface); err != nil {
+			return actions, err
+		}
+		actions = append(actions, fmt.Sprintf("%s: removed state file %s", iface, statePath(o, iface)))
+	}
+	did, err := removeLeftoverQdisc(o, iface)
+	actions = append(actions, did...)
+	if err != nil {
+		return actions, err
+	}
+	if len(actions) == 0 {
+		actions = append(actions, fmt.Sprintf("%s: clean, nothing to do", iface))
+	}
+	return actions, nil
+}
+
+// currentIndex returns iface's ifindex in o's namespace, or 0 when it does
+// not exist.
+func currentIndex(o Options, iface string) (int, error) {
+	h, err := linkHandle(o)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(iface)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("looking up %s: %w", iface, err)
+	}
+	return l.Attrs().Index, nil
+}
+
+func cleanupState(ctx context.Context, o Options, st *state) ([]string, error) {
+	var actions []string
+	idx, err := currentIndex(o, st.Iface)
+	if err != nil {
+		return nil, err
+	}
+	switch st.Injector {
+	case "netem":
+		if idx != st.Ifindex {
+			return []string{fmt.Sprintf("%s: the interface recorded (index %d) is gone, and its qdiscs with it", st.Iface, st.Ifindex)}, nil
+		}
+		did, err := restoreQdisc(ctx, o, st)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", st.Iface, err)
+		}
+		actions = append(actions, st.Iface+": "+did)
+	case "stall":
+		if d := time.Until(st.StallUntil); d > 0 {
+			if d > MaxStall+maxAckTimeout {
+				return nil, fmt.Errorf("%s: state file says the partner stall lasts until %s, beyond any stall this project requests",
+					st.Iface, st.StallUntil.Local().Format(time.RFC3339))
+			}
+			if err := waitUntil(ctx, st.StallUntil); err != nil {
+				return nil, fmt.Errorf("%s: partner stall lasts until %s: %w", st.Iface, st.StallUntil.Local().Format("15:04:05"), err)
+			}
+			actions = append(actions, fmt.Sprintf("%s: waited for the partner stall to end at %s", st.Iface, st.StallUntil.Local().Format("15:04:05.000")))
+		} else {
+			actions = append(actions, fmt.Sprintf("%s: the partner stall ended by itself at %s", st.Iface, st.StallUntil.Local().Format("15:04:05.000")))
+		}
+	case "pause":
+		actions = append(actions, fmt.Sprintf("%s: the PAUSE flood died with pid %d", st.Iface, st.PID))
+		if fc := st.FlowControl; fc != nil {
+			fidx, err := currentIndex(o, fc.Iface)
+			if err != nil {
+				return actions, err
+			}
+			if fidx != fc.Ifindex {
+				actions = append(actions, fmt.Sprintf("%s: gone (index %d), flow control not restored", fc.Iface, fc.Ifindex))
+				break
+			}
+			if err := setPause(o, *fc); err != nil {
+				return actions, fmt.Errorf("%s: %w", fc.Iface, err)
+			}
+			actions = append(actions, fmt.Sprintf("%s: flow control back to %s", fc.Iface, fc))
+		}
+	}
+	return actions, nil
+}
+
+// removeLeftoverQdisc deletes a root qdisc with the project's handle that
+// no state file accounts for.
+func removeLeftoverQdisc(o Options, iface string) ([]string, error) {
+	idx, err := currentIndex(o, iface)
+	if err != nil || idx == 0 {
+		return nil, err
+	}
+	qs, err := dumpQdiscs(o, idx)
+	if err != nil {
+		return nil, err
+	}
+	root, ok := rootQdisc(qs)
+	if !ok || !IsProjectHandle(root.Handle) {
+		return nil, nil
+	}
+	if err := deleteRoot(o, idx, root.Handle); err != nil {
+		return nil, fmt.Errorf("%s: %w", iface, err)
+	}
+	return []string{fmt.Sprintf("%s: deleted leftover %s qdisc %s; the default qdisc is back", iface, root.Kind, fmtHandle(root.Handle))}, nil
+}
+
+// CleanupAll runs Cleanup for every interface with a state file and every
+// interface (in o's namespace) with a leftover project qdisc.
+func CleanupAll(ctx context.Context, o Options) ([]string, error) {
+	ifaces, err := StaleState(o)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var actions []string
+	var errs []error
+	for _, i := range ifaces {
+		seen[i] = true
+		a, err := Cleanup(ctx, i, o)
+		actions = append(actions, a...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	qs, err := dumpQdiscs(o, 0)
+	if err != nil {
+		return actions, errors.Join(append(errs, err)...)
+	}
+	h, err := linkHandle(o)
+	if err != nil {
+		return actions, errors.Join(append(errs, err)...)
+	}
+	defer h.Close()
+	for _, q := range qs {
+		if q.Parent != tcHRoot || !IsProjectHandle(q.Handle) {
+			continue
+		}
+		l, err := h.LinkByIndex(q.Ifindex)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("interface index %d: %w", q.Ifindex, err))
+			continue
+		}
+		if seen[l.Attrs().Name] {
+			continue
+		}
+		a, err := Cleanup(ctx, l.Attrs().Name, o)
+		actions = append(actions, a...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(actions) == 0 && len(errs) == 0 {
+		actions = append(actions, "clean, nothing to do")
+	}
+	return actions, errors.Join(errs...)
+}
+
+// processAlive reports whether pid is a running process.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}

@@ -1,0 +1,168 @@
+package faultinject
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// nsHandle opens the namespace named by o.NetNS, or returns a closed
+// handle (-1) meaning "the caller's namespace".
+func nsHandle(o Options) (netns.NsHandle, error) {
+	if o.NetNS == "" {
+		return netns.None(), nil
+	}
+	h, err := netns.GetFromPath(o.NetNS)
+	if err != nil {
+		return netns.None(), fmt.Errorf("network namespace %s: %w", o.NetNS, err)
+	}
+	return h, nil
+}
+
+// nsFD is the value go-tc and mdlayher/netlink take for a namespace: 0
+// means the caller's.
+func nsFD(h netns.NsHandle) int {
+	if !h.IsOpen() {
+		return 0
+	}
+	return int(h)
+}
+
+// linkHandle returns a vishvananda/netlink handle in o's namespace.
+func linkHandle(o Options) (*netlink.Handle, error) {
+	ns, err := nsHandle(o)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	if !ns.IsOpen() {
+		return netlink.NewHandle()
+	}
+	return netlink.NewHandleAt(ns)
+}
+
+// inNetNS runs fn on an OS thread that is in o's namespace, so that
+// sockets fn opens (AF_PACKET, generic netlink) belong to it. Sockets keep
+// their namespace after the thread leaves it.
+func inNetNS(o Options, fn func() error) error {
+	if o.NetNS == "" {
+		return fn()
+	}
+	target, err := nsHandle(o)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("current network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(target); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("entering network namespace %s: %w", o.NetNS, err)
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			// Leave the thread locked: the runtime discards it when
+			// this goroutine exits, so no other goroutine runs in the
+			// wrong namespace.
+			errc <- errors.Join(ferr, fmt.Errorf("leaving network namespace: %w", err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// ifaceInfo is what the safety checks learned about an interface.
+type ifaceInfo struct {
+	Name  string
+	Index int
+	MAC   net.HardwareAddr
+	MTU   int
+}
+
+func (i ifaceInfo) netInterface() *net.Interface {
+	return &net.Interface{Index: i.Index, Name: i.Name, HardwareAddr: i.MAC, MTU: i.MTU}
+}
+
+// checkIface refuses, with one line, an interface that must not be
+// touched: it does not exist, is down, is loopback, or carries a default
+// route (unless allowed).
+func checkIface(o Options, name string) (ifaceInfo, error) {
+	if err := validIfaceName(name); err != nil {
+		return ifaceInfo{}, err
+	}
+	h, err := linkHandle(o)
+	if err != nil {
+		return ifaceInfo{}, err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) || errors.Is(err, unix.ENODEV) {
+			return ifaceInfo{}, fmt.Errorf("%w %s: no such interface", ErrUnsafeInterface, name)
+		}
+		return ifaceInfo{}, fmt.Errorf("looking up %s: %w", name, err)
+	}
+	a := l.Attrs()
+	info := ifaceInfo{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, MTU: a.MTU}
+	if a.Flags&net.FlagLoopback != 0 {
+		return info, fmt.Errorf("%w %s: it is a loopback interface", ErrUnsafeInterface, name)
+	}
+	if a.Flags&net.FlagUp == 0 {
+		return info, fmt.Errorf("%w %s: it is down (ip link set %s up)", ErrUnsafeInterface, name, name)
+	}
+	if !o.AllowDefaultRoute {
+		def, err := carriesDefaultRoute(h, a.Index)
+		if err != nil {
+			return info, err
+		}
+		if def {
+			return info, fmt.Errorf("%w %s: it carries a default route, probably the management link (allow it explicitly if it is the DUT link)", ErrUnsafeInterface, name)
+		}
+	}
+	return info, nil
+}
+
+// carriesDefaultRoute reports whether any routing table holds a default
+// route (IPv4 or IPv6) through ifindex.
+func carriesDefaultRoute(h *netlink.Handle, ifindex int) (bool, error) {
+	routes, err := h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return false, fmt.Errorf("listing routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+				continue
+			}
+		}
+		if r.Type != unix.RTN_UNICAST && r.Type != 0 {
+			continue
+		}
+		if r.LinkIndex == ifindex {
+			return true, nil
+		}
+		for _, nh := range r.MultiPath {
+			if nh.LinkIndex == ifindex {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}

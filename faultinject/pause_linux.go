@@ -1,0 +1,258 @@
+package faultinject
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdlayher/packet"
+)
+
+// PauseFlood sends 802.3x PAUSE frames from the partner port.
+type PauseFlood struct {
+	partner string
+	cfg     PauseConfig
+	opt     Options
+
+	mu       sync.Mutex
+	st       *state
+	fcSet    bool // the DUT's flow control was changed
+	cancel   context.CancelFunc
+	done     chan struct{}
+	floodErr error
+	interval time.Duration
+	speed    int
+	restored string
+
+	sent atomic.Uint64
+}
+
+var _ Injector = (*PauseFlood)(nil)
+
+// NewPauseFlood validates its input and changes nothing.
+func NewPauseFlood(partnerIface string, c PauseConfig, o Options) (*PauseFlood, error) {
+	if err := validIfaceName(partnerIface); err != nil {
+		return nil, err
+	}
+	if c.For <= 0 || c.For > MaxPause {
+		return nil, fmt.Errorf("%w: pause duration %v out of range (0..%v]", ErrBadConfig, c.For, MaxPause)
+	}
+	if c.Quanta == 0 {
+		c.Quanta = DefaultQuanta
+	}
+	if c.DUTIface != "" {
+		if err := validIfaceName(c.DUTIface); err != nil {
+			return nil, err
+		}
+		if c.DUTIface == partnerIface {
+			return nil, fmt.Errorf("%w: the DUT interface and the partner interface are both %s", ErrBadConfig, partnerIface)
+		}
+	}
+	return &PauseFlood{partner: partnerIface, cfg: c, opt: o}, nil
+}
+
+// Name implements Injector.
+func (p *PauseFlood) Name() string { return "pause" }
+
+// Describe implements Injector.
+func (p *PauseFlood) Describe() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := fmt.Sprintf("802.3x PAUSE flood from %s for %v, quanta %#x", p.partner, p.cfg.For, p.cfg.Quanta)
+	if p.interval > 0 {
+		sp := "unknown speed, assumed 400 Gb/s"
+		if p.speed > 0 {
+			sp = fmt.Sprintf("%d Mb/s", p.speed)
+		}
+		s += fmt.Sprintf(", re-sent every %v (%s)", p.interval, sp)
+	}
+	if p.cfg.DUTIface != "" {
+		s += fmt.Sprintf("; RX flow control on %s", p.cfg.DUTIface)
+		if p.st != nil && p.st.FlowControl != nil {
+			s += fmt.Sprintf(" (was %s)", p.st.FlowControl)
+		}
+	}
+	if n := p.sent.Load(); n > 0 {
+		s += fmt.Sprintf("; %d frames sent", n)
+	}
+	if p.restored != "" {
+		s += "; " + p.restored
+	}
+	return s
+}
+
+// Sent is the number of PAUSE frames sent so far.
+func (p *PauseFlood) Sent() uint64 { return p.sent.Load() }
+
+// Done is closed when the flood has stopped (deadline, context or
+// Restore); nil before Inject.
+func (p *PauseFlood) Done() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done
+}
+
+// Inject implements Injector. The flood runs in the background until
+// For has passed, ctx ends or Restore is called.
+func (p *PauseFlood) Inject(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.st != nil {
+		return fmt.Errorf("pause flood on %s already injected", p.partner)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	info, err := checkIface(p.opt, p.partner)
+	if err != nil {
+		return err
+	}
+	if len(info.MAC) != 6 {
+		return fmt.Errorf("%w %s: it has no Ethernet address", ErrUnsafeInterface, p.partner)
+	}
+	if err := checkNoStale(p.opt, p.partner); err != nil {
+		return err
+	}
+	var saved *savedPause
+	if p.cfg.DUTIface != "" {
+		dut, err := checkIface(p.opt, p.cfg.DUTIface)
+		if err != nil {
+			return err
+		}
+		if err := checkNoStale(p.opt, p.cfg.DUTIface); err != nil {
+			return err
+		}
+		sp, err := getPause(p.opt, p.cfg.DUTIface, dut.Index)
+		if err != nil {
+			return err
+		}
+		saved = &sp
+	}
+	frame, err := MarshalPause(info.MAC, p.cfg.Quanta)
+	if err != nil {
+		return err
+	}
+	var conn *packet.Conn
+	if err := inNetNS(p.opt, func() error {
+		var err error
+		conn, err = packet.Listen(info.netInterface(), packet.Raw, EtherTypeMACControl, nil)
+		return err
+	}); err != nil {
+		return fmt.Errorf("AF_PACKET socket on %s: %w", p.partner, err)
+	}
+	p.speed = linkSpeedMbps(p.opt, info.Index)
+	p.interval = resendInterval(p.cfg.Quanta, p.speed)
+
+	start := time.Now()
+	st := &state{
+		Injector: "pause", Iface: p.partner, Ifindex: info.Index, NetNS: p.opt.NetNS,
+		PID: os.Getpid(), Created: start.UTC(), FlowControl: saved, PauseUntil: start.Add(p.cfg.For).UTC(),
+	}
+	if err := writeState(p.opt, st); err != nil {
+		conn.Close()
+		return err
+	}
+	p.st = st
+	p.restored = ""
+	if saved != nil && !saved.RX {
+		on := *saved
+		on.RX = true
+		if err := setPause(p.opt, on); err != nil {
+			conn.Close()
+			p.st = nil
+			if rerr := removeState(p.opt, p.partner); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+			return err
+		}
+		p.fcSet = true
+	}
+	// The first frame goes out before Inject returns, so a caller that
+	// starts traffic next finds the link already paused.
+	if _, err := conn.WriteTo(frame, &packet.Addr{HardwareAddr: PauseDst}); err != nil {
+		conn.Close()
+		if rerr := p.restoreLocked(context.Background()); rerr != nil {
+			return fmt.Errorf("sending PAUSE frame on %s: %w; restoring: %v", p.partner, err, rerr)
+		}
+		return fmt.Errorf("sending PAUSE frame on %s: %w", p.partner, err)
+	}
+	p.sent.Add(1)
+	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(p.cfg.For))
+	stopOnParent := context.AfterFunc(ctx, cancel)
+	p.cancel = func() { stopOnParent(); cancel() }
+	p.done = make(chan struct{})
+	go p.flood(fctx, conn, frame, p.done)
+	return nil
+}
+
+func (p *PauseFlood) flood(ctx context.Context, conn *packet.Conn, frame []byte, done chan struct{}) {
+	defer close(done)
+	defer conn.Close()
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	addr := &packet.Addr{HardwareAddr: PauseDst}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := conn.WriteTo(frame, addr); err != nil {
+			p.mu.Lock()
+			p.floodErr = fmt.Errorf("sending PAUSE frame on %s: %w", p.partner, err)
+			p.mu.Unlock()
+			return
+		}
+		p.sent.Add(1)
+	}
+}
+
+// Restore implements Injector: it stops the flood and puts the DUT's flow
+// control back.
+func (p *PauseFlood) Restore(ctx context.Context) error {
+	p.mu.Lock()
+	cancel, done := p.cancel, p.done
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the PAUSE flood on %s to stop: %w", p.partner, ctx.Err())
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.restoreLocked(ctx); err != nil {
+		return err
+	}
+	return p.floodErr
+}
+
+func (p *PauseFlood) restoreLocked(ctx context.Context) error {
+	if p.st == nil {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	did := fmt.Sprintf("flood stopped after %d frames", p.sent.Load())
+	if p.fcSet {
+		if err := setPause(p.opt, *p.st.FlowControl); err != nil {
+			return err
+		}
+		p.fcSet = false
+		did += fmt.Sprintf("; flow control of %s back to %s", p.st.FlowControl.Iface, p.st.FlowControl)
+	}
+	if err := removeState(p.opt, p.partner); err != nil {
+		return err
+	}
+	p.st = nil
+	p.cancel = nil
+	p.restored = did
+	return nil
+}

@@ -1,0 +1,195 @@
+package faultinject
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// stateVersion is the version of the state file format.
+const stateVersion = 1
+
+// state is what an injector is about to change, written before it changes
+// it. It is everything Cleanup needs to restore the interface in another
+// process after a crash.
+type state struct {
+	Version  int       `json:"version"`
+	Injector string    `json:"injector"` // netem, stall, pause
+	Iface    string    `json:"iface"`
+	Ifindex  int       `json:"ifindex"`
+	NetNS    string    `json:"netns,omitempty"`
+	PID      int       `json:"pid"`
+	Created  time.Time `json:"created"`
+
+	// Netem: the root qdisc found before (nil: the device's default,
+	// which comes back by itself) and the handle installed.
+	Saved       *savedQdisc `json:"saved_qdisc,omitempty"`
+	QdiscHandle uint32      `json:"qdisc_handle,omitempty"`
+
+	// Stall: when the partner resumes by itself.
+	StallUntil time.Time `json:"stall_until,omitzero"`
+
+	// Pause: the DUT's flow control found before, when it is changed.
+	FlowControl *savedPause `json:"flow_control,omitempty"`
+	PauseUntil  time.Time   `json:"pause_until,omitzero"`
+}
+
+// savedQdisc is an explicitly configured root qdisc, kept as the kernel
+// dumped it so that it can be re-created as it was.
+type savedQdisc struct {
+	Kind    string `json:"kind"`
+	Handle  uint32 `json:"handle"`
+	Options []byte `json:"options,omitempty"` // TCA_OPTIONS as dumped
+}
+
+func (s *savedQdisc) String() string {
+	if s == nil {
+		return "the default qdisc"
+	}
+	return fmt.Sprintf("%s %s", s.Kind, fmtHandle(s.Handle))
+}
+
+// savedPause is an interface's pause (flow control) setting.
+type savedPause struct {
+	Iface   string `json:"iface"`
+	Ifindex int    `json:"ifindex"`
+	Autoneg bool   `json:"autoneg"`
+	RX      bool   `json:"rx"`
+	TX      bool   `json:"tx"`
+}
+
+func statePath(o Options, iface string) string {
+	return filepath.Join(o.stateDir(), iface+".json")
+}
+
+// writeState writes s atomically (temporary file, fsync, rename) so that a
+// crash leaves either no file or a whole one.
+func writeState(o Options, s *state) error {
+	if err := validIfaceName(s.Iface); err != nil {
+		return err
+	}
+	s.Version = stateVersion
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding state: %w", err)
+	}
+	dir := o.stateDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+s.Iface+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, statePath(o, s.Iface))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing state file: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// readState returns the state file of iface, or nil when there is none.
+func readState(o Options, iface string) (*state, error) {
+	b, err := os.ReadFile(statePath(o, iface))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state file: %w", err)
+	}
+	return parseState(b)
+}
+
+// parseState decodes a state file; it is the one parser of outside input
+// in this package's restore path, so it is strict.
+func parseState(b []byte) (*state, error) {
+	if len(b) > 1<<20 {
+		return nil, fmt.Errorf("state file too large (%d bytes)", len(b))
+	}
+	var s state
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("corrupt state file: %w", err)
+	}
+	if s.Version != stateVersion {
+		return nil, fmt.Errorf("state file version %d, want %d", s.Version, stateVersion)
+	}
+	switch s.Injector {
+	case "netem", "stall", "pause":
+	default:
+		return nil, fmt.Errorf("state file names unknown injector %q", s.Injector)
+	}
+	if err := validIfaceName(s.Iface); err != nil {
+		return nil, fmt.Errorf("state file: %w", err)
+	}
+	if s.FlowControl != nil {
+		if err := validIfaceName(s.FlowControl.Iface); err != nil {
+			return nil, fmt.Errorf("state file: %w", err)
+		}
+	}
+	return &s, nil
+}
+
+func removeState(o Options, iface string) error {
+	err := os.Remove(statePath(o, iface))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing state file: %w", err)
+	}
+	return nil
+}
+
+// StaleState lists the interfaces that have a state file left by an
+// earlier run. A new injection on any of them refuses to start until
+// Cleanup has run.
+func StaleState(o Options) ([]string, error) {
+	ents, err := os.ReadDir(o.stateDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state directory: %w", err)
+	}
+	var ifaces []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".json") {
+			continue
+		}
+		ifaces = append(ifaces, strings.TrimSuffix(n, ".json"))
+	}
+	sort.Strings(ifaces)
+	return ifaces, nil
+}
+
+// checkNoStale refuses to start on an interface with a state file.
+func checkNoStale(o Options, iface string) error {
+	s, err := readState(o, iface)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v (run 'txtimeout cleanup -iface %s')", ErrStaleState, iface, err, iface)
+	}
+	if s != nil {
+		return fmt.Errorf("%w: %s has a %s injection recorded by pid %d at %s (run 'txtimeout cleanup -iface %s')",
+			ErrStaleState, iface, s.Injector, s.PID, s.Created.Format(time.RFC3339), iface)
+	}
+	return nil
+}
