@@ -1,0 +1,355 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"txtimeout/kmsg"
+)
+
+// SampleInterval is how often the observers read the counters.
+const SampleInterval = 150 * time.Millisecond
+
+// statNames are the /sys/class/net/IFACE/statistics files a Sample holds.
+var statNames = []string{"tx_packets", "tx_bytes", "tx_dropped", "tx_errors", "rx_packets", "rx_bytes", "rx_dropped"}
+
+// Observers watch one interface during a scenario and put what they see on
+// a timeline: counters every SampleInterval, kernel-log events and
+// tracepoint hits as they happen.
+type Observers struct {
+	tl    *Timeline
+	iface string
+
+	stats    []*os.File // in statNames order
+	queues   []*os.File // tx-N/tx_timeout, by N
+	nl       *netlink.Handle
+	link     netlink.Link
+	kr       *kmsg.Reader
+	tpInst   string   // tracefs instance directory we made, removed on Stop
+	tpPipe   *os.File // its trace_pipe
+	tpReason string   // why the tracepoint is not observed, when it is not
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	errs     []error
+	sampErrs int
+	stopped  bool
+	stopErr  error
+}
+
+// StartObservers starts watching c.Iface. It opens every file and socket
+// now, in the calling thread's namespaces (see the package doc), takes a
+// first sample as the baseline, and keeps sampling until Stop or until
+// ctx ends. The tracepoint is optional: when it cannot be traced, the
+// timeline gets an observer_error mark saying why, and the rest runs.
+func StartObservers(ctx context.Context, c Config, tl *Timeline) (*Observers, error) {
+	return startObservers(ctx, c, tl, "/sys", kmsg.Options{})
+}
+
+func startObservers(ctx context.Context, c Config, tl *Timeline, sysRoot string, ko kmsg.Options) (_ *Observers, err error) {
+	if c.Iface == "" {
+		return nil, errors.New("harness: observers: no interface configured")
+	}
+	if tl == nil {
+		return nil, errors.New("harness: observers: nil timeline")
+	}
+	o := &Observers{tl: tl, iface: c.Iface}
+	defer func() {
+		if err != nil {
+			o.closeAll()
+		}
+	}()
+	dir := filepath.Join(sysRoot, "class/net", c.Iface)
+	for _, n := range statNames {
+		f, err := os.Open(filepath.Join(dir, "statistics", n))
+		if err != nil {
+			return nil, fmt.Errorf("harness: observers: interface %s: %w", c.Iface, err)
+		}
+		o.stats = append(o.stats, f)
+	}
+	qs, _ := filepath.Glob(filepath.Join(dir, "queues", "tx-*", "tx_timeout"))
+	sort.Slice(qs, func(i, j int) bool { return queueIndex(qs[i]) < queueIndex(qs[j]) })
+	for _, q := range qs {
+		f, err := os.Open(q)
+		if err != nil {
+			return nil, fmt.Errorf("harness: observers: %w", err)
+		}
+		o.queues = append(o.queues, f)
+	}
+	if o.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+		return nil, fmt.Errorf("harness: observers: netlink: %w", err)
+	}
+	if o.link, err = o.nl.LinkByName(c.Iface); err != nil {
+		return nil, fmt.Errorf("harness: observers: interface %s: %w", c.Iface, err)
+	}
+	if o.kr, err = kmsg.Open(ko); err != nil {
+		return nil, fmt.Errorf("harness: observers: kernel log: %w", err)
+	}
+	if err := o.openTracepoint(c.Rig); err != nil {
+		o.tpReason = err.Error()
+		tl.MarkNote(MarkObserverError, "tracepoint not observed: "+err.Error())
+	}
+
+	ctx, o.cancel = context.WithCancel(ctx)
+	tl.AddSample(o.sample())
+	o.wg.Add(2)
+	go o.sampleLoop(ctx)
+	go o.kmsgLoop(ctx)
+	if o.tpPipe != nil {
+		o.wg.Add(1)
+		go o.traceLoop()
+	}
+	return o, nil
+}
+
+// TracepointReason says why the tracepoint is not observed ("" when it is).
+func (o *Observers) TracepointReason() string { return o.tpReason }
+
+func queueIndex(path string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(filepath.Dir(path)), "tx-"))
+	if err != nil {
+		return 1 << 30
+	}
+	return n
+}
+
+func (o *Observers) fail(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.errs = append(o.errs, err)
+}
+
+// readUint reads a sysfs counter again from the start of its open file.
+func readUint(f *os.File) (uint64, error) {
+	var buf [32]byte
+	n, err := f.ReadAt(buf[:], 0)
+	if n == 0 && err != nil {
+		return 0, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	v, perr := strconv.ParseUint(strings.TrimSpace(string(buf[:n])), 10, 64)
+	if perr != nil {
+		return 0, fmt.Errorf("%s: %w", f.Name(), perr)
+	}
+	return v, nil
+}
+
+// sample reads every counter once. A counter that cannot be read keeps
+// its zero value; the failure is counted, and the first reported by Stop.
+func (o *Observers) sample() Sample {
+	var s Sample
+	dst := []*uint64{&s.TxPackets, &s.TxBytes, &s.TxDropped, &s.TxErrors, &s.RxPackets, &s.RxBytes, &s.RxDropped}
+	var firstErr error
+	for i, f := range o.stats {
+		v, err := readUint(f)
+		if err != nil {
+			firstErr = cmpErr(firstErr, err)
+			continue
+		}
+		*dst[i] = v
+	}
+	for _, f := range o.queues {
+		v, err := readUint(f)
+		if err != nil {
+			firstErr = cmpErr(firstErr, err)
+			continue
+		}
+		s.TxTimeout += v
+		s.TxTimeoutQueues = append(s.TxTimeoutQueues, v)
+	}
+	if qds, err := o.nl.QdiscList(o.link); err == nil {
+		for _, q := range qds {
+			a := q.Attrs()
+			if a.Parent != netlink.HANDLE_ROOT {
+				continue
+			}
+			s.HaveQdisc = true
+			s.QdiscKind = q.Type()
+			if st := a.Statistics; st != nil && st.Queue != nil {
+				s.QdiscBacklog = st.Queue.Qlen
+				s.QdiscBacklogBytes = st.Queue.Backlog
+				s.QdiscDrops = st.Queue.Drops
+				s.QdiscRequeues = st.Queue.Requeues
+			}
+		}
+	} else {
+		firstErr = cmpErr(firstErr, fmt.Errorf("qdisc statistics: %w", err))
+	}
+	s.Time = o.tl.now()
+	if firstErr != nil {
+		o.mu.Lock()
+		o.sampErrs++
+		if o.sampErrs == 1 {
+			o.errs = append(o.errs, fmt.Errorf("harness: observers: sampling: %w", firstErr))
+		}
+		o.mu.Unlock()
+	}
+	return s
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+func (o *Observers) sampleLoop(ctx context.Context) {
+	defer o.wg.Done()
+	t := time.NewTicker(SampleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			o.tl.AddSample(o.sample())
+		}
+	}
+}
+
+func (o *Observers) kmsgLoop(ctx context.Context) {
+	defer o.wg.Done()
+	m := kmsg.NewMatcher()
+	for {
+		r, err := o.kr.Next(ctx)
+		if err != nil {
+			var gap *kmsg.GapError
+			switch {
+			case errors.As(err, &gap):
+				o.tl.MarkNote(MarkKmsgGap, fmt.Sprintf("%d kernel log records lost", gap.Lost))
+				continue
+			case ctx.Err() != nil:
+				return
+			}
+			o.tl.MarkNote(MarkObserverError, "kernel log: "+err.Error())
+			o.fail(fmt.Errorf("harness: observers: kernel log: %w", err))
+			return
+		}
+		for _, ev := range m.Match(r) {
+			o.tl.AddEvent(SourceKmsg, ev)
+		}
+	}
+}
+
+// openTracepoint enables net:net_dev_xmit_timeout in a tracefs instance of
+// our own, so that the global trace buffer and other tracers are left
+// alone. Inside the rig it mounts tracefs when nobody has.
+func (o *Observers) openTracepoint(rig bool) error {
+	root := tracefsRoot()
+	if root == "" && rig {
+		if err := unix.Mount("nodev", "/sys/kernel/tracing", "tracefs", 0, ""); err == nil {
+			root = "/sys/kernel/tracing"
+		}
+	}
+	if root == "" {
+		return errors.New("tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)")
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	inst := filepath.Join(root, "instances", "txtimeout-"+hex.EncodeToString(rnd[:]))
+	if err := os.Mkdir(inst, 0o700); err != nil {
+		return fmt.Errorf("tracefs instance: %w", err)
+	}
+	o.tpInst = inst
+	enable := filepath.Join(inst, "events/net/net_dev_xmit_timeout/enable")
+	if err := os.WriteFile(enable, []byte("1"), 0); err != nil {
+		return fmt.Errorf("enabling net:net_dev_xmit_timeout: %w", err)
+	}
+	// trace_pipe supports poll, so os.Open puts it in the runtime poller:
+	// Close unblocks a pending Read.
+	f, err := os.Open(filepath.Join(inst, "trace_pipe"))
+	if err != nil {
+		return fmt.Errorf("tracefs: %w", err)
+	}
+	o.tpPipe = f
+	return nil
+}
+
+func (o *Observers) traceLoop() {
+	defer o.wg.Done()
+	br := bufio.NewReaderSize(o.tpPipe, 64<<10)
+	for {
+		line, err := br.ReadString('\n')
+		if len(line) > 0 {
+			if ev, perr := parseXmitTimeout(line); perr == nil {
+				o.tl.AddEvent(SourceTracepoint, ev)
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) {
+				o.fail(fmt.Errorf("harness: observers: trace_pipe: %w", err))
+			}
+			return
+		}
+	}
+}
+
+// Stop stops the observers, takes a last sample, disables the tracepoint
+// and removes its tracefs instance. It returns the first error each
+// observer met (errors.Join), and is safe to call more than once.
+func (o *Observers) Stop() error {
+	o.mu.Lock()
+	if o.stopped {
+		err := o.stopErr
+		o.mu.Unlock()
+		return err
+	}
+	o.stopped = true
+	o.mu.Unlock()
+
+	o.cancel()
+	if o.tpPipe != nil {
+		o.tpPipe.Close()
+	}
+	o.wg.Wait()
+	o.tl.AddSample(o.sample())
+	o.closeAll()
+
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.stopErr = errors.Join(o.errs...)
+	return o.stopErr
+}
+
+// closeAll releases everything StartObservers opened.
+func (o *Observers) closeAll() {
+	for _, f := range append(o.stats, o.queues...) {
+		f.Close()
+	}
+	o.stats, o.queues = nil, nil
+	if o.nl != nil {
+		o.nl.Close()
+		o.nl = nil
+	}
+	if o.kr != nil {
+		o.kr.Close()
+		o.kr = nil
+	}
+	if o.tpPipe != nil {
+		o.tpPipe.Close()
+	}
+	if o.tpInst != "" {
+		_ = os.WriteFile(filepath.Join(o.tpInst, "events/net/net_dev_xmit_timeout/enable"), []byte("0"), 0)
+		if err := os.Remove(o.tpInst); err != nil {
+			o.errs = append(o.errs, fmt.Errorf("harness: observers: removing tracefs instance: %w", err))
+		}
+		o.tpInst = ""
+	}
+}

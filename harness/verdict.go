@@ -1,0 +1,305 @@
+package harness
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"txtimeout/kmsg"
+)
+
+// VerdictOptions tunes how a verdict is derived.
+type VerdictOptions struct {
+	// Iface, when set, ignores kernel events that name another interface
+	// (a second NIC timing out on the same machine is not this DUT).
+	Iface string
+	// StallMin is how long tx_packets must stay still, while traffic is
+	// offered, to count as stalled. Default 1s.
+	StallMin time.Duration
+	// RecoverWithin is the recovery deadline after MarkFaultRemoved.
+	// Default 15s.
+	RecoverWithin time.Duration
+	// NoEcho waives the echo reply for recovery, for scenarios that send
+	// no echo requests after the release; tx_packets must still move.
+	NoEcho bool
+}
+
+func (o VerdictOptions) withDefaults() VerdictOptions {
+	if o.StallMin <= 0 {
+		o.StallMin = time.Second
+	}
+	if o.RecoverWithin <= 0 {
+		o.RecoverWithin = 15 * time.Second
+	}
+	return o
+}
+
+// Verdict is what a scenario's timeline shows. Every field is derived from
+// the timeline alone (Snapshot.Verdict documents how), so the same
+// timeline read back from report.json gives the same verdict.
+type Verdict struct {
+	Stalled        bool  `json:"stalled"`
+	TimeoutFired   bool  `json:"timeout_fired"`
+	HandlerLogged  bool  `json:"handler_logged"`
+	Recovered      bool  `json:"recovered"`
+	Splat          bool  `json:"splat"`
+	CleanupOK      bool  `json:"cleanup_ok"`
+	FirstTimeoutMS int64 `json:"first_timeout_ms"` // -1: no timeout signal
+
+	// The numbers behind the fields.
+	TxTimeoutCount        uint64 `json:"tx_timeout_count"`        // increase of the sysfs tx_timeout sum during the fault
+	WatchdogLines         int    `json:"watchdog_lines"`          // NETDEV WATCHDOG lines in the kernel log
+	TracepointHits        int    `json:"tracepoint_hits"`         // net:net_dev_xmit_timeout hits
+	DriverLines           int    `json:"driver_lines"`            // the driver's own tx-timeout lines
+	SplatCount            int    `json:"splat_count"`             // oops, BUG, WARNING, ... lines
+	StallMS               int64  `json:"stall_ms"`                // longest time tx_packets stood still while traffic was offered
+	TxPacketsDuringFault  uint64 `json:"tx_packets_during_fault"` // tx_packets increase between the fault marks
+	OfferedDuringFault    uint64 `json:"offered_during_fault"`    // packets the generators offered between the fault marks
+	QdiscBacklogMax       uint32 `json:"qdisc_backlog_max"`       // packets held by the root qdisc, at most
+	QdiscBacklogBytesMax  uint32 `json:"qdisc_backlog_bytes_max"` // bytes held by the root qdisc, at most
+	QdiscDropsDuringFault uint32 `json:"qdisc_drops_during_fault"`
+	RecoverMS             int64  `json:"recover_ms"` // from fault_removed to recovery; -1: not recovered
+	Samples               int    `json:"samples"`
+}
+
+// Verdict derives the verdict from the snapshot:
+//
+//   - The fault window runs from the first MarkFaultInjected (or the
+//     timeline start) to the first MarkFaultRemoved after it (or the end).
+//     The baseline is the last sample at or before the window's start (or
+//     the first sample).
+//   - Stalled: some run of consecutive samples inside the window has the
+//     same tx_packets and lasts at least StallMin, while traffic was
+//     offered during that run: the Offered count grew, or the root qdisc
+//     held packets at the run's end, or the qdisc dropped packets, or (only
+//     when no generator counts its sends, so Offered never moved) a
+//     MarkFloodStart precedes the run with no MarkFloodStop before its end.
+//     StallMS is the longest such run.
+//   - TimeoutFired: at least one timeout signal at or after the window's
+//     start: a watchdog event from the kernel log, a tracepoint hit, or a
+//     tx_timeout sum above the baseline. Any one counts, because kernels
+//     before 6.8 print the watchdog line once per boot.
+//   - FirstTimeoutMS: from the window's start to the earliest signal; for
+//     the counter, the first sample that shows the increase. -1 if none.
+//   - HandlerLogged: a driver event at or after the window's start.
+//   - Splat: any splat event on the whole timeline.
+//   - Recovered: a MarkFaultRemoved exists and, within RecoverWithin after
+//     it, a sample shows tx_packets above its value at the removal (the
+//     last sample at or before it) and, unless NoEcho, a MarkEchoReply
+//     follows the removal. RecoverMS is the later of the two.
+//   - CleanupOK: a MarkCleanupOK exists and no MarkCleanupFailed.
+//
+// Events naming an interface other than o.Iface are ignored when o.Iface
+// is set; events that name no interface count.
+func (s Snapshot) Verdict(o VerdictOptions) Verdict {
+	o = o.withDefaults()
+	v := Verdict{FirstTimeoutMS: -1, RecoverMS: -1, Samples: len(s.Samples)}
+
+	start := s.Start
+	if m, ok := s.FindMark(MarkFaultInjected); ok {
+		start = m.Time
+	}
+	var end time.Time // zero: open
+	for _, m := range s.Marks {
+		if m.Name == MarkFaultRemoved && !m.Time.Before(start) {
+			end = m.Time
+			break
+		}
+	}
+	inWindow := func(t time.Time) bool {
+		return !t.Before(start) && (end.IsZero() || !t.After(end))
+	}
+
+	// Baseline and window samples.
+	var base *Sample
+	var window []Sample
+	for i := range s.Samples {
+		smp := s.Samples[i]
+		if !smp.Time.After(start) {
+			base = &s.Samples[i]
+		}
+		if inWindow(smp.Time) {
+			window = append(window, smp)
+		}
+	}
+	if base == nil && len(s.Samples) > 0 {
+		base = &s.Samples[0]
+	}
+
+	first := time.Time{}
+	signal := func(t time.Time) {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+
+	// Counters inside the window.
+	if base != nil {
+		for _, smp := range window {
+			if smp.TxTimeout > base.TxTimeout {
+				if d := smp.TxTimeout - base.TxTimeout; d > v.TxTimeoutCount {
+					v.TxTimeoutCount = d
+				}
+				signal(smp.Time)
+			}
+			if smp.TxPackets >= base.TxPackets {
+				v.TxPacketsDuringFault = smp.TxPackets - base.TxPackets
+			}
+			if smp.Offered >= base.Offered {
+				v.OfferedDuringFault = smp.Offered - base.Offered
+			}
+			if smp.QdiscDrops >= base.QdiscDrops {
+				v.QdiscDropsDuringFault = smp.QdiscDrops - base.QdiscDrops
+			}
+		}
+	}
+	for _, smp := range window {
+		v.QdiscBacklogMax = max(v.QdiscBacklogMax, smp.QdiscBacklog)
+		v.QdiscBacklogBytesMax = max(v.QdiscBacklogBytesMax, smp.QdiscBacklogBytes)
+	}
+
+	// Stall: runs of equal tx_packets with traffic offered.
+	generatorsCount := false
+	for _, smp := range s.Samples {
+		if smp.Offered > 0 {
+			generatorsCount = true
+			break
+		}
+	}
+	floodActive := func(from, to time.Time) bool {
+		on := false
+		for _, m := range s.Marks {
+			switch {
+			case m.Name == MarkFloodStart && !m.Time.After(from):
+				on = true
+			case m.Name == MarkFloodStop && !m.Time.After(to):
+				on = false
+			}
+		}
+		return on
+	}
+	for i := 0; i < len(window); {
+		j := i
+		for j+1 < len(window) && window[j+1].TxPackets == window[i].TxPackets {
+			j++
+		}
+		a, b := window[i], window[j]
+		d := b.Time.Sub(a.Time)
+		offered := b.Offered > a.Offered ||
+			(b.HaveQdisc && b.QdiscBacklog > 0) ||
+			b.QdiscDrops > a.QdiscDrops ||
+			(!generatorsCount && floodActive(a.Time, b.Time))
+		if j > i && d >= o.StallMin && offered {
+			v.Stalled = true
+			v.StallMS = max(v.StallMS, d.Milliseconds())
+		}
+		i = j + 1
+	}
+
+	// Kernel events.
+	ours := func(e Event) bool { return o.Iface == "" || e.Iface == "" || e.Iface == o.Iface }
+	for _, e := range s.Events {
+		if e.Kind == kmsg.KindSplat {
+			v.SplatCount++
+			continue
+		}
+		if !ours(e) || e.Time.Before(start) {
+			continue
+		}
+		switch {
+		case e.Kind == kmsg.KindWatchdog && e.Source == SourceTracepoint:
+			v.TracepointHits++
+			signal(e.Time)
+		case e.Kind == kmsg.KindWatchdog:
+			v.WatchdogLines++
+			signal(e.Time)
+		case e.Kind == kmsg.KindDriver:
+			v.DriverLines++
+		}
+	}
+	v.Splat = v.SplatCount > 0
+	v.HandlerLogged = v.DriverLines > 0
+	v.TimeoutFired = !first.IsZero()
+	if v.TimeoutFired {
+		v.FirstTimeoutMS = first.Sub(start).Milliseconds()
+	}
+
+	// Recovery.
+	if !end.IsZero() {
+		deadline := end.Add(o.RecoverWithin)
+		var atRemoval *Sample
+		for i := range s.Samples {
+			if !s.Samples[i].Time.After(end) {
+				atRemoval = &s.Samples[i]
+			}
+		}
+		var txAt, echoAt time.Time
+		if atRemoval != nil {
+			for _, smp := range s.Samples {
+				if smp.Time.After(end) && !smp.Time.After(deadline) && smp.TxPackets > atRemoval.TxPackets {
+					txAt = smp.Time
+					break
+				}
+			}
+		}
+		echoAt = end
+		if !o.NoEcho {
+			echoAt = time.Time{}
+			for _, m := range s.Marks {
+				if m.Name == MarkEchoReply && !m.Time.Before(end) && !m.Time.After(deadline) {
+					echoAt = m.Time
+					break
+				}
+			}
+		}
+		if !txAt.IsZero() && !echoAt.IsZero() {
+			v.Recovered = true
+			last := txAt
+			if echoAt.After(last) {
+				last = echoAt
+			}
+			v.RecoverMS = last.Sub(end).Milliseconds()
+		}
+	}
+
+	_, ok := s.FindMark(MarkCleanupOK)
+	_, failed := s.FindMark(MarkCleanupFailed)
+	v.CleanupOK = ok && !failed
+	return v
+}
+
+// Summary says in plain words what the verdict shows, with the numbers.
+func (v Verdict) Summary() string {
+	var b strings.Builder
+	if v.Stalled {
+		fmt.Fprintf(&b, "the device stalled: tx_packets stood still for %d ms while traffic was offered", v.StallMS)
+	} else {
+		fmt.Fprintf(&b, "the driver queue never stopped: tx_packets moved by %d during the fault", v.TxPacketsDuringFault)
+	}
+	if v.QdiscBacklogMax > 0 {
+		fmt.Fprintf(&b, "; the qdisc held up to %d packets (%d bytes)", v.QdiscBacklogMax, v.QdiscBacklogBytesMax)
+	}
+	if v.TimeoutFired {
+		fmt.Fprintf(&b, "; the tx watchdog fired %d ms after the fault (tx_timeout +%d, %d watchdog lines, %d tracepoint hits)",
+			v.FirstTimeoutMS, v.TxTimeoutCount, v.WatchdogLines, v.TracepointHits)
+	} else {
+		b.WriteString("; the tx watchdog did not fire")
+	}
+	if v.HandlerLogged {
+		fmt.Fprintf(&b, "; the driver logged %d tx-timeout lines", v.DriverLines)
+	}
+	if v.Recovered {
+		fmt.Fprintf(&b, "; recovered %d ms after the fault was removed", v.RecoverMS)
+	} else {
+		b.WriteString("; no recovery seen")
+	}
+	if v.Splat {
+		fmt.Fprintf(&b, "; %d kernel splats", v.SplatCount)
+	}
+	if v.CleanupOK {
+		b.WriteString("; cleanup ok")
+	} else {
+		b.WriteString("; cleanup not confirmed")
+	}
+	return b.String()
+}
