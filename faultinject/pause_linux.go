@@ -29,6 +29,10 @@ type PauseFlood struct {
 	restored string
 
 	sent atomic.Uint64
+	// maxGap is the longest time between two frames; late counts the
+	// gaps longer than one pause, during which the link could resume.
+	maxGap atomic.Int64
+	late   atomic.Uint64
 }
 
 var _ Injector = (*PauseFlood)(nil)
@@ -77,7 +81,10 @@ func (p *PauseFlood) Describe() string {
 		}
 	}
 	if n := p.sent.Load(); n > 0 {
-		s += fmt.Sprintf("; %d frames sent", n)
+		s += fmt.Sprintf("; %d frames sent, longest gap %v", n, time.Duration(p.maxGap.Load()).Round(time.Microsecond))
+		if l := p.late.Load(); l > 0 {
+			s += fmt.Sprintf(" (%d gaps longer than one pause of %v)", l, pauseDuration(p.cfg.Quanta, p.speed))
+		}
 	}
 	if p.restored != "" {
 		s += "; " + p.restored
@@ -87,6 +94,13 @@ func (p *PauseFlood) Describe() string {
 
 // Sent is the number of PAUSE frames sent so far.
 func (p *PauseFlood) Sent() uint64 { return p.sent.Load() }
+
+// Late is the number of gaps between frames longer than one pause (the
+// link could have resumed in each; a loaded machine or a very short pause
+// causes them), and MaxGap the longest gap.
+func (p *PauseFlood) Late() (n uint64, maxGap time.Duration) {
+	return p.late.Load(), time.Duration(p.maxGap.Load())
+}
 
 // Done is closed when the flood has stopped (deadline, context or
 // Restore); nil before Inject.
@@ -195,6 +209,8 @@ func (p *PauseFlood) flood(ctx context.Context, conn *packet.Conn, frame []byte,
 	t := time.NewTicker(p.interval)
 	defer t.Stop()
 	addr := &packet.Addr{HardwareAddr: PauseDst}
+	pause := pauseDuration(p.cfg.Quanta, p.speed)
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -206,6 +222,15 @@ func (p *PauseFlood) flood(ctx context.Context, conn *packet.Conn, frame []byte,
 			p.floodErr = fmt.Errorf("sending PAUSE frame on %s: %w", p.partner, err)
 			p.mu.Unlock()
 			return
+		}
+		now := time.Now()
+		gap := now.Sub(last)
+		last = now
+		if int64(gap) > p.maxGap.Load() {
+			p.maxGap.Store(int64(gap))
+		}
+		if gap > pause {
+			p.late.Add(1)
 		}
 		p.sent.Add(1)
 	}
