@@ -1,0 +1,310 @@
+package kmsg
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Kind says what an Event is.
+type Kind string
+
+// The kinds of Event.
+const (
+	// KindWatchdog is the kernel's own NETDEV WATCHDOG line
+	// (net/sched/sch_generic.c, dev_watchdog).
+	KindWatchdog Kind = "watchdog"
+	// KindDriver is a driver's own tx-timeout, hang or reset line.
+	KindDriver Kind = "driver"
+	// KindSplat is a kernel warning or crash: WARNING, BUG, Oops,
+	// general protection fault, lockups, hung tasks, RCU stalls, panic.
+	KindSplat Kind = "splat"
+)
+
+// Event is a record that matters to a tx-timeout test.
+type Event struct {
+	Kind   Kind   `json:"kind"`
+	Iface  string `json:"iface"`
+	Driver string `json:"driver"`
+	Bus    string `json:"bus"`
+	// Queue is the transmit queue, -1 when the line does not say.
+	Queue int `json:"queue"`
+	// TimedOutMS is how long the queue had been stuck, 0 when the line
+	// does not say.
+	TimedOutMS int    `json:"timed_out_ms"`
+	TSUsec     int64  `json:"ts_usec"`
+	Seq        uint64 `json:"seq"`
+	Text       string `json:"text"`
+}
+
+// DriverPattern is one row of the driver table: a line that a driver
+// prints when its transmit path times out, hangs or is reset.
+type DriverPattern struct {
+	// Driver is the driver's name as the kernel prints it at the start
+	// of the line (dev_driver_string: "mlx5_core", "bnxt_en").
+	Driver string
+	// Re matches the message after the "DRIVER BUS-ID IFACE: " prefix.
+	// Named groups fill the Event: "queue" its Queue, "ms" or "usecs"
+	// its TimedOutMS.
+	Re *regexp.Regexp
+	// Source is where the line comes from, for whoever extends the table.
+	Source string
+}
+
+// DriverPatterns is the driver table (kernel-facts.md, section 3). A line
+// matches the first row whose Re matches and whose Driver is the one the
+// line's prefix names; failing that, the first row whose Re matches. Add a
+// row (and a test row) to teach the Matcher a new driver.
+var DriverPatterns = []DriverPattern{
+	{Driver: "virtio_net", Source: "drivers/net/virtio_net.c virtnet_tx_timeout (5.16+)",
+		Re: regexp.MustCompile(`^TX timeout on queue: (?P<queue>\d+), sq: \S+, vq: 0x[0-9a-fA-F]+, name: \S+, (?P<usecs>\d+) usecs ago`)},
+	{Driver: "mlx5_core", Source: "drivers/net/ethernet/mellanox/mlx5/core/en_main.c mlx5e_tx_timeout_work",
+		Re: regexp.MustCompile(`^TX timeout on queue: (?P<queue>\d+), SQ: 0x[0-9a-fA-F]+, CQ: 0x[0-9a-fA-F]+, SQ Cons: 0x[0-9a-fA-F]+ SQ Prod: 0x[0-9a-fA-F]+, usecs since last trans: (?P<usecs>\d+)`)},
+	{Driver: "mlx5_core", Source: "mlx5e_tx_timeout, older kernels",
+		Re: regexp.MustCompile(`^TX timeout detected$`)},
+	{Driver: "bnxt_en", Source: "drivers/net/ethernet/broadcom/bnxt/bnxt.c bnxt_tx_timeout",
+		Re: regexp.MustCompile(`^TX timeout detected, starting reset task!`)},
+	{Driver: "e1000e", Source: "drivers/net/ethernet/intel/e1000e/netdev.c e1000_reset_task",
+		Re: regexp.MustCompile(`^Reset adapter unexpectedly`)},
+	{Driver: "e1000e", Source: "e1000_print_hw_hang",
+		Re: regexp.MustCompile(`^Detected Hardware Unit Hang:`)},
+	{Driver: "e1000", Source: "drivers/net/ethernet/intel/e1000/e1000_main.c e1000_reset_task",
+		Re: regexp.MustCompile(`^Reset adapter$`)},
+	{Driver: "e1000", Source: "e1000_clean_tx_irq",
+		Re: regexp.MustCompile(`(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`)},
+	{Driver: "igb", Source: "drivers/net/ethernet/intel/igb/igb_main.c igb_reset_task",
+		Re: regexp.MustCompile(`^Reset adapter$`)},
+	{Driver: "igb", Source: "igb_clean_tx_irq",
+		Re: regexp.MustCompile(`(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`)},
+	{Driver: "ixgbe", Source: "drivers/net/ethernet/intel/ixgbe/ixgbe_main.c ixgbe_tx_timeout_reset",
+		Re: regexp.MustCompile(`^initiating reset due to tx timeout`)},
+	{Driver: "ixgbe", Source: "ixgbe_clean_tx_irq",
+		Re: regexp.MustCompile(`^tx hang \d+ detected on queue (?P<queue>\d+), resetting adapter`)},
+	{Driver: "ixgbe", Source: "ixgbe_clean_tx_irq",
+		Re: regexp.MustCompile(`(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`)},
+	{Driver: "ixgbe", Source: "ixgbe_reset_subtask",
+		Re: regexp.MustCompile(`^Reset adapter$`)},
+	{Driver: "i40e", Source: "drivers/net/ethernet/intel/i40e/i40e_main.c i40e_tx_timeout",
+		Re: regexp.MustCompile(`^tx_timeout: VSI_seid: \d+, Q (?P<queue>\d+),`)},
+	{Driver: "i40e", Source: "i40e_tx_timeout",
+		Re: regexp.MustCompile(`^tx_timeout recovery level \d+, txqueue (?P<queue>\d+)`)},
+	{Driver: "i40e", Source: "i40e_tx_timeout",
+		Re: regexp.MustCompile(`^tx_timeout recovery unsuccessful`)},
+	{Driver: "ice", Source: "drivers/net/ethernet/intel/ice/ice_main.c ice_tx_timeout",
+		Re: regexp.MustCompile(`^tx_timeout: VSI_num: \d+, Q (?P<queue>\d+),`)},
+	{Driver: "ice", Source: "ice_tx_timeout",
+		Re: regexp.MustCompile(`^tx_timeout recovery level \d+, txqueue (?P<queue>\d+)`)},
+	{Driver: "tg3", Source: "drivers/net/ethernet/broadcom/tg3.c tg3_tx_timeout",
+		Re: regexp.MustCompile(`^transmit timed out, resetting`)},
+	{Driver: "8139too", Source: "drivers/net/ethernet/realtek/8139too.c rtl8139_tx_timeout (debug level)",
+		Re: regexp.MustCompile(`^Transmit timeout, status `)},
+}
+
+var (
+	// WARN_ONCE forms, up to 6.7: "NETDEV WATCHDOG: eth0 (e1000e):
+	// transmit queue 0 timed out[ 5120 ms]", and the 2.6-era
+	// "NETDEV WATCHDOG: eth0: transmit timed out".
+	reWatchdogWarn = regexp.MustCompile(`^NETDEV WATCHDOG: (?P<iface>[^\s:/]+) \((?P<driver>[^)]*)\): transmit queue (?P<queue>\d+) timed out(?: (?P<ms>\d+) ms)?`)
+	reWatchdogOld  = regexp.MustCompile(`^NETDEV WATCHDOG: (?P<iface>[^\s:/(]+): transmit timed out`)
+	// netdev_crit form, 6.8+ and later stable releases (after the prefix).
+	reWatchdogCrit = regexp.MustCompile(`^NETDEV WATCHDOG: CPU: \d+: transmit queue (?P<queue>\d+) timed out (?P<ms>\d+) ms`)
+
+	// __netdev_printk prefixes: "DRIVER BUS-ID IFACE[ (state)]: ",
+	// "IFACE[ (state)]: " for a device without a parent, and dev_printk's
+	// "DRIVER BUS-ID: ".
+	reNetdevPrefix = regexp.MustCompile(`^([^\s:]+) (\S+) ([^\s:/]+)(?: \((?:unregistered|unregistering|uninitialized|unknown)\))?: `)
+	reDevPrefix    = regexp.MustCompile(`^([^\s:]+) (\S+): `)
+	reIfacePrefix  = regexp.MustCompile(`^([^\s:/]+)(?: \((?:unregistered|unregistering|uninitialized|unknown)\))?: `)
+
+	// The watchdog's own WARNING line names dev_watchdog (or, without
+	// kallsyms, at least sch_generic.c).
+	reWatchdogWarning = regexp.MustCompile(`^WARNING: .*\bdev_watchdog\b`)
+	reSchGeneric      = regexp.MustCompile(`^WARNING: .*net/sched/sch_generic\.c:`)
+
+	// Splat openers. WARNING is only the WARN() form ("WARNING: CPU: N
+	// PID: P at ..." or the old "WARNING: at ...") and lockdep's reports,
+	// not boot-time notices such as "WARNING: Spectre v2 mitigation ...".
+	reSplat = regexp.MustCompile(`^(?:` +
+		`WARNING: (?:CPU: \d+ PID: \d+ |at )` +
+		`|WARNING: (?:possible (?:circular|recursive|irq lock inversion)|suspicious RCU usage|inconsistent lock state|bad unlock balance|held lock freed|lock held when returning|.*lock order detected)` +
+		`|(?:(?:NMI )?watchdog: )?BUG: ` +
+		`|kernel BUG at ` +
+		`|Oops: ` +
+		`|Internal error: Oops` +
+		`|Unable to handle kernel ` +
+		`|general protection fault` +
+		`|(?:(?:NMI )?watchdog: )?Watchdog detected hard LOCKUP` +
+		`|INFO: task \S.* blocked for more than \d+ seconds` +
+		`|(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?` +
+		`|Kernel panic - not syncing` +
+		`|UBSAN: ` +
+		`)`)
+	// Lines that continue the report a BUG/kernel BUG/Unable to handle
+	// opened: they are not new splats.
+	reSplatFollow = regexp.MustCompile(`^(?:Oops: |Internal error: Oops|invalid opcode: )`)
+)
+
+// Windows (in records) during which follow-on lines belong to the event
+// before them. Traces are a few dozen records; the openers' own follow-on
+// lines come within a handful.
+const (
+	watchdogWindow = 64
+	splatWindow    = 32
+)
+
+// Matcher turns records into events. It is stateful — the WARNING and call
+// trace that follow a watchdog line belong to it, and the lines of an oops
+// report belong to the splat that opened it — but it returns each event as
+// soon as its opening line is seen. It is not safe for concurrent use.
+type Matcher struct {
+	watchdogLeft int // records left in which a sch_generic.c WARNING is the watchdog's
+	splatLeft    int // records left in which an Oops line belongs to the last splat
+}
+
+// NewMatcher returns a Matcher.
+func NewMatcher() *Matcher { return &Matcher{} }
+
+// Match returns the events record r opens: none, or one.
+func (m *Matcher) Match(r Record) []Event {
+	if m.watchdogLeft > 0 {
+		m.watchdogLeft--
+	}
+	if m.splatLeft > 0 {
+		m.splatLeft--
+	}
+	msg := r.Message
+	if strings.HasPrefix(msg, "---[ end trace") {
+		m.watchdogLeft, m.splatLeft = 0, 0
+		return nil
+	}
+	ev := Event{Queue: -1, TSUsec: r.Time.Microseconds(), Seq: r.Seq, Text: msg}
+
+	// The WARN_ONCE forms of the watchdog line.
+	if g := submatch(reWatchdogWarn, msg); g != nil {
+		ev.Kind = KindWatchdog
+		ev.Iface, ev.Driver = g["iface"], g["driver"]
+		ev.Queue = atoi(g["queue"], -1)
+		ev.TimedOutMS = atoi(g["ms"], 0)
+		m.watchdogLeft, m.splatLeft = watchdogWindow, 0
+		return []Event{ev}
+	}
+	if g := submatch(reWatchdogOld, msg); g != nil {
+		ev.Kind, ev.Iface = KindWatchdog, g["iface"]
+		m.watchdogLeft, m.splatLeft = watchdogWindow, 0
+		return []Event{ev}
+	}
+	// The watchdog's WARNING is part of its event; old kernels print it
+	// before the NETDEV WATCHDOG line, newer ones after.
+	if reWatchdogWarning.MatchString(msg) || (m.watchdogLeft > 0 && reSchGeneric.MatchString(msg)) {
+		m.watchdogLeft, m.splatLeft = watchdogWindow, 0
+		return nil
+	}
+
+	p := splitPrefix(msg)
+	ev.Driver, ev.Bus, ev.Iface = p.driver, p.bus, p.iface
+
+	// The netdev_crit form.
+	if g := submatch(reWatchdogCrit, p.body); g != nil {
+		ev.Kind = KindWatchdog
+		ev.Queue = atoi(g["queue"], -1)
+		ev.TimedOutMS = atoi(g["ms"], 0)
+		return []Event{ev}
+	}
+
+	// Drivers' own lines.
+	if row, g := matchDriver(p); row != nil {
+		ev.Kind = KindDriver
+		if p.driver == "" {
+			ev.Driver = row.Driver
+		}
+		ev.Queue = atoi(g["queue"], -1)
+		if ms := atoi(g["ms"], 0); ms > 0 {
+			ev.TimedOutMS = ms
+		} else if us := atoi(g["usecs"], 0); us > 0 {
+			ev.TimedOutMS = us / 1000
+		}
+		return []Event{ev}
+	}
+
+	if reSplat.MatchString(msg) {
+		if m.splatLeft > 0 && reSplatFollow.MatchString(msg) {
+			return nil
+		}
+		m.splatLeft, m.watchdogLeft = splatWindow, 0
+		return []Event{{Kind: KindSplat, Queue: -1, TSUsec: ev.TSUsec, Seq: r.Seq, Text: msg}}
+	}
+	return nil
+}
+
+// prefix is a message split into the kernel's device prefix and the rest.
+type prefix struct {
+	driver, bus, iface string
+	body               string
+}
+
+func splitPrefix(msg string) prefix {
+	if m := reNetdevPrefix.FindStringSubmatch(msg); m != nil {
+		return prefix{driver: m[1], bus: m[2], iface: m[3], body: msg[len(m[0]):]}
+	}
+	if m := reDevPrefix.FindStringSubmatch(msg); m != nil {
+		return prefix{driver: m[1], bus: m[2], body: msg[len(m[0]):]}
+	}
+	if m := reIfacePrefix.FindStringSubmatch(msg); m != nil {
+		return prefix{iface: m[1], body: msg[len(m[0]):]}
+	}
+	return prefix{body: msg}
+}
+
+// matchDriver finds the DriverPatterns row for p: the first matching row of
+// the driver p names, else the first matching row. Without a prefix, a line
+// that several drivers print ("Reset adapter") is attributed to none.
+func matchDriver(p prefix) (*DriverPattern, map[string]string) {
+	var first *DriverPattern
+	var firstG map[string]string
+	ambiguous := false
+	for i := range DriverPatterns {
+		row := &DriverPatterns[i]
+		g := submatch(row.Re, p.body)
+		if g == nil {
+			continue
+		}
+		if p.driver != "" && row.Driver == p.driver {
+			return row, g
+		}
+		if first == nil {
+			first, firstG = row, g
+		} else if row.Driver != first.Driver {
+			ambiguous = true
+		}
+	}
+	if first != nil && ambiguous && p.driver == "" {
+		anon := *first
+		anon.Driver = ""
+		return &anon, firstG
+	}
+	return first, firstG
+}
+
+// submatch returns re's named groups in s, or nil when re does not match.
+func submatch(re *regexp.Regexp, s string) map[string]string {
+	m := re.FindStringSubmatch(s)
+	if m == nil {
+		return nil
+	}
+	g := make(map[string]string, len(m))
+	for i, name := range re.SubexpNames() {
+		if name != "" {
+			g[name] = m[i]
+		}
+	}
+	return g
+}
+
+// atoi parses a non-negative decimal, or returns def.
+func atoi(s string, def int) int {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return def
+	}
+	return n
+}

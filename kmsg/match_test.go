@@ -1,0 +1,475 @@
+package kmsg
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// ev builds the Event expected for a line; fields not given are the
+// "line does not say" values.
+func ev(kind Kind, iface, driver, bus string, queue, ms int) Event {
+	return Event{Kind: kind, Iface: iface, Driver: driver, Bus: bus, Queue: queue, TimedOutMS: ms}
+}
+
+// matchOne runs a fresh Matcher over one line.
+func matchOne(line string) []Event {
+	return NewMatcher().Match(Record{Message: line, Seq: 42, Time: 9164193 * time.Microsecond})
+}
+
+func TestMatchWatchdog(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want Event
+	}{
+		{
+			// Verbatim, Debian 6.1.176 and 6.12.117 under QEMU (kernel-facts.md 2).
+			name: "netdev_crit 6.8+",
+			line: "virtio_net virtio0 eth0: NETDEV WATCHDOG: CPU: 0: transmit queue 0 timed out 5760 ms",
+			want: ev(KindWatchdog, "eth0", "virtio_net", "virtio0", 0, 5760),
+		},
+		{
+			name: "netdev_crit on a PCI NIC",
+			line: "e1000e 0000:00:19.0 enp0s25: NETDEV WATCHDOG: CPU: 3: transmit queue 2 timed out 10240 ms",
+			want: ev(KindWatchdog, "enp0s25", "e1000e", "0000:00:19.0", 2, 10240),
+		},
+		{
+			name: "netdev_crit on a device without parent",
+			line: "eth7: NETDEV WATCHDOG: CPU: 1: transmit queue 0 timed out 5004 ms",
+			want: ev(KindWatchdog, "eth7", "", "", 0, 5004),
+		},
+		{
+			name: "netdev_crit on an unregistering device",
+			line: "virtio_net virtio0 eth0 (unregistering): NETDEV WATCHDOG: CPU: 0: transmit queue 1 timed out 6000 ms",
+			want: ev(KindWatchdog, "eth0", "virtio_net", "virtio0", 1, 6000),
+		},
+		{
+			name: "WARN_ONCE up to 6.3",
+			line: "NETDEV WATCHDOG: eth0 (e1000e): transmit queue 0 timed out",
+			want: ev(KindWatchdog, "eth0", "e1000e", "", 0, 0),
+		},
+		{
+			name: "WARN_ONCE 6.4 to 6.7",
+			line: "NETDEV WATCHDOG: enp3s0 (r8169): transmit queue 3 timed out 5120 ms",
+			want: ev(KindWatchdog, "enp3s0", "r8169", "", 3, 5120),
+		},
+		{
+			name: "WARN_ONCE without a driver name",
+			line: "NETDEV WATCHDOG: eth0 (): transmit queue 0 timed out",
+			want: ev(KindWatchdog, "eth0", "", "", 0, 0),
+		},
+		{
+			name: "2.6-era form",
+			line: "NETDEV WATCHDOG: eth1: transmit timed out",
+			want: ev(KindWatchdog, "eth1", "", "", -1, 0),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := matchOne(tt.line)
+			tt.want.TSUsec, tt.want.Seq, tt.want.Text = 9164193, 42, tt.line
+			if diff := cmp.Diff([]Event{tt.want}, got); diff != "" {
+				t.Errorf("Match(%q) (-want +got):\n%s", tt.line, diff)
+			}
+		})
+	}
+}
+
+func TestMatchDriver(t *testing.T) {
+	tests := []struct {
+		line string
+		want Event
+	}{
+		// Verbatim, Debian 6.1.176 under QEMU (kernel-facts.md 2).
+		{"virtio_net virtio0 eth0: TX timeout on queue: 0, sq: output.0, vq: 0x1, name: output.0, 5764000 usecs ago",
+			ev(KindDriver, "eth0", "virtio_net", "virtio0", 0, 5764)},
+		// From the format strings of kernel-facts.md 3, with the prefix
+		// netdev_err and friends print.
+		{"mlx5_core 0000:08:00.0 enp8s0f0np0: TX timeout on queue: 5, SQ: 0x10f, CQ: 0x4a8, SQ Cons: 0x3a SQ Prod: 0x41, usecs since last trans: 10496000",
+			ev(KindDriver, "enp8s0f0np0", "mlx5_core", "0000:08:00.0", 5, 10496)},
+		{"mlx5_core 0000:08:00.0 enp8s0f0: TX timeout detected",
+			ev(KindDriver, "enp8s0f0", "mlx5_core", "0000:08:00.0", -1, 0)},
+		{"bnxt_en 0000:3b:00.0 eno1np0: TX timeout detected, starting reset task!",
+			ev(KindDriver, "eno1np0", "bnxt_en", "0000:3b:00.0", -1, 0)},
+		{"e1000e 0000:00:19.0 eth0: Reset adapter unexpectedly",
+			ev(KindDriver, "eth0", "e1000e", "0000:00:19.0", -1, 0)},
+		{"e1000e 0000:00:1f.6 eno1: Detected Hardware Unit Hang:\n  TDH                  <9c>\n  TDT                  <b4>",
+			ev(KindDriver, "eno1", "e1000e", "0000:00:1f.6", -1, 0)},
+		{"e1000 0000:00:03.0 eth0: Reset adapter",
+			ev(KindDriver, "eth0", "e1000", "0000:00:03.0", -1, 0)},
+		{"e1000 0000:00:03.0 eth0: Detected Tx Unit Hang\n  Tx Queue             <0>\n  TDH                  <2a>",
+			ev(KindDriver, "eth0", "e1000", "0000:00:03.0", 0, 0)},
+		{"igb 0000:01:00.0 enp1s0: Reset adapter",
+			ev(KindDriver, "enp1s0", "igb", "0000:01:00.0", -1, 0)},
+		{"igb 0000:01:00.1 enp1s0f1: Detected Tx Unit Hang\n  Tx Queue             <3>",
+			ev(KindDriver, "enp1s0f1", "igb", "0000:01:00.1", 3, 0)},
+		{"ixgbe 0000:03:00.0 eth2: initiating reset due to tx timeout",
+			ev(KindDriver, "eth2", "ixgbe", "0000:03:00.0", -1, 0)},
+		{"ixgbe 0000:03:00.0 eth2: tx hang 1 detected on queue 7, resetting adapter",
+			ev(KindDriver, "eth2", "ixgbe", "0000:03:00.0", 7, 0)},
+		{"ixgbe 0000:03:00.0 eth2: Detected Tx Unit Hang\n  Tx Queue             <7>\n  TDH, TDT             <0>, <1f>",
+			ev(KindDriver, "eth2", "ixgbe", "0000:03:00.0", 7, 0)},
+		{"ixgbe 0000:03:00.0 eth2: Reset adapter",
+			ev(KindDriver, "eth2", "ixgbe", "0000:03:00.0", -1, 0)},
+		{"i40e 0000:3d:00.0 ens1f0: tx_timeout: VSI_seid: 390, Q 6, NTC: 0x1b2, HWB: 0x1b2, NTU: 0x1c4, TAIL: 0x1c4, INT: 0x1",
+			ev(KindDriver, "ens1f0", "i40e", "0000:3d:00.0", 6, 0)},
+		{"i40e 0000:3d:00.0 ens1f0: tx_timeout recovery level 1, txqueue 6",
+			ev(KindDriver, "ens1f0", "i40e", "0000:3d:00.0", 6, 0)},
+		{"i40e 0000:3d:00.0 ens1f0: tx_timeout recovery unsuccessful",
+			ev(KindDriver, "ens1f0", "i40e", "0000:3d:00.0", -1, 0)},
+		{"ice 0000:3b:00.0 ens785f0: tx_timeout: VSI_num: 6, Q 12, NTC: 0x3c, HW_HEAD: 0x3c, NTU: 0x49, INT: 0x1",
+			ev(KindDriver, "ens785f0", "ice", "0000:3b:00.0", 12, 0)},
+		{"ice 0000:3b:00.0 ens785f0: tx_timeout recovery level 2, txqueue 12",
+			ev(KindDriver, "ens785f0", "ice", "0000:3b:00.0", 12, 0)},
+		{"tg3 0000:02:00.0 eth0: transmit timed out, resetting",
+			ev(KindDriver, "eth0", "tg3", "0000:02:00.0", -1, 0)},
+		{"8139too 0000:00:04.0 eth0: Transmit timeout, status 0d 0000 c07f media 10.",
+			ev(KindDriver, "eth0", "8139too", "0000:00:04.0", -1, 0)},
+		// Without a prefix: a line only one driver prints is attributed
+		// to it; one that several print is not.
+		{"TX timeout on queue: 1, sq: output.1, vq: 0x3, name: output.1, 6000000 usecs ago",
+			ev(KindDriver, "", "virtio_net", "", 1, 6000)},
+		{"Reset adapter",
+			ev(KindDriver, "", "", "", -1, 0)},
+		{"tx_timeout recovery level 1, txqueue 0",
+			ev(KindDriver, "", "", "", 0, 0)},
+		// A driver not in the table printing a line from it keeps its name.
+		{"igc 0000:05:00.0 enp5s0: Reset adapter",
+			ev(KindDriver, "enp5s0", "igc", "0000:05:00.0", -1, 0)},
+	}
+	for _, tt := range tests {
+		name := tt.want.Driver + ":" + strings.SplitN(tt.line, "\n", 2)[0]
+		t.Run(name, func(t *testing.T) {
+			got := matchOne(tt.line)
+			tt.want.TSUsec, tt.want.Seq, tt.want.Text = 9164193, 42, tt.line
+			if diff := cmp.Diff([]Event{tt.want}, got); diff != "" {
+				t.Errorf("Match(%q) (-want +got):\n%s", tt.line, diff)
+			}
+		})
+	}
+}
+
+// TestDriverPatternsCovered checks that every row of the driver table is
+// exercised by a line of TestMatchDriver, so a new row comes with a test.
+func TestDriverPatternsCovered(t *testing.T) {
+	lines := []string{
+		"TX timeout on queue: 0, sq: output.0, vq: 0x1, name: output.0, 5764000 usecs ago",
+		"TX timeout on queue: 5, SQ: 0x10f, CQ: 0x4a8, SQ Cons: 0x3a SQ Prod: 0x41, usecs since last trans: 10496000",
+		"TX timeout detected",
+		"TX timeout detected, starting reset task!",
+		"Reset adapter unexpectedly",
+		"Detected Hardware Unit Hang:",
+		"Reset adapter",
+		"Detected Tx Unit Hang",
+		"initiating reset due to tx timeout",
+		"tx hang 1 detected on queue 7, resetting adapter",
+		"tx_timeout: VSI_seid: 390, Q 6, NTC: 0x1b2",
+		"tx_timeout recovery level 1, txqueue 6",
+		"tx_timeout recovery unsuccessful",
+		"tx_timeout: VSI_num: 6, Q 12, NTC: 0x3c",
+		"transmit timed out, resetting",
+		"Transmit timeout, status 0d 0000 c07f media 10.",
+	}
+	for _, row := range DriverPatterns {
+		hit := false
+		for _, l := range lines {
+			if row.Re.MatchString(l) {
+				hit = true
+			}
+		}
+		if !hit {
+			t.Errorf("row %s %q has no test line", row.Driver, row.Re)
+		}
+		if row.Source == "" {
+			t.Errorf("row %s %q has no Source", row.Driver, row.Re)
+		}
+	}
+}
+
+func TestMatchSplat(t *testing.T) {
+	lines := []string{
+		"WARNING: CPU: 0 PID: 1 at mm/page_alloc.c:4400 __alloc_pages+0x2c5/0x330",
+		"WARNING: at fs/sysfs/dir.c:512 sysfs_add_one+0x99/0xb0()",
+		"WARNING: CPU: 2 PID: 0 at net/sched/sch_generic.c:1234 dev_deactivate_queue+0x10/0x20",
+		"WARNING: possible circular locking dependency detected",
+		"WARNING: suspicious RCU usage",
+		"WARNING: inconsistent lock state",
+		"BUG: kernel NULL pointer dereference, address: 0000000000000008",
+		"BUG: unable to handle page fault for address: ffffc90000a3c000",
+		"BUG: scheduling while atomic: swapper/0/0/0x00000002",
+		"BUG: sleeping function called from invalid context at kernel/locking/mutex.c:580",
+		"BUG: KASAN: slab-use-after-free in virtnet_poll+0x1a/0x40",
+		"watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [kworker/1:2:123]",
+		"NMI watchdog: BUG: soft lockup - CPU#0 stuck for 23s! [swapper/0:0]",
+		"kernel BUG at mm/slub.c:379!",
+		"Oops: 0000 [#1] PREEMPT SMP NOPTI",
+		"Oops: general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP PTI",
+		"general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP PTI",
+		"general protection fault: 0000 [#1] SMP",
+		"Internal error: Oops: 0000000096000005 [#1] PREEMPT SMP",
+		"Unable to handle kernel NULL pointer dereference at virtual address 0000000000000010",
+		"watchdog: Watchdog detected hard LOCKUP on cpu 3",
+		"NMI watchdog: Watchdog detected hard LOCKUP on cpu 1",
+		"INFO: task kworker/u8:2:345 blocked for more than 120 seconds.",
+		"INFO: task ip:1234 blocked for more than 122 seconds.",
+		"rcu: INFO: rcu_sched self-detected stall on CPU",
+		"rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+		"INFO: rcu_sched detected stalls on CPUs/tasks: { 1} (detected by 0, t=21002 jiffies)",
+		"rcu: INFO: rcu_sched detected expedited stalls on CPUs/tasks: { 1-... } 21002 jiffies s: 377 root: 0x2/.",
+		"Kernel panic - not syncing: Fatal exception in interrupt",
+		"UBSAN: array-index-out-of-bounds in drivers/net/foo.c:12:3",
+	}
+	for _, line := range lines {
+		t.Run(line, func(t *testing.T) {
+			got := matchOne(line)
+			want := []Event{{Kind: KindSplat, Queue: -1, TSUsec: 9164193, Seq: 42, Text: line}}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Match(%q) (-want +got):\n%s", line, diff)
+			}
+		})
+	}
+}
+
+// notEvents are real-world lines that mention timeouts, watchdogs, resets or
+// warnings but are no tx timeout and no splat.
+var notEvents = []string{
+	// NMI and hardware watchdogs.
+	"NMI watchdog: Perf NMI watchdog permanently disabled",
+	"NMI watchdog: Enabled. Permanently consumes one hw-PMU counter.",
+	"NMI watchdog: disabled (cpu0): hardware events not enabled",
+	"watchdog: Disabling watchdog on nohz_full cores by default",
+	"watchdog: watchdog0: watchdog did not stop!",
+	"iTCO_wdt iTCO_wdt: Found a Intel PCH TCO device (Version=6, TCOBASE=0x0400)",
+	"iTCO_wdt iTCO_wdt: initialized. heartbeat=30 sec (nowayout=0)",
+	"iTCO_vendor_support: vendor-support=0",
+	"softdog: initialized. soft_noboot=0 soft_margin=60 sec soft_panic=0 (nowayout=0)",
+	"softdog: Triggered - Reboot ignored",
+	"sp5100_tco: SP5100/SB800 TCO WatchDog Timer Driver",
+	"systemd[1]: Using hardware watchdog 'iTCO_wdt', version 0, device /dev/watchdog0",
+	"clocksource: timekeeping watchdog on CPU1: Marking clocksource 'tsc' as unstable because the skew is too large:",
+	"tsc: Marking TSC unstable due to clocksource watchdog",
+	// USB, storage, NVMe, firmware, Bluetooth, Wi-Fi timeouts.
+	"usb 1-1: device descriptor read/64, error -110",
+	"usb 1-1: device not accepting address 2, error -62",
+	"usb 2-1: reset high-speed USB device number 2 using ehci-pci",
+	"xhci_hcd 0000:00:14.0: Timeout while waiting for setup device command",
+	"xhci_hcd 0000:00:14.0: xHCI host not responding to stop endpoint command",
+	"ata1: SATA link down (SStatus 0 SControl 300)",
+	"ata3.00: qc timeout after 5000 msecs (cmd 0xec)",
+	"ata1.00: exception Emask 0x0 SAct 0x0 SErr 0x0 action 0x6 frozen",
+	"ata1: hard resetting link",
+	"sd 0:0:0:0: [sda] tag#0 timing out command, waited 180s",
+	"scsi host2: uas_eh_device_reset_handler start",
+	"nvme nvme0: I/O 12 QID 1 timeout, aborting",
+	"nvme nvme0: I/O 12 QID 1 timeout, reset controller",
+	"nvme nvme0: controller is down; will reset: CSTS=0xffffffff, PCI_STATUS=0xffff",
+	"nvme nvme0: Shutdown timeout set to 10 seconds",
+	"mmc0: Timeout waiting for hardware interrupt.",
+	"firmware_class: See https://wiki.debian.org/Firmware for information about missing firmware",
+	"i915 0000:00:02.0: [drm] *ERROR* Timed out waiting for forcewake ack to clear.",
+	"amdgpu 0000:03:00.0: amdgpu: ring gfx timeout, signaled seq=123, emitted seq=125",
+	"iwlwifi 0000:00:14.3: Microcode SW error detected. Restarting 0x0.",
+	"iwlwifi 0000:02:00.0: Error sending REPLY_ADD_STA: time out after 2000ms.",
+	"ath10k_pci 0000:02:00.0: firmware crashed! (guid 4c1b0ba5-67f5-4b0e-9d0e-8e3a5f1c3a33)",
+	"wlan0: authentication with 00:11:22:33:44:55 timed out",
+	"Bluetooth: hci0: command 0x0c03 tx timeout",
+	"Bluetooth: hci0: command tx timeout",
+	"Bluetooth: hci0: Reading supported features failed (-110)",
+	"tpm tpm0: tpm_try_transmit: send(): error -62",
+	"i2c_designware i2c_designware.0: controller timed out",
+	"ACPI Error: Aborting method \\_SB.PCI0.LPCB.EC0._Q66 due to previous error (AE_TIME) (20230628/psparse-529)",
+	"ipmi_si IPI0001:00: There appears to be no BMC at this location",
+	"cdc_ether 2-1:2.0 usb0: kevent 12 may have been dropped",
+	"ftdi_sio ttyUSB0: usb_serial_generic_read_bulk_callback - urb stopped: -32",
+	// NIC lines that are no timeout.
+	"e1000e 0000:00:1f.6 eno1: NIC Link is Up 1000 Mbps Full Duplex, Flow Control: Rx/Tx",
+	"e1000e 0000:00:1f.6 eno1: NIC Link is Down",
+	"igb 0000:01:00.0: added PHC on eth0",
+	"ixgbe 0000:03:00.0: Multiqueue Enabled: Rx Queue count = 8, Tx Queue count = 8 XDP Queue count = 0",
+	"r8169 0000:02:00.0 eth0: rtl_chipcmd_cond == 1 (loop: 100, delay: 100).",
+	"virtio_net virtio0 enp0s3: renamed from eth0",
+	"mlx5_core 0000:08:00.0: E-Switch: Total vports 2, per vport: max uc(128) max mc(2048)",
+	"bnxt_en 0000:3b:00.0 eno1np0: NIC Link is Up, 25000 Mbps full duplex, Flow control: ON - receive & transmit",
+	"i40e 0000:3d:00.0: TX driver issue detected, PF reset issued",
+	"Bluetooth: hci0: Resetting usb device.",
+	"tg3 0000:02:00.0 eth0: Link is up at 1000 Mbps, full duplex",
+	"8139too: 8139too Fast Ethernet driver 0.9.28",
+	"IPv6: ADDRCONF(NETDEV_CHANGE): eth0: link becomes ready",
+	"NETDEV WATCHDOG is documented in net/sched/sch_generic.c",
+	// Warnings and infos that are no splat.
+	"RETBleed: WARNING: Spectre v2 mitigation leaves CPU vulnerable to RETBleed attacks, data leaks possible!",
+	"Spectre V2 : WARNING: Unprivileged eBPF is enabled with eIBRS on, data leaks possible via Spectre v2 BHB attacks!",
+	"WARNING: Spectre v2 mitigation leaves CPU vulnerable to RETBleed attacks, data leaks possible!",
+	"x86/split lock detection: #DB: warning on user-space bus_locks",
+	"PCI: Using host bridge windows from ACPI; if necessary, use \"pci=nocrs\" and report a bug",
+	"[Firmware Bug]: TSC_DEADLINE disabled due to Errata; please update microcode to version: 0x52 (or later)",
+	"ACPI BIOS Error (bug): Could not resolve symbol [\\_SB.PCI0.XHC.RHUB.HS11], AE_NOT_FOUND (20230628/dswload2-162)",
+	"INFO: lockdep is turned off.",
+	"INFO: NMI handler (perf_event_nmi_handler) took too long to run: 1.234 msecs",
+	"perf: interrupt took too long (2505 > 2500), lowering kernel.perf_event_max_sample_rate to 79750",
+	"rcu: Adjusting geometry for rcu_fanout_leaf=16, nr_cpu_ids=2",
+	"rcu: \tRCU CPU stall warnings timeout set to 100 (rcu_task_stall_timeout).",
+	"hung_task: blocked tasks",
+	"Kernel command line: console=ttyS0 panic=1",
+	"Oops, the driver did something silly",
+	"------------[ cut here ]------------",
+	"Modules linked in: virtio_net net_failover failover",
+	"Call Trace:",
+	" <IRQ>",
+	"RIP: 0010:dev_watchdog+0x21f/0x230",
+	"CPU: 1 PID: 0 Comm: swapper/1 Not tainted 6.1.0 #1",
+	"---[ end trace 0000000000000000 ]---",
+	"process_api (1): drop_caches: 10",
+	"",
+}
+
+func TestMatchNothing(t *testing.T) {
+	for _, line := range notEvents {
+		t.Run(line, func(t *testing.T) {
+			if got := matchOne(line); len(got) != 0 {
+				t.Errorf("Match(%q) = %+v, want no event", line, got)
+			}
+		})
+	}
+}
+
+// matchAll runs one Matcher over lines in order.
+func matchAll(lines []string) []Event {
+	m := NewMatcher()
+	var evs []Event
+	for i, l := range lines {
+		evs = append(evs, m.Match(Record{Message: l, Seq: uint64(i)})...)
+	}
+	return evs
+}
+
+func kinds(evs []Event) []string {
+	var k []string
+	for _, e := range evs {
+		k = append(k, fmt.Sprintf("%s@%d", e.Kind, e.Seq))
+	}
+	return k
+}
+
+func TestMatchWatchdogWarnTrace(t *testing.T) {
+	// The WARN_ONCE report of a 6.1-era kernel before the stable change:
+	// one watchdog event, the WARNING and trace are part of it.
+	lines := []string{
+		"------------[ cut here ]------------",
+		"NETDEV WATCHDOG: eth0 (e1000e): transmit queue 0 timed out",
+		"WARNING: CPU: 1 PID: 0 at net/sched/sch_generic.c:525 dev_watchdog+0x21f/0x230",
+		"Modules linked in: e1000e",
+		"CPU: 1 PID: 0 Comm: swapper/1 Not tainted 6.1.0 #1",
+		"RIP: 0010:dev_watchdog+0x21f/0x230",
+		"Call Trace:",
+		" <IRQ>",
+		" ? pfifo_fast_reset+0x140/0x140",
+		" call_timer_fn+0x27/0x130",
+		" </IRQ>",
+		"---[ end trace 0000000000000000 ]---",
+		"e1000e 0000:00:19.0 eth0: Reset adapter unexpectedly",
+		// A later, unrelated WARNING is a splat.
+		"WARNING: CPU: 0 PID: 1 at mm/page_alloc.c:4400 __alloc_pages+0x2c5/0x330",
+	}
+	checkKinds(t, []string{"watchdog@1", "driver@12", "splat@13"}, lines)
+}
+
+func TestMatchWatchdogOldOrder(t *testing.T) {
+	// 2.6/3.x kernels print the WARNING before the message, and without
+	// kallsyms the WARNING names only the file.
+	lines := []string{
+		"WARNING: at net/sched/sch_generic.c:261 dev_watchdog+0x25e/0x270()",
+		"Hardware name: PowerEdge R610",
+		"NETDEV WATCHDOG: eth0 (bnx2): transmit queue 0 timed out",
+		"Modules linked in: bnx2",
+		"Pid: 0, comm: swapper Not tainted 2.6.32-431.el6.x86_64 #1",
+		"Call Trace:",
+		"---[ end trace a7919e7f17c0a725 ]---",
+		"NETDEV WATCHDOG: eth0 (e1000e): transmit queue 1 timed out 5120 ms",
+		"WARNING: CPU: 1 PID: 0 at net/sched/sch_generic.c:525 0xffffffff81234567",
+	}
+	checkKinds(t, []string{"watchdog@2", "watchdog@7"}, lines)
+}
+
+func TestMatchOopsReport(t *testing.T) {
+	// An x86 oops: one splat for the BUG line (the Oops line belongs to
+	// it), then the panic that follows the trace.
+	lines := []string{
+		"BUG: kernel NULL pointer dereference, address: 0000000000000008",
+		"#PF: supervisor read access in kernel mode",
+		"#PF: error_code(0x0000) - not-present page",
+		"PGD 0 P4D 0 ",
+		"Oops: 0000 [#1] PREEMPT SMP NOPTI",
+		"CPU: 0 PID: 42 Comm: kworker/0:1 Not tainted 6.12.0 #1",
+		"RIP: 0010:virtnet_poll+0x1a/0x40 [virtio_net]",
+		"Call Trace:",
+		" <TASK>",
+		" ? __die+0x23/0x70",
+		" </TASK>",
+		"---[ end trace 0000000000000000 ]---",
+		"RIP: 0010:virtnet_poll+0x1a/0x40 [virtio_net]",
+		"Kernel panic - not syncing: Fatal exception",
+		"Kernel Offset: disabled",
+		"---[ end Kernel panic - not syncing: Fatal exception ]---",
+	}
+	checkKinds(t, []string{"splat@0", "splat@13"}, lines)
+
+	// kernel BUG at ... then its invalid opcode line.
+	lines = []string{
+		"------------[ cut here ]------------",
+		"kernel BUG at net/core/skbuff.c:4567!",
+		"invalid opcode: 0000 [#1] SMP PTI",
+		"CPU: 1 PID: 0 Comm: swapper/1 Not tainted 6.1.0 #1",
+		"Call Trace:",
+		"---[ end trace 0000000000000000 ]---",
+		// An unrelated Oops much later is a new splat.
+		"Oops: 0002 [#2] SMP PTI",
+	}
+	checkKinds(t, []string{"splat@1", "splat@6"}, lines)
+}
+
+func TestMatchSplatAfterWatchdog(t *testing.T) {
+	// A splat inside the watchdog's window is still a splat, and a
+	// sch_generic.c WARNING long after the watchdog is too.
+	lines := []string{"NETDEV WATCHDOG: eth0 (e1000e): transmit queue 0 timed out"}
+	lines = append(lines, "BUG: scheduling while atomic: swapper/0/0/0x00000002")
+	for range watchdogWindow {
+		lines = append(lines, "filler")
+	}
+	lines = append(lines, "WARNING: CPU: 2 PID: 0 at net/sched/sch_generic.c:1234 dev_deactivate_queue+0x10/0x20")
+	checkKinds(t, []string{"watchdog@0", "splat@1", fmt.Sprintf("splat@%d", len(lines)-1)}, lines)
+}
+
+// BenchmarkMatch measures records matched per second over a mix of
+// ordinary boot lines and events.
+func BenchmarkMatch(b *testing.B) {
+	var recs []Record
+	for i, l := range notEvents {
+		recs = append(recs, Record{Message: l, Seq: uint64(i)})
+	}
+	recs = append(recs,
+		Record{Message: "virtio_net virtio0 eth0: NETDEV WATCHDOG: CPU: 0: transmit queue 0 timed out 5760 ms"},
+		Record{Message: "virtio_net virtio0 eth0: TX timeout on queue: 0, sq: output.0, vq: 0x1, name: output.0, 5764000 usecs ago"},
+		Record{Message: "WARNING: CPU: 0 PID: 1 at mm/page_alloc.c:4400 __alloc_pages+0x2c5/0x330"},
+	)
+	m := NewMatcher()
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		m.Match(recs[n%len(recs)])
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}
+
+func checkKinds(t *testing.T, want []string, lines []string) {
+	t.Helper()
+	if diff := cmp.Diff(want, kinds(matchAll(lines))); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
