@@ -246,14 +246,14 @@ func loadConfig(lookupEnv func(string) (string, bool), flags map[string]string) 
 	for _, s := range settings {
 		if v, ok := lookupEnv(s.env); ok && v != "" {
 			if err := s.set(&c, v); err != nil {
-				return Config{}, fmt.Errorf("%s: %w", s.env, err)
+				return Config{}, fmt.Errorf("%w: %s: %v", ErrInvalidConfig, s.env, err)
 			}
 		}
 	}
 	for _, s := range settings {
 		if v, ok := flags[s.flag]; ok {
 			if err := s.set(&c, v); err != nil {
-				return Config{}, fmt.Errorf("-%s: %w", s.flag, err)
+				return Config{}, fmt.Errorf("%w: -%s: %v", ErrInvalidConfig, s.flag, err)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -95,7 +96,7 @@ func checkIface(iface string) Check {
 		return c
 	}
 	a := link.Attrs()
-	if a.Flags&(1<<0) == 0 { // net.FlagUp
+	if a.Flags&net.FlagUp == 0 {
 		c.Reason = fmt.Sprintf("interface %s is down", iface)
 		c.Fix = "ip link set " + iface + " up"
 		return c
@@ -123,7 +124,7 @@ func DriverName(iface string) (string, error) {
 	defer unix.Close(fd)
 	info, err := unix.IoctlGetEthtoolDrvinfo(fd, iface)
 	if err != nil {
-		if link, lerr := netlink.LinkByName(iface); lerr == nil && link.Attrs().Flags&(1<<2) != 0 { // net.FlagLoopback
+		if link, lerr := netlink.LinkByName(iface); lerr == nil && link.Attrs().Flags&net.FlagLoopback != 0 {
 			return "loopback", nil
 		}
 		return "", fmt.Errorf("driver of %s: %w", iface, err)

@@ -171,8 +171,10 @@ func ReadReport(path string) (*Report, error) {
 // ParseReport decodes a report.json document.
 func ParseReport(data []byte) (*Report, error) {
 	var r Report
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&r); err != nil {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("harness: report is empty")
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			return nil, fmt.Errorf("harness: report is not valid JSON (at byte %d): %w", se.Offset, err)
