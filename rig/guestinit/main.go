@@ -1,0 +1,350 @@
+// Command guestinit is the virtual rig's /init: it prepares the guest (file
+// systems, kernel modules, network), runs the test binary with its output on
+// a serial port of its own, sends the report files and the exit status to
+// the host on the control port, and powers the machine off.
+//
+// It runs as PID 1 in an initramfs that holds no shell and no other program,
+// so it must never exit: an exiting PID 1 panics the kernel. Every failure is
+// reported on the control port, then the machine powers off.
+//
+// The host builds it with CGO_ENABLED=0 GOOS=linux GOARCH=amd64; see package
+// txtimeout/rig.
+package main
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"txtimeout/rig/internal/guestproto"
+)
+
+// moduleInitCompressedFile is MODULE_INIT_COMPRESSED_FILE from
+// include/uapi/linux/module.h (Linux 5.17+, CONFIG_MODULE_DECOMPRESS).
+const moduleInitCompressedFile = 4
+
+// ctl is the control port; nil until it is open.
+var (
+	ctl     *bufio.Writer
+	ctlFile *os.File
+)
+
+func send(verb string, args ...any) {
+	if ctl == nil {
+		return
+	}
+	line := guestproto.Prefix + verb
+	for _, a := range args {
+		line += " " + fmt.Sprint(a)
+	}
+	ctl.WriteString(line + "\n")
+	ctl.Flush()
+}
+
+func logf(format string, a ...any) {
+	// The console (ttyS0) is the kernel's; init's stdout is /dev/console.
+	fmt.Fprintf(os.Stdout, "guestinit: "+format+"\n", a...)
+}
+
+func main() {
+	code := guestproto.ExitInitFailed
+	defer func() {
+		if r := recover(); r != nil {
+			logf("panic: %v", r)
+			send(guestproto.Error, fmt.Sprintf("init panicked: %v", r))
+		}
+		send(guestproto.Exit, code)
+		powerOff()
+	}()
+	var err error
+	code, err = run()
+	if err != nil {
+		logf("%v", err)
+		send(guestproto.Error, strings.ReplaceAll(err.Error(), "\n", " "))
+	}
+}
+
+func run() (int, error) {
+	if err := mountAll(); err != nil {
+		return guestproto.ExitInitFailed, err
+	}
+	c, err := openTTY(guestproto.ControlTTY)
+	if err != nil {
+		return guestproto.ExitInitFailed, err
+	}
+	ctlFile = c
+	ctl = bufio.NewWriterSize(c, 64<<10)
+	send(guestproto.Hello)
+
+	b, err := os.ReadFile(guestproto.ConfigPath)
+	if err != nil {
+		return guestproto.ExitInitFailed, err
+	}
+	var cfg guestproto.Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return guestproto.ExitInitFailed, fmt.Errorf("%s: %w", guestproto.ConfigPath, err)
+	}
+	if cfg.Probe {
+		return 0, nil
+	}
+	for _, m := range cfg.Modules {
+		if err := loadModule(m); err != nil {
+			return guestproto.ExitInitFailed, err
+		}
+		send(guestproto.Module, m.Name)
+	}
+	if err := setupNetwork(cfg.Iface, cfg.Addr); err != nil {
+		return guestproto.ExitInitFailed, err
+	}
+	if err := os.MkdirAll(guestproto.ReportDir, 0o755); err != nil {
+		return guestproto.ExitInitFailed, err
+	}
+	out, err := openTTY(guestproto.OutputTTY)
+	if err != nil {
+		return guestproto.ExitInitFailed, err
+	}
+	send(guestproto.Ready, cfg.Iface)
+	code := runTest(cfg, out)
+	drain(out)
+	if err := sendReports(); err != nil {
+		send(guestproto.Error, "sending reports: "+err.Error())
+	}
+	return code, nil
+}
+
+func mountAll() error {
+	for _, m := range []struct {
+		src, dst, fstype string
+		optional         bool
+	}{
+		{"proc", "/proc", "proc", false},
+		{"sysfs", "/sys", "sysfs", false},
+		{"devtmpfs", "/dev", "devtmpfs", false},
+		{"tmpfs", "/tmp", "tmpfs", false},
+		// tracefs is where the net:net_dev_xmit_timeout tracepoint lives
+		// (CONFIG_TRACING); the scenarios decide what its absence means.
+		{"tracefs", "/sys/kernel/tracing", "tracefs", true},
+		{"debugfs", "/sys/kernel/debug", "debugfs", true},
+	} {
+		if err := os.MkdirAll(m.dst, 0o755); err != nil && !m.optional {
+			return err
+		}
+		if err := unix.Mount(m.src, m.dst, m.fstype, 0, ""); err != nil {
+			if m.optional {
+				logf("mount %s on %s: %v (continuing)", m.fstype, m.dst, err)
+				continue
+			}
+			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dst, err)
+		}
+	}
+	return nil
+}
+
+// openTTY opens a serial port in raw mode, so that bytes pass unchanged
+// (no CR inserted before LF, no echo).
+func openTTY(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	fd := int(f.Fd())
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CBAUD
+	t.Cflag |= unix.CS8 | unix.B115200 | unix.CLOCAL
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
+// drain waits until the serial port has sent everything (tcdrain).
+func drain(f *os.File) {
+	unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1)
+}
+
+func loadModule(m guestproto.ModuleFile) error {
+	f, err := os.Open(m.Path)
+	if err != nil {
+		return fmt.Errorf("module %s: %w", m.Name, err)
+	}
+	defer f.Close()
+	flags := 0
+	if m.Compressed {
+		flags = moduleInitCompressedFile
+	}
+	err = unix.FinitModule(int(f.Fd()), "", flags)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("loading module %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// setupNetwork brings lo up, finds the one Ethernet device the rig gave the
+// guest, names it iface, gives it addr and brings it up.
+func setupNetwork(iface, addr string) error {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("lo: %w", err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("lo up: %w", err)
+	}
+	var link netlink.Link
+	deadline := time.Now().Add(30 * time.Second)
+	for link == nil {
+		links, err := netlink.LinkList()
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			a := l.Attrs()
+			if a.Name != "lo" && len(a.HardwareAddr) == 6 && l.Type() == "device" {
+				link = l
+				break
+			}
+		}
+		if link == nil {
+			if time.Now().After(deadline) {
+				return errors.New("no Ethernet device appeared within 30s (NIC driver not bound?)")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if link.Attrs().Name != iface {
+		if err := netlink.LinkSetDown(link); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetName(link, iface); err != nil {
+			return fmt.Errorf("renaming %s to %s: %w", link.Attrs().Name, iface, err)
+		}
+	}
+	a, err := netlink.ParseAddr(addr)
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrAdd(link, a); err != nil {
+		return fmt.Errorf("%s: adding %s: %w", iface, addr, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("%s up: %w", iface, err)
+	}
+	// Carrier normally comes at once on an emulated NIC; the tests report
+	// it if it does not, so this only waits, it does not fail.
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile("/sys/class/net/" + iface + "/carrier")
+		if strings.TrimSpace(string(b)) == "1" {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	logf("%s: no carrier after 10s (continuing)", iface)
+	return nil
+}
+
+func runTest(cfg guestproto.Config, out *os.File) int {
+	cmd := exec.Command(guestproto.TestPath, cfg.Args...)
+	cmd.Dir = "/"
+	cmd.Stdin = nil
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.Env = append([]string{"PATH=/", "HOME=/", "TMPDIR=/tmp"}, cfg.Env...)
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			fmt.Fprintf(out, "\nguestinit: test binary killed by %v\n", ws.Signal())
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	default:
+		fmt.Fprintf(out, "\nguestinit: %v\n", err)
+		return guestproto.ExitInitFailed
+	}
+}
+
+func sendReports() error {
+	return filepath.WalkDir(guestproto.ReportDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, err := filepath.Rel(guestproto.ReportDir, path)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		send(guestproto.File, st.Size(), rel)
+		enc := base64.NewEncoder(base64.StdEncoding, &lineWriter{w: ctl, n: 76})
+		if _, err := io.Copy(enc, f); err != nil {
+			return err
+		}
+		enc.Close()
+		ctl.WriteString("\n")
+		send(guestproto.EndFile)
+		return nil
+	})
+}
+
+// lineWriter breaks a base64 stream into lines of n characters.
+type lineWriter struct {
+	w   *bufio.Writer
+	n   int
+	col int
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if l.col == l.n {
+			l.w.WriteByte('\n')
+			l.col = 0
+		}
+		l.w.WriteByte(c)
+		l.col++
+	}
+	return len(p), nil
+}
+
+func powerOff() {
+	if ctl != nil {
+		ctl.Flush()
+		drain(ctlFile)
+	}
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		logf("power off: %v", err)
+	}
+	// PID 1 must not exit.
+	for {
+		time.Sleep(time.Hour)
+	}
+}

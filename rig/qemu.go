@@ -1,0 +1,82 @@
+package rig
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// qemuSpec is everything the QEMU command line depends on.
+type qemuSpec struct {
+	Binary  string // qemu-system-x86_64
+	Accel   string // "tcg" or "kvm"
+	SMP     int
+	MemMB   int
+	Kernel  string
+	Initrd  string
+	Append  string
+	NIC     string // QEMU -device name
+	MAC     string
+	NetSock string // the partner's unix socket
+	// Serials are the unix sockets of ttyS0, ttyS1, ttyS2, in order;
+	// the host listens on each and QEMU connects.
+	Serials []string
+}
+
+// kernelCmdline is the guest kernel's command line:
+//   - console=ttyS0: the console is the first serial port, kept as console.log;
+//   - panic=-1: reboot at once on a panic, and -no-reboot turns that into
+//     QEMU exiting; oops are left alone, since the suite must observe a splat;
+//   - loglevel=5: the console shows warnings and worse (the watchdog line
+//     is KERN_CRIT); every record still reaches /dev/kmsg;
+//   - printk.devkmsg=on: tests may write records to /dev/kmsg unthrottled;
+//   - rdinit=/init: the Go init of the initramfs.
+func kernelCmdline() string {
+	return "console=ttyS0 panic=-1 loglevel=5 printk.devkmsg=on rdinit=/init"
+}
+
+// qemuArgs builds the QEMU command line (without the binary). It is pure:
+// no QEMU is needed to test it.
+func qemuArgs(s qemuSpec) ([]string, error) {
+	if s.Accel != "tcg" && s.Accel != "kvm" {
+		return nil, fmt.Errorf("accelerator %q: want tcg or kvm", s.Accel)
+	}
+	if s.SMP < 1 || s.MemMB < 1 {
+		return nil, fmt.Errorf("smp %d, memory %d MiB: both must be positive", s.SMP, s.MemMB)
+	}
+	if len(s.Serials) != 3 {
+		return nil, fmt.Errorf("want 3 serial ports (console, output, control), got %d", len(s.Serials))
+	}
+	for _, p := range append([]string{s.NetSock, s.Kernel, s.Initrd, s.MAC, s.NIC}, s.Serials...) {
+		// QEMU's option syntax uses commas as separators.
+		if p == "" || strings.ContainsAny(p, ",\n") {
+			return nil, fmt.Errorf("QEMU argument %q is empty or holds a comma", p)
+		}
+	}
+	args := []string{
+		"-nodefaults", "-no-user-config",
+		"-display", "none",
+		"-no-reboot",
+		"-accel", s.Accel,
+	}
+	if s.Accel == "kvm" {
+		args = append(args, "-cpu", "host")
+	} else {
+		args = append(args, "-cpu", "qemu64")
+	}
+	args = append(args,
+		"-m", strconv.Itoa(s.MemMB),
+		"-smp", strconv.Itoa(s.SMP),
+		"-kernel", s.Kernel,
+		"-initrd", s.Initrd,
+		"-append", s.Append,
+		// The stream netdev (QEMU 7.2+) frames each packet with a 4-byte
+		// big-endian length; server=off: QEMU connects to the partner.
+		"-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path="+s.NetSock,
+		"-device", s.NIC+",netdev=n0,mac="+s.MAC,
+	)
+	for _, p := range s.Serials {
+		args = append(args, "-serial", "unix:"+p)
+	}
+	return args, nil
+}

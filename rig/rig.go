@@ -1,0 +1,294 @@
+// Package rig is the virtual rig: a real Linux kernel under QEMU whose
+// virtual NIC's other end is the link partner of package rig/partner, so that
+// the tx-timeout scenarios run on any Linux machine.
+//
+// A test on the host calls RunTest: it builds the named test package for the
+// guest, packs it with a Go init (rig/guestinit) and the kernel modules into
+// an initramfs, boots QEMU, and mirrors the guest's tests into the host's
+// testing.T as subtests of the same names, live. Inside the guest, InGuest
+// reports true and the same tests run against the DUT interface.
+//
+// # Environment
+//
+//	TXTIMEOUT_KERNEL       kernel image (vmlinuz); default: the pinned Debian package
+//	TXTIMEOUT_MODULES      its module tree (lib/modules/VERSION); required with TXTIMEOUT_KERNEL
+//	TXTIMEOUT_NIC          NIC model: virtio-net-pci (default), e1000, e1000e, igb, rtl8139
+//	TXTIMEOUT_SMP          vCPUs (default 2)
+//	TXTIMEOUT_MEM          guest memory in MiB (default 1024)
+//	TXTIMEOUT_ACCEL        tcg (default), kvm, or auto (KVM if a probe boot succeeds)
+//	TXTIMEOUT_REPORT_DIR   where the guest's report files and the console log go
+//	TXTIMEOUT_RIG_TIMEOUT  hard deadline of one guest run (default 15m), a Go duration
+//	TXTIMEOUT_RIG_KEEP     1 keeps the work directory (initramfs, logs) and prints it
+//	TXTIMEOUT_CACHE        cache directory for the kernel (default $XDG_CACHE_HOME/txtimeout)
+//
+// Inside the guest the init sets TXTIMEOUT_RIG=1, TXTIMEOUT_IFACE=eth0,
+// TXTIMEOUT_PEER_IP, TXTIMEOUT_PEER_MAC, TXTIMEOUT_PARTNER=inband,
+// TXTIMEOUT_NIC and TXTIMEOUT_REPORT_DIR=/report.
+//
+// # Serial ports
+//
+// ttyS0 is the kernel console (kept as console.log), ttyS1 the test
+// binary's output, ttyS2 the control channel of package
+// rig/internal/guestproto (boot, exit status, report files).
+package rig
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"txtimeout/rig/partner"
+)
+
+// Addresses of the rig's link. They come from 198.18.0.0/15 (RFC 2544
+// benchmarking), which no real network routes.
+var (
+	PeerMAC = net.HardwareAddr{0x02, 0x74, 0x78, 0x00, 0x00, 0x01}
+	PeerIP  = net.IPv4(198, 18, 0, 1).To4()
+	DUTMAC  = net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
+	DUTIP   = net.IPv4(198, 18, 0, 2).To4()
+)
+
+const (
+	// DUTIface is the DUT interface's name inside the guest.
+	DUTIface = "eth0"
+	dutCIDR  = "198.18.0.2/24"
+)
+
+// Defaults.
+const (
+	DefaultNIC     = "virtio-net-pci"
+	DefaultSMP     = 2
+	DefaultMemMB   = 1024
+	DefaultTimeout = 15 * time.Minute
+	// DefaultBootTimeout bounds QEMU start to the init's first word. TCG
+	// boots the Debian kernel in about 2.5 s on an idle machine; this leaves
+	// room for a loaded 2-core CI machine.
+	DefaultBootTimeout = 2 * time.Minute
+)
+
+// Config configures a guest run. The zero value means: the pinned Debian
+// kernel, virtio-net-pci, 2 vCPUs, 1024 MiB, TCG, 15 minutes.
+type Config struct {
+	// Kernel is a kernel image (bzImage/vmlinuz) and Modules its module
+	// tree (the lib/modules/VERSION directory). Both empty: the pinned
+	// Debian package, fetched into the cache.
+	Kernel, Modules string
+	// NIC is the QEMU NIC model (see NICModels).
+	NIC string
+	// SMP is the number of vCPUs, MemMB the memory in MiB.
+	SMP, MemMB int
+	// Accel is "tcg", "kvm" or "auto".
+	Accel string
+	// ReportDir receives the guest's report files and console.log.
+	ReportDir string
+	// Keep keeps the work directory (initramfs, logs) and prints its path.
+	Keep bool
+	// Timeout is the hard deadline of the whole run; BootTimeout the
+	// deadline from QEMU's start to the guest init's first word.
+	Timeout, BootTimeout time.Duration
+	// Progress receives one line per stage (fetching kernel, building
+	// initramfs, booting, running test N). Nil: no progress.
+	Progress io.Writer
+	// PartnerLogf receives the link partner's log lines. Nil: discarded.
+	PartnerLogf func(format string, args ...any)
+}
+
+// ConfigFromEnv reads the Config from the TXTIMEOUT_* variables listed in
+// the package documentation. Malformed numbers are ignored (the default
+// applies); Run reports values out of range.
+func ConfigFromEnv() Config {
+	c := Config{
+		Kernel:    os.Getenv("TXTIMEOUT_KERNEL"),
+		Modules:   os.Getenv("TXTIMEOUT_MODULES"),
+		NIC:       os.Getenv("TXTIMEOUT_NIC"),
+		Accel:     os.Getenv("TXTIMEOUT_ACCEL"),
+		ReportDir: os.Getenv("TXTIMEOUT_REPORT_DIR"),
+		Keep:      os.Getenv("TXTIMEOUT_RIG_KEEP") == "1",
+	}
+	if n, err := strconv.Atoi(os.Getenv("TXTIMEOUT_SMP")); err == nil {
+		c.SMP = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("TXTIMEOUT_MEM")); err == nil {
+		c.MemMB = n
+	}
+	if d, err := time.ParseDuration(os.Getenv("TXTIMEOUT_RIG_TIMEOUT")); err == nil {
+		c.Timeout = d
+	}
+	return c
+}
+
+// InGuest reports whether this process runs inside the rig's guest: the
+// guest init sets TXTIMEOUT_RIG=1 and is PID 1, the test binary's parent.
+func InGuest() bool {
+	return os.Getenv("TXTIMEOUT_RIG") == "1" && os.Getppid() == 1
+}
+
+// Result describes a finished guest run.
+type Result struct {
+	// ExitCode is the guest test binary's exit status (0 pass, 1 fail).
+	ExitCode int
+	// BootTime runs from the start of Run to the first test running in the
+	// guest ("=== RUN"); zero if no test ran. GuestBootTime runs from
+	// QEMU's start to the init's first word.
+	BootTime, GuestBootTime time.Duration
+	// Kernel is the guest kernel's release (the module tree's name).
+	Kernel string
+	// NIC is the NIC model.
+	NIC string
+	// ConsoleLog is the kernel console text (the last 4 MiB);
+	// ConsoleLogPath the file it is kept in, if it was kept.
+	ConsoleLog, ConsoleLogPath string
+	// ReportDir holds the report files copied out of the guest, if
+	// Config.ReportDir was set; ReportFiles names them.
+	ReportDir   string
+	ReportFiles []string
+	// WorkDir is the kept work directory ("" when removed).
+	WorkDir string
+	// QEMUCommand is the QEMU command line, for reproduction.
+	QEMUCommand []string
+	// PartnerStats are the link partner's counters at the end.
+	PartnerStats partner.Stats
+}
+
+// Errors of Run, for errors.Is.
+var (
+	// ErrQEMUMissing: qemu-system-x86_64 is not installed.
+	ErrQEMUMissing = errors.New("qemu-system-x86_64 not found in PATH (install the Debian package qemu-system-x86)")
+	// ErrKernelMissing: the kernel image or its module tree is missing.
+	ErrKernelMissing = errors.New("kernel not found")
+	// ErrModuleNotFound: a module the rig needs is neither a file in the
+	// module tree nor built in. See ModuleError.
+	ErrModuleNotFound = errors.New("kernel module not found")
+	// ErrNICUnsupported: the NIC model is unknown or this QEMU lacks it.
+	ErrNICUnsupported = errors.New("NIC model not supported")
+	// ErrBootTimeout: the guest init did not speak by the boot deadline.
+	ErrBootTimeout = errors.New("guest did not boot by its deadline")
+	// ErrGuestPanic: the guest kernel panicked.
+	ErrGuestPanic = errors.New("guest kernel panicked")
+	// ErrGuestDied: QEMU exited before the guest reported an exit status.
+	ErrGuestDied = errors.New("guest stopped before reporting a result")
+	// ErrGuestInit: the guest init could not prepare the guest or run the tests.
+	ErrGuestInit = errors.New("guest init failed")
+	// ErrRunTimeout: the run exceeded Config.Timeout.
+	ErrRunTimeout = errors.New("guest run exceeded its deadline")
+)
+
+// ModuleError names a module the rig needs but the kernel lacks.
+type ModuleError struct {
+	Module string // e.g. "sch_netem"
+	Kernel string // kernel release, e.g. "6.1.0-56-amd64"
+	Dir    string // module tree searched
+	// Reason says why the rig needs it.
+	Reason string
+}
+
+func (e *ModuleError) Error() string {
+	s := fmt.Sprintf("kernel module %s not found for kernel %s (neither a .ko file under %s nor listed in modules.builtin)", e.Module, e.Kernel, e.Dir)
+	if e.Reason != "" {
+		s += "; needed for " + e.Reason
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrModuleNotFound) true.
+func (e *ModuleError) Is(target error) bool { return target == ErrModuleNotFound }
+
+// NICModel describes a QEMU NIC model the rig can give the guest.
+type NICModel struct {
+	// Name is what users select (-nic), QEMU's -device name.
+	Name string
+	// Modules are the guest drivers to load (dependencies are resolved
+	// from the modules themselves). virtio_net does not depend on the
+	// PCI transport, so virtio_pci is named explicitly.
+	Modules []string
+	// Note is said when the model is selected.
+	Note string
+}
+
+// NICModels are the NIC models the rig knows, default first.
+var NICModels = []NICModel{
+	{Name: "virtio-net-pci", Modules: []string{"virtio_pci", "virtio_net"}},
+	{Name: "e1000", Modules: []string{"e1000"}, Note: "QEMU's e1000 always completes TX descriptors: a partner stall cannot stop its queue"},
+	{Name: "e1000e", Modules: []string{"e1000e"}},
+	{Name: "igb", Modules: []string{"igb"}, Note: "QEMU has the igb model since 8.0"},
+	// QEMU's rtl8139 reports PCI revision 0x20 (an RTL8139C+), which
+	// 8139too refuses ("use 8139cp") and 8139cp drives.
+	{Name: "rtl8139", Modules: []string{"8139cp"}},
+}
+
+// scenarioModules are loaded whatever the NIC: the scenarios need netem
+// and pktgen, and a rig without them is broken, not a reason to skip.
+var scenarioModules = []struct{ name, reason string }{
+	{"sch_netem", "the NetemDelay scenario (CONFIG_NET_SCH_NETEM)"},
+	{"pktgen", "the Pktgen scenarios (CONFIG_NET_PKTGEN)"},
+}
+
+// LookupNIC returns the NIC model named name ("" is the default).
+func LookupNIC(name string) (NICModel, error) {
+	if name == "" {
+		name = DefaultNIC
+	}
+	for _, m := range NICModels {
+		if m.Name == name {
+			return m, nil
+		}
+	}
+	names := make([]string, len(NICModels))
+	for i, m := range NICModels {
+		names[i] = m.Name
+	}
+	return NICModel{}, fmt.Errorf("%w: %q (choose one of %s)", ErrNICUnsupported, name, strings.Join(names, ", "))
+}
+
+// withDefaults fills in defaults and checks ranges.
+func (c Config) withDefaults() (Config, error) {
+	if c.NIC == "" {
+		c.NIC = DefaultNIC
+	}
+	if c.SMP == 0 {
+		c.SMP = DefaultSMP
+	}
+	if c.MemMB == 0 {
+		c.MemMB = DefaultMemMB
+	}
+	if c.Accel == "" {
+		c.Accel = "tcg"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.BootTimeout == 0 {
+		c.BootTimeout = DefaultBootTimeout
+	}
+	if c.BootTimeout > c.Timeout {
+		c.BootTimeout = c.Timeout
+	}
+	switch {
+	case c.SMP < 1 || c.SMP > 64:
+		return c, fmt.Errorf("rig: %d vCPUs out of range 1..64", c.SMP)
+	case c.MemMB < 256 || c.MemMB > 65536:
+		return c, fmt.Errorf("rig: %d MiB of guest memory out of range 256..65536", c.MemMB)
+	case c.Accel != "tcg" && c.Accel != "kvm" && c.Accel != "auto":
+		return c, fmt.Errorf("rig: accelerator %q: want tcg, kvm or auto", c.Accel)
+	case c.Timeout < 0 || c.BootTimeout < 0:
+		return c, fmt.Errorf("rig: negative timeout")
+	case (c.Kernel == "") != (c.Modules == ""):
+		return c, fmt.Errorf("rig: a kernel needs its modules and modules their kernel (give both -kernel and -modules): %w", ErrKernelMissing)
+	}
+	if _, err := LookupNIC(c.NIC); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func (c Config) progressf(format string, a ...any) {
+	if c.Progress != nil {
+		fmt.Fprintf(c.Progress, "rig: "+format+"\n", a...)
+	}
+}
