@@ -26,6 +26,7 @@ type LogReader struct {
 	br      *bufio.Reader
 	pending *Record
 	raw     bool // pending came from a raw /dev/kmsg line
+	open    bool // indented lines still continue pending
 	skipped int
 	err     error
 }
@@ -63,7 +64,7 @@ func (l *LogReader) Next() (Record, error) {
 			continue
 		}
 		prev := l.pending
-		l.pending, l.raw = &rec, raw
+		l.pending, l.raw, l.open = &rec, raw, true
 		if prev != nil {
 			return *prev, nil
 		}
@@ -75,14 +76,16 @@ func (l *LogReader) Next() (Record, error) {
 func (l *LogReader) parseLine(line string) (rec Record, raw, ok bool) {
 	switch {
 	case strings.TrimSpace(line) == "":
+		l.open = false
 		return Record{}, false, false
 	case line[0] == ' ' || line[0] == '\t':
 		switch {
-		case l.pending != nil && l.raw:
+		case l.pending != nil && l.open && l.raw:
 			if line[0] != ' ' || l.pending.addDict(line) != nil {
 				l.skipped++
+				l.open = false
 			}
-		case l.pending != nil:
+		case l.pending != nil && l.open:
 			l.pending.Message += "\n" + strings.TrimLeft(line, " \t")
 		default:
 			l.skipped++
@@ -103,6 +106,7 @@ func (l *LogReader) parseLine(line string) (rec Record, raw, ok bool) {
 		}
 	}
 	l.skipped++
+	l.open = false
 	return Record{}, false, false
 }
 

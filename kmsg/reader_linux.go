@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,9 +50,19 @@ func newReader(f *os.File, nonBlock bool) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kmsg: %w", err)
 	}
+	// The raw conn reports a closed file with an internal error value;
+	// closed turns that into os.ErrClosed.
+	var closed atomic.Bool
+	closeFile := func() error {
+		closed.Store(true)
+		return f.Close()
+	}
 	read := func(ctx context.Context, p []byte) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, err
+		}
+		if closed.Load() {
+			return 0, fmt.Errorf("kmsg: read %s: %w", f.Name(), os.ErrClosed)
 		}
 		if err := f.SetReadDeadline(time.Time{}); err != nil {
 			return 0, fmt.Errorf("kmsg: %s is not pollable: %w", f.Name(), err)
@@ -84,6 +95,9 @@ func newReader(f *os.File, nonBlock bool) (*Reader, error) {
 			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
 				return 0, ctx.Err()
 			}
+			if closed.Load() {
+				return 0, fmt.Errorf("kmsg: read %s: %w", f.Name(), os.ErrClosed)
+			}
 			return 0, fmt.Errorf("kmsg: read %s: %w", f.Name(), err)
 		case rerr == unix.EAGAIN:
 			return 0, ErrNoMore
@@ -92,5 +106,5 @@ func newReader(f *os.File, nonBlock bool) (*Reader, error) {
 		}
 		return n, nil
 	}
-	return &Reader{read: read, close: f.Close, buf: make([]byte, bufSize)}, nil
+	return &Reader{read: read, close: closeFile, buf: make([]byte, bufSize)}, nil
 }
