@@ -69,9 +69,11 @@ func TestIntegrationRestoreExplicitRoot(t *testing.T) {
 	if during.Kind != "pfifo" || during.Handle != ProjectQdiscHandle {
 		t.Fatalf("during injection root is %s %s, want pfifo 7478:", during.Kind, fmtHandle(during.Handle))
 	}
-	if _, err := os.Stat(statePath(o, v.A)); err != nil {
+	sb, err := os.ReadFile(statePath(o, v.A))
+	if err != nil {
 		t.Fatalf("no state file during injection: %v", err)
 	}
+	t.Logf("state file:\n%s", sb)
 	st, err := n.Stats(ctx)
 	if err != nil || st.Kind != "pfifo" || st.Handle != ProjectQdiscHandle {
 		t.Fatalf("Stats = %+v, %v", st, err)
