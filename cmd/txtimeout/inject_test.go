@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+func runTxt(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	t.Logf("txtimeout %s -> %d\nstdout: %sstderr: %s", strings.Join(args, " "), code, o.String(), e.String())
+	return o.String(), e.String(), code
+}
+
+// lastLine is the last line of s: the error line after any help text.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestInjectCleanupUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"inject"},
+		{"inject", "bogus"},
+		{"inject", "netem"},
+		{"inject", "netem", "-iface", "x0"},
+		{"inject", "netem", "-iface", "x0", "-for", "-1s"},
+		{"inject", "netem", "-iface", "x0", "-for", "2h"},
+		{"inject", "netem", "-iface", "x0", "-for", "1s", "-loss", "200"},
+		{"inject", "netem", "-iface", "x0", "-for", "1s", "-limit", "0"},
+		{"inject", "netem", "-iface", "x0", "-for", "1s", "-delay", "0"},
+		{"inject", "netem", "-iface", "x0", "-for", "1s", "-nope"},
+		{"inject", "netem", "-iface", "x0", "-for", "1s", "extra"},
+		{"inject", "netem", "-iface", "a/b", "-for", "1s"},
+		{"inject", "stall", "-iface", "x0", "-for", "1s", "-peer", "zz"},
+		{"inject", "stall", "-iface", "x0", "-for", "11m"},
+		{"inject", "pause", "-for", "1s"},
+		{"inject", "pause", "-partner", "x0", "-for", "1s", "-quanta", "70000"},
+		{"inject", "pause", "-partner", "x0", "-for", "1s", "-dut", "x0"},
+		{"cleanup"},
+		{"cleanup", "-iface", "x0", "-all"},
+		{"cleanup", "-all", "extra"},
+	} {
+		_, stderr, code := runTxt(t, args...)
+		if code != 2 || !strings.HasPrefix(lastLine(stderr), "txtimeout: "+args[0]+": ") {
+			t.Errorf("%q: exit %d, last stderr line %q; want 2 and a 'txtimeout: %s:' line", args, code, lastLine(stderr), args[0])
+		}
+	}
+	for _, args := range [][]string{{"inject", "-h"}, {"inject", "netem", "-h"}, {"cleanup", "-h"}} {
+		if _, _, code := runTxt(t, args...); code != 0 {
+			t.Errorf("%q: exit %d, want 0", args, code)
+		}
+	}
+}
+
+type injectPair struct{ ns, a, b string }
+
+// injectVeth makes a namespace txto-XXXXXX with a veth pair, both up, and
+// removes it at cleanup.
+func injectVeth(t *testing.T) injectPair {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root to create network namespaces and veth pairs (run as root, as CI does)")
+	}
+	var rb [3]byte
+	rand.Read(rb[:])
+	sfx := hex.EncodeToString(rb[:])
+	name := "txto-" + sfx
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // thread discarded with the goroutine
+		h, err := netns.NewNamed(name)
+		if err == nil {
+			h.Close()
+		}
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	t.Cleanup(func() { netns.DeleteNamed(name) })
+	p := injectPair{ns: filepath.Join("/run/netns", name), a: "txto-a" + sfx, b: "txto-b" + sfx}
+	ns, err := netns.GetFromPath(p.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: p.a}, PeerName: p.b}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{p.a, p.b} {
+		l, err := h.LinkByName(n)
+		if err == nil {
+			err = h.LinkSetUp(l)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func TestIntegrationInjectCLI(t *testing.T) {
+	p := injectVeth(t)
+	sd := t.TempDir()
+	common := []string{"-netns", p.ns, "-state-dir", sd}
+
+	stdout, _, code := runTxt(t, append([]string{"inject", "pause", "-partner", p.b, "-for", "300ms"}, common...)...)
+	if code != 0 || !strings.Contains(stdout, "restored:") || !strings.Contains(stdout, "frames sent") {
+		t.Errorf("inject pause: exit %d, stdout %q", code, stdout)
+	}
+
+	_, stderr, code := runTxt(t, append([]string{"inject", "stall", "-iface", p.a, "-for", "1s", "-ack-timeout", "300ms"}, common...)...)
+	if code != 1 || !strings.Contains(stderr, "did not acknowledge") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("inject stall without partner: exit %d, stderr %q; want 1 and one line", code, stderr)
+	}
+
+	_, stderr, code = runTxt(t, append([]string{"inject", "netem", "-iface", p.a, "-for", "1s"}, common...)...)
+	if code != 1 || !strings.HasSuffix(stderr, "netem qdisc not available in this kernel (CONFIG_NET_SCH_NETEM)\n") {
+		// A kernel with netem would hold for 1 s and restore.
+		if code != 0 {
+			t.Errorf("inject netem: exit %d, stderr %q", code, stderr)
+		}
+	}
+
+	_, _, code = runTxt(t, append([]string{"inject", "pause", "-partner", "txto-none", "-for", "1s"}, common...)...)
+	if code != 1 {
+		t.Errorf("inject on a missing interface: exit %d, want 1", code)
+	}
+
+	stdout, _, code = runTxt(t, "cleanup", "-iface", p.a, "-netns", p.ns, "-state-dir", sd)
+	if code != 0 || !strings.Contains(stdout, "clean, nothing to do") {
+		t.Errorf("cleanup of a clean interface: exit %d, stdout %q", code, stdout)
+	}
+}
+
+// buildTxt builds this command into a temporary directory.
+func buildTxt(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	bin := filepath.Join(t.TempDir(), "txtimeout")
+	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startHeld starts "txtimeout inject pause" and waits for "injected:".
+func startHeld(t *testing.T, bin string, p injectPair, sd string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "inject", "pause", "-partner", p.b, "-for", "30s", "-netns", p.ns, "-state-dir", sd)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var rest bytes.Buffer
+	r := bufio.NewReader(out)
+	deadline := time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() })
+	defer deadline.Stop()
+	for {
+		line, err := r.ReadString('\n')
+		rest.WriteString(line)
+		if strings.HasPrefix(line, "injected:") {
+			go func() { rest.ReadFrom(r) }()
+			return cmd, &rest
+		}
+		if err != nil {
+			t.Fatalf("inject ended before injecting: %v\nstdout %s\nstderr %s", err, rest.String(), stderr.String())
+		}
+	}
+}
+
+// Ctrl-C restores and exits 0; SIGKILL leaves state that cleanup removes.
+func TestIntegrationInjectSignals(t *testing.T) {
+	p := injectVeth(t)
+	sd := t.TempDir()
+	bin := buildTxt(t)
+
+	cmd, _ := startHeld(t, bin, p, sd)
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("after SIGINT: %v, want exit 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("inject did not stop after SIGINT")
+	}
+	if ents, _ := os.ReadDir(sd); len(ents) != 0 {
+		t.Errorf("state left after SIGINT: %v", ents)
+	}
+
+	cmd, _ = startHeld(t, bin, p, sd)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if _, err := os.Stat(filepath.Join(sd, p.b+".json")); err != nil {
+		t.Fatalf("no state file after SIGKILL: %v", err)
+	}
+	c := exec.Command(bin, "cleanup", "-all", "-state-dir", sd)
+	out, err := c.CombinedOutput()
+	t.Logf("cleanup -all: %s", out)
+	if err != nil || !strings.Contains(string(out), "PAUSE flood died") {
+		t.Fatalf("cleanup after SIGKILL: %v\n%s", err, out)
+	}
+	if ents, _ := os.ReadDir(sd); len(ents) != 0 {
+		t.Errorf("state left after cleanup: %v", ents)
+	}
+}
