@@ -256,13 +256,7 @@ func (p *Partner) Serve(ctx context.Context, conn io.ReadWriter) error {
 		}
 	}()
 
-	s := &session{
-		p:      p,
-		defrag: ip4defrag.NewIPv4Defragmenter(),
-		tails:  make(map[fragKey]fragTail),
-		out:    make(chan *[]byte, txQueueLen),
-		echo:   echoReply{mac: p.mac, ip: p.ip, mtu: p.mtu},
-	}
+	s := p.newSession()
 
 	// The writer owns conn's write side: every frame goes through s.out,
 	// so writes are serialized and a slow peer never blocks the reader.
@@ -339,6 +333,7 @@ type session struct {
 	echo      echoReply
 	logged    int // malformed frames logged, to keep a flood out of the log
 	tails     map[fragKey]fragTail
+	recent    []recentStall
 }
 
 // fragKey names a datagram being reassembled, as ip4defrag does.
@@ -351,6 +346,16 @@ type fragKey struct {
 type fragTail struct {
 	end  int
 	seen time.Time
+}
+
+func (p *Partner) newSession() *session {
+	return &session{
+		p:      p,
+		defrag: ip4defrag.NewIPv4Defragmenter(),
+		tails:  make(map[fragKey]fragTail),
+		out:    make(chan *[]byte, txQueueLen),
+		echo:   echoReply{mac: p.mac, ip: p.ip, mtu: p.mtu},
+	}
 }
 
 func (s *session) writeLoop(ctx context.Context, w io.Writer) error {
@@ -527,6 +532,37 @@ func (s *session) reassemble(f *Frame) {
 	}
 }
 
+// repeatWindow is how long after a stall a request with the same nonce is
+// taken for a repeat of it. Repeats queue in the guest behind the request
+// and are read as soon as the stall ends; a sender that reuses a nonce
+// later still gets its stall.
+const repeatWindow = 5 * time.Second
+
+// recentStall is a stall obeyed lately.
+type recentStall struct {
+	nonce uint32
+	end   time.Time
+}
+
+// repeated reports whether a stall with this nonce ended within
+// repeatWindow.
+func (s *session) repeated(nonce uint32, now time.Time) bool {
+	for _, r := range s.recent {
+		if r.nonce == nonce && now.Sub(r.end) < repeatWindow {
+			return true
+		}
+	}
+	return false
+}
+
+// remember records a stall that just ended.
+func (s *session) remember(nonce uint32, end time.Time) {
+	s.recent = append(s.recent, recentStall{nonce, end})
+	if len(s.recent) > 16 {
+		s.recent = s.recent[1:]
+	}
+}
+
 // control obeys a control frame. A stall blocks here, so that Serve does
 // not hand the reader its go-ahead until the stall is over.
 func (s *session) control(ctx context.Context, f *Frame, werr chan error) error {
@@ -563,6 +599,14 @@ func (s *session) control(ctx context.Context, f *Frame, werr chan error) error 
 	if c.Command != faultinject.CmdStall {
 		return nil // a resume with no stall to end
 	}
+	// The sender repeats its request until the acknowledgement arrives
+	// (faultinject resends every 500 ms), and a slow guest may have queued
+	// a repeat behind the request this partner already obeyed. Obeying it
+	// again would double the stall: acknowledge it, do not stall.
+	if s.repeated(c.Nonce, time.Now()) {
+		p.logf("partner: stall request (nonce %#x) repeated; acknowledged, not stalling again", c.Nonce)
+		return nil
+	}
 
 	start := time.Now()
 	resume := make(chan struct{})
@@ -593,6 +637,7 @@ func (s *session) control(ctx context.Context, f *Frame, werr chan error) error 
 	p.stallEnds = time.Time{}
 	p.resume = nil
 	p.mu.Unlock()
+	s.remember(c.Nonce, end)
 	p.event(StallEvent{Start: false, At: end, For: end.Sub(start), Nonce: c.Nonce})
 	p.logf("partner: stall (nonce %#x) %s after %v", c.Nonce, why, end.Sub(start).Round(time.Millisecond))
 	return ret
