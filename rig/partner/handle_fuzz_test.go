@@ -72,9 +72,9 @@ func FuzzHandle(f *testing.F) {
 // almost never carry a valid IPv4 checksum. Whatever the partner sends back
 // must still be a frame the DUT's kernel accepts.
 func FuzzReassemble(f *testing.F) {
-	f.Add([]byte{1, 0, 185, 1, 1, 185, 73, 0})               // a 2048-byte ping: 1480 + 576
-	f.Add([]byte{1, 185, 73, 0, 1, 0, 185, 1})               // the same, last fragment first
-	f.Add([]byte{1, 0, 185, 1, 1, 185, 1, 0x80})             // a 1-byte last fragment
+	f.Add([]byte{1, 0, 185, 1, 1, 185, 73, 0})                // a 2048-byte ping: 1480 + 576
+	f.Add([]byte{1, 185, 73, 0, 1, 0, 185, 1})                // the same, last fragment first
+	f.Add([]byte{1, 0, 185, 1, 1, 185, 1, 0x80})              // a 1-byte last fragment
 	f.Add([]byte{1, 0, 185, 1, 1, 100, 185, 1, 1, 185, 9, 0}) // overlapping
 	f.Add([]byte{1, 0, 185, 1, 1, 0, 185, 1, 1, 185, 9, 0})   // duplicate
 	msg := echoRequest(f, DefaultIP, 65000, 65535, 0, 1)[0][14+20:]
