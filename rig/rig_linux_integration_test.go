@@ -1,0 +1,109 @@
+package rig
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestIntegrationRigBoot boots the rig once with this package's own test
+// binary and mirrors TestGuestChecks: the environment, eth0, ping of the
+// partner (1472 and 2048 bytes) and a stall that freezes the TX counter.
+func TestIntegrationRigBoot(t *testing.T) {
+	c := ConfigFromEnv()
+	c.ReportDir = t.TempDir()
+	r := RunTest(t, "txtimeout/rig", "^TestGuestChecks$", c)
+	if r.BootTime <= 0 {
+		t.Errorf("no boot time measured")
+	}
+	t.Logf("boot time (start to first guest test): %v", r.BootTime.Round(10*time.Millisecond))
+	ps := r.PartnerStats
+	t.Logf("partner: %+v", ps)
+	if ps.EchoReplies < 7 {
+		t.Errorf("partner sent %d echo replies, want at least 7 (3+3 pings and one after the stall)", ps.EchoReplies)
+	}
+	if ps.Fragments == 0 {
+		t.Errorf("partner saw no IPv4 fragments: the 2048-byte pings did not arrive fragmented")
+	}
+	if ps.Stalls != 1 {
+		t.Errorf("partner stalled %d times, want 1", ps.Stalls)
+	}
+	b, err := os.ReadFile(r.ReportDir + "/guest-checks.txt")
+	if err != nil || string(b) != "written in the guest\n" {
+		t.Errorf("report file from the guest: %q, %v", b, err)
+	}
+	if !strings.Contains(r.ConsoleLog, "Linux version") && r.ConsoleLog == "" {
+		t.Errorf("empty console log")
+	}
+}
+
+// TestIntegrationMissingModule hides virtio_net from the module tree: the
+// run must fail before booting, naming the module and the kernel.
+func TestIntegrationMissingModule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: fetches the kernel package")
+	}
+	for _, mod := range []string{"virtio_net", "sch_netem"} {
+		t.Run(mod, func(t *testing.T) {
+			hideModule = func(n string) bool { return n == mod }
+			t.Cleanup(func() { hideModule = nil })
+			exe, _ := os.Executable()
+			_, err := Run(context.Background(), Config{}, exe, nil, nil)
+			var me *ModuleError
+			if !errors.Is(err, ErrModuleNotFound) || !errors.As(err, &me) {
+				t.Fatalf("Run: %v, want a ModuleError", err)
+			}
+			if me.Module != mod || !strings.HasPrefix(me.Kernel, "6.1.0-") {
+				t.Errorf("ModuleError names %q for kernel %q, want %q for 6.1.0-*", me.Module, me.Kernel, mod)
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
+
+// TestIntegrationCancelBoot cancels a run while the guest boots: Run must
+// return promptly and leave no QEMU process.
+func TestIntegrationCancelBoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: starts QEMU")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pids := make(chan int, 1)
+	testHookQEMUStarted = func(pid int) { pids <- pid }
+	t.Cleanup(func() { testHookQEMUStarted = nil })
+	exe, _ := os.Executable()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, Config{}, exe, nil, nil)
+		done <- err
+	}()
+	var pid int
+	select {
+	case pid = <-pids:
+	case err := <-done:
+		t.Fatalf("Run ended before QEMU started: %v", err)
+	case <-time.After(5 * time.Minute):
+		t.Fatal("QEMU did not start within 5 minutes")
+	}
+	// Let QEMU get into the boot (it is running: its process exists).
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("QEMU (pid %d) not running: %v", pid, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of the cancel")
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("QEMU (pid %d) still exists after Run returned: kill 0: %v", pid, err)
+	}
+}

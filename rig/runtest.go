@@ -1,0 +1,344 @@
+package rig
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RunTest builds the test package pkg for the guest (`go test -c`,
+// CGO_ENABLED=0), boots the rig with it and mirrors the guest's tests into t
+// as they run: a guest test named like t itself is t, its subtests become
+// t.Run subtests of the same names, and any other guest test becomes a
+// subtest of t. Guest log lines arrive through t.Log; a guest failure fails
+// the mirrored test; a guest skip skips it with the guest's message (so
+// "inconclusive: ..." survives).
+//
+// run is the guest's -test.run pattern; when it holds no '/', the part of
+// the host's own -test.run after its first '/' is appended, so
+// `go test -run TxTimeout/NetemDelay` reaches the guest. The host's
+// -test.count is passed on, -test.v is always test2json (RunTest parses
+// it), and the guest's -test.timeout is derived from the rig's deadline.
+//
+// In -short mode RunTest skips: a boot under TCG takes seconds to minutes.
+// A rig failure (QEMU missing, a module missing, no boot, a panic) fails t.
+func RunTest(t *testing.T, pkg string, run string, c Config) *Result {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping the virtual rig in -short mode: it boots a Linux kernel under QEMU (run without -short)")
+	}
+	if c.Progress == nil {
+		c.Progress = os.Stderr
+	}
+	c, err := c.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl, ok := t.Deadline(); ok {
+		if left := time.Until(dl) - 30*time.Second; left < c.Timeout {
+			if left < time.Minute {
+				t.Fatalf("rig: the test deadline leaves %v, less than a minute for a guest run (raise -timeout)", left.Round(time.Second))
+			}
+			c.Timeout = left
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "txtimeout.test")
+	c.progressf("building %s for the guest", pkg)
+	if err := BuildTest(context.Background(), pkg, bin); err != nil {
+		t.Fatal(err)
+	}
+	args := GuestTestArgs(run, c.Timeout-c.BootTimeout-30*time.Second)
+	t.Logf("rig: guest test flags: %s", strings.Join(args, " "))
+
+	pr, pw := io.Pipe()
+	type outcome struct {
+		r   *Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		r, err := Run(context.Background(), c, bin, args, pw)
+		pw.Close()
+		done <- outcome{r, err}
+	}()
+	m := &mirror{events: parseGuestOutput(pr)}
+	skip := m.root(t)
+	// Drain whatever the parser still holds so Run is never blocked.
+	for range m.events {
+	}
+	o := <-done
+	r := o.r
+	if r == nil {
+		r = &Result{}
+	}
+	if len(r.QEMUCommand) > 0 {
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("rig: QEMU command line: %s", strings.Join(r.QEMUCommand, " "))
+			}
+		})
+	}
+	if r.BootTime > 0 {
+		t.Logf("rig: first test running in the guest %.1fs after start (guest init up %.1fs after QEMU started; kernel %s, %s)",
+			r.BootTime.Seconds(), r.GuestBootTime.Seconds(), r.Kernel, r.NIC)
+	}
+	if o.err != nil {
+		if r.WorkDir != "" {
+			t.Logf("rig: console log and initramfs kept in %s", r.WorkDir)
+		}
+		t.Fatalf("rig: %v", o.err)
+	}
+	if r.ExitCode != 0 && !t.Failed() {
+		t.Errorf("rig: guest test binary exited with status %d (see its output above)", r.ExitCode)
+	}
+	if skip != "" {
+		t.Skip(skip)
+	}
+	return r
+}
+
+// BuildTest builds the test binary of pkg for the guest: static
+// (CGO_ENABLED=0), linux/amd64.
+func BuildTest(ctx context.Context, pkg, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("rig: go test -c %s: %w: %s", pkg, err, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+// GuestTestArgs returns the guest test binary's flags: -test.v=test2json,
+// -test.run (see RunTest), the host's -test.count and -test.failfast, and
+// -test.timeout.
+func GuestTestArgs(run string, timeout time.Duration) []string {
+	if !strings.Contains(run, "/") {
+		if sub := hostSubRun(); sub != "" {
+			if run == "" {
+				run = "."
+			}
+			run += "/" + sub
+		}
+	}
+	args := []string{"-test.v=test2json"}
+	if run != "" {
+		args = append(args, "-test.run="+run)
+	}
+	if f := flag.Lookup("test.count"); f != nil && f.Value.String() != "1" {
+		args = append(args, "-test.count="+f.Value.String())
+	}
+	if f := flag.Lookup("test.failfast"); f != nil && f.Value.String() == "true" {
+		args = append(args, "-test.failfast")
+	}
+	if timeout < time.Minute {
+		timeout = time.Minute
+	}
+	args = append(args, "-test.timeout="+timeout.Round(time.Second).String())
+	return args
+}
+
+// hostSubRun returns the part of the host's -test.run after its first '/'.
+func hostSubRun() string {
+	f := flag.Lookup("test.run")
+	if f == nil {
+		return ""
+	}
+	_, sub, _ := strings.Cut(f.Value.String(), "/")
+	return sub
+}
+
+// guestEvent is one line of the guest's test output.
+type guestEvent struct {
+	// Kind is "run", "pass", "fail", "skip", "pause", "cont", "name" for
+	// framing lines and "output" for everything else.
+	Kind string
+	Name string // the test a framing line names
+	Line string // the line, without the framing byte
+}
+
+// parseGuestOutput reads test2json-framed output (go test -v=test2json):
+// framing lines begin with ^V. It closes the channel at EOF.
+func parseGuestOutput(r io.Reader) chan guestEvent {
+	ch := make(chan guestEvent, 64)
+	go func() {
+		defer close(ch)
+		s := bufio.NewScanner(r)
+		s.Buffer(make([]byte, 64<<10), 1<<20)
+		for s.Scan() {
+			ch <- parseGuestLine(strings.TrimRight(s.Text(), "\r"))
+		}
+		// An over-long line or a read error: keep the stream drained so
+		// the guest is never blocked.
+		io.Copy(io.Discard, r)
+	}()
+	return ch
+}
+
+func parseGuestLine(line string) guestEvent {
+	framed, ok := strings.CutPrefix(line, "\x16")
+	if !ok {
+		return guestEvent{Kind: "output", Line: line}
+	}
+	f := strings.TrimLeft(framed, " ")
+	for _, p := range []struct{ prefix, kind string }{
+		{"=== RUN", "run"}, {"=== PAUSE", "pause"}, {"=== CONT", "cont"}, {"=== NAME", "name"},
+		{"--- PASS:", "pass"}, {"--- FAIL:", "fail"}, {"--- SKIP:", "skip"},
+	} {
+		if rest, ok := strings.CutPrefix(f, p.prefix); ok {
+			fields := strings.Fields(rest)
+			if len(fields) == 0 {
+				// "=== NAME" with no name: output that follows
+				// belongs to no test.
+				return guestEvent{Kind: p.kind, Line: framed}
+			}
+			return guestEvent{Kind: p.kind, Name: fields[0], Line: framed}
+		}
+	}
+	return guestEvent{Kind: "output", Line: framed}
+}
+
+// mirror replays guest events into host tests.
+type mirror struct {
+	events  chan guestEvent
+	pending *guestEvent
+}
+
+func (m *mirror) next() (guestEvent, bool) {
+	if m.pending != nil {
+		ev := *m.pending
+		m.pending = nil
+		return ev, true
+	}
+	ev, ok := <-m.events
+	return ev, ok
+}
+
+func (m *mirror) unread(ev guestEvent) { m.pending = &ev }
+
+// root handles the guest's top-level tests. It returns a skip message when
+// the guest test mapped onto t itself was skipped: the caller skips t last,
+// after the run has been wound up.
+func (m *mirror) root(t *testing.T) (skip string) {
+	for {
+		ev, ok := m.next()
+		if !ok {
+			return skip
+		}
+		switch {
+		case ev.Kind == "run" && !strings.Contains(ev.Name, "/"):
+			if ev.Name == t.Name() {
+				res, msg := m.node(t, ev.Name)
+				if res == "skip" {
+					skip = msg
+				}
+				continue
+			}
+			name := ev.Name
+			t.Run(name, func(t *testing.T) {
+				if res, msg := m.node(t, name); res == "skip" {
+					t.Skip(msg)
+				}
+			})
+		case ev.Kind == "output":
+			if strings.TrimSpace(ev.Line) != "" {
+				t.Log(strings.TrimLeft(ev.Line, " "))
+			}
+		case ev.Kind == "pause" || ev.Kind == "cont" || ev.Kind == "name":
+			// Interleaving marks: the mirror follows tests in order.
+		default:
+			t.Logf("guest: %s", ev.Line)
+		}
+	}
+}
+
+var fileLineRE = regexp.MustCompile(`^\s*[\w.+-]+\.go:\d+: `)
+
+// node follows the guest test name, mirrored by t, until its result. It
+// returns "pass", "fail", "skip" (with the guest's skip message) or "" when
+// the guest output ended first.
+func (m *mirror) node(t *testing.T, name string) (result, skipMsg string) {
+	var lines []string
+	for {
+		ev, ok := m.next()
+		if !ok {
+			t.Errorf("rig: the guest's output ended before %s finished (see the rig error and console log)", name)
+			return "", ""
+		}
+		switch ev.Kind {
+		case "run":
+			if parent, sub, ok := cutLast(ev.Name); ok && parent == name {
+				child := ev.Name
+				t.Run(sub, func(t *testing.T) {
+					if res, msg := m.node(t, child); res == "skip" {
+						t.Skip(msg)
+					}
+				})
+				continue
+			}
+			if !strings.HasPrefix(ev.Name, name+"/") {
+				// Someone else's test (parallel tests): let an
+				// ancestor handle it; this test's result never came.
+				m.unread(ev)
+				t.Errorf("rig: guest started %s before reporting %s", ev.Name, name)
+				return "", ""
+			}
+			t.Logf("guest: %s", ev.Line)
+		case "pass", "fail", "skip":
+			if ev.Name == name {
+				switch ev.Kind {
+				case "fail":
+					t.Errorf("failed in the guest")
+				case "skip":
+					return "skip", skipMessage(lines)
+				}
+				return ev.Kind, ""
+			}
+			if strings.HasPrefix(ev.Name, name+"/") {
+				t.Logf("guest: %s", ev.Line)
+				continue
+			}
+			m.unread(ev)
+			t.Errorf("rig: guest reported %s before %s", ev.Name, name)
+			return "", ""
+		case "output":
+			if strings.TrimSpace(ev.Line) == "" {
+				continue
+			}
+			lines = append(lines, ev.Line)
+			t.Log(strings.TrimLeft(ev.Line, " "))
+		}
+	}
+}
+
+// skipMessage recovers the message of t.Skip from a test's output: its last
+// "file.go:NN: " line and the continuation lines after it, without the
+// file:line prefix.
+func skipMessage(lines []string) string {
+	for i := len(lines) - 1; i >= 0; i-- {
+		if loc := fileLineRE.FindStringIndex(lines[i]); loc != nil {
+			msg := []string{lines[i][loc[1]:]}
+			for _, l := range lines[i+1:] {
+				msg = append(msg, strings.TrimSpace(l))
+			}
+			return strings.Join(msg, "\n")
+		}
+	}
+	return "skipped in the guest"
+}
+
+func cutLast(name string) (parent, sub string, ok bool) {
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 {
+		return "", "", false
+	}
+	return name[:i], name[i+1:], true
+}
