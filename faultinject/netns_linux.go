@@ -41,9 +41,9 @@ func linkHandle(o Options) (*netlink.Handle, error) {
 	}
 	defer ns.Close()
 	if !ns.IsOpen() {
-		return netlink.NewHandle()
+		return netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
-	return netlink.NewHandleAt(ns)
+	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 }
 
 // inNetNS runs fn on an OS thread that is in o's namespace, so that
