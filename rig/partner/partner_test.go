@@ -369,3 +369,73 @@ func TestDecodeFrameKinds(t *testing.T) {
 		t.Errorf("13-byte frame: %v, want ErrMalformed", err)
 	}
 }
+
+// TestRepeatedStallRequest: a repeat of the request already obeyed (same
+// nonce, queued behind it while the sender waited for the ack) is
+// acknowledged but does not stall again; a new nonce does.
+func TestRepeatedStallRequest(t *testing.T) {
+	const d = 200 * time.Millisecond
+	r := pipeRig(t, Config{})
+	r.send(t, stallFrame(t, d, 5))
+	r.expectAck(t, faultinject.CmdStall, d, 5)
+	r.expectEvent(t, true, 5)
+	r.send(t, stallFrame(t, d, 5)) // blocks until the stall ends
+	r.expectEvent(t, false, 5)
+	r.expectAck(t, faultinject.CmdStall, d, 5)
+	r.send(t, arpWho(t, DefaultIP))
+	r.recv(t)
+	if s := r.p.Stats(); s.Stalls != 1 || s.Ctrl != 2 {
+		t.Errorf("stats %+v, want 1 stall from 2 control frames", s)
+	}
+	r.send(t, stallFrame(t, d, 6))
+	r.expectAck(t, faultinject.CmdStall, d, 6)
+	r.expectEvent(t, true, 6)
+	r.expectEvent(t, false, 6)
+	if s := r.p.Stats(); s.Stalls != 2 {
+		t.Errorf("stats %+v, want a second stall for a new nonce", s)
+	}
+}
+
+// TestSlowPeerDoesNotStopReading: when QEMU's side does not read the
+// partner's replies, replies are dropped once the queue is full, but the
+// partner keeps reading: only a stall request may stop it.
+func TestSlowPeerDoesNotStopReading(t *testing.T) {
+	r := pipeRig(t, Config{}) // nobody reads r.qemu: every reply stays queued
+	const n = txQueueLen + 100
+	req := arpWho(t, DefaultIP)
+	for range n {
+		r.send(t, req) // fails after deadline if the partner stopped reading
+	}
+	s := r.waitStats(t, "every request read", func(s Stats) bool { return s.ARP == n })
+	// The writer holds one reply in a blocked Write, the queue the rest.
+	if s.TxDropped < n-txQueueLen-1 || s.TxDropped > n-txQueueLen {
+		t.Errorf("TxDropped %d, want %d or %d", s.TxDropped, n-txQueueLen-1, n-txQueueLen)
+	}
+}
+
+// plainConn hides net.Conn's deadlines: Serve must still return when its
+// context ends, even though it cannot unblock the pending Read.
+type plainConn struct{ c net.Conn }
+
+func (p plainConn) Read(b []byte) (int, error)  { return p.c.Read(b) }
+func (p plainConn) Write(b []byte) (int, error) { return p.c.Write(b) }
+
+func TestServeWithoutDeadlines(t *testing.T) {
+	p, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, plainConn{a}) }()
+	WriteFrame(b, arpWho(t, DefaultIP))
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(deadline):
+		t.Fatal("Serve on a conn without deadlines ignored its context")
+	}
+	a.Close() // ends the abandoned Read
+}
