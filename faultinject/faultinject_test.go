@@ -1,3 +1,5 @@
+//go:build linux
+
 package faultinject
 
 import (
@@ -241,6 +243,8 @@ func TestClassifyRoot(t *testing.T) {
 	check.NoError(t, err)
 	check.Nil(t, s, "a default root qdisc (handle 0) comes back by itself")
 
+	_, err = classifyRoot("x", []qdiscInfo{{Handle: 0, Parent: tcHRoot, Kind: "mq"}, {Handle: 0x80010000, Parent: 1, Kind: "fq"}})
+	check.ErrorIs(t, err, ErrNotRestorable)
 	_, err = classifyRoot("x", []qdiscInfo{{Handle: 0x10000, Parent: tcHRoot, Kind: "htb"}})
 	check.ErrorIs(t, err, ErrNotRestorable)
 	_, err = classifyRoot("x", []qdiscInfo{tbf, {Handle: 0x20000, Parent: 0x10001, Kind: "pfifo"}})

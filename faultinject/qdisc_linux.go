@@ -168,7 +168,19 @@ var restorableKinds = map[string]bool{
 // be re-created, or ErrNotRestorable.
 func classifyRoot(iface string, qs []qdiscInfo) (*savedQdisc, error) {
 	root, ok := rootQdisc(qs)
-	if !ok || root.Handle == 0 {
+	if !ok {
+		return nil, nil
+	}
+	if root.Handle == 0 {
+		// A default root (mq, fq_codel, pfifo_fast, noqueue) comes back
+		// by itself, but only with default children: an explicitly
+		// configured child (it has a handle) would be lost.
+		for _, q := range qs {
+			if q.Parent != tcHRoot && q.Parent != tcHIngress && q.Handle != 0 {
+				return nil, fmt.Errorf("%w: %s's default %s root qdisc has an explicitly configured child %s %s; nothing changed",
+					ErrNotRestorable, iface, root.Kind, q.Kind, fmtHandle(q.Handle))
+			}
+		}
 		return nil, nil
 	}
 	if IsProjectHandle(root.Handle) {

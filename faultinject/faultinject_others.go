@@ -1,0 +1,76 @@
+//go:build !linux
+
+package faultinject
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+)
+
+// Outside Linux every injector exists, so that callers build, and every
+// operation that would touch the system returns ErrUnsupported.
+
+var errPlatform = fmt.Errorf("fault injection on %s: %w", runtime.GOOS, ErrUnsupported)
+
+// Netem attaches a root netem qdisc (Linux only).
+type Netem struct{ iface string }
+
+// NewNetem validates its input; on this platform the injector cannot act.
+func NewNetem(iface string, c NetemConfig, o Options) (*Netem, error) {
+	if err := validIfaceName(iface); err != nil {
+		return nil, err
+	}
+	if err := c.withDefaults().validate(); err != nil {
+		return nil, err
+	}
+	return &Netem{iface: iface}, nil
+}
+
+func (n *Netem) Name() string                              { return "netem" }
+func (n *Netem) Describe() string                          { return "netem on " + n.iface + " (unsupported here)" }
+func (n *Netem) Inject(context.Context) error              { return errPlatform }
+func (n *Netem) Restore(context.Context) error             { return nil }
+func (n *Netem) Stats(context.Context) (QdiscStats, error) { return QdiscStats{}, errPlatform }
+
+// Stall asks the link partner to stop reading (Linux only).
+type Stall struct{ iface string }
+
+// NewStall returns an injector that cannot act on this platform.
+func NewStall(iface string, c StallConfig, o Options) (*Stall, error) {
+	if err := validIfaceName(iface); err != nil {
+		return nil, err
+	}
+	return &Stall{iface: iface}, nil
+}
+
+func (s *Stall) Name() string                  { return "stall" }
+func (s *Stall) Describe() string              { return "stall on " + s.iface + " (unsupported here)" }
+func (s *Stall) Inject(context.Context) error  { return errPlatform }
+func (s *Stall) Restore(context.Context) error { return nil }
+
+// PauseFlood sends PAUSE frames (Linux only).
+type PauseFlood struct{ iface string }
+
+// NewPauseFlood returns an injector that cannot act on this platform.
+func NewPauseFlood(partnerIface string, c PauseConfig, o Options) (*PauseFlood, error) {
+	if err := validIfaceName(partnerIface); err != nil {
+		return nil, err
+	}
+	return &PauseFlood{iface: partnerIface}, nil
+}
+
+func (p *PauseFlood) Name() string                  { return "pause" }
+func (p *PauseFlood) Describe() string              { return "pause from " + p.iface + " (unsupported here)" }
+func (p *PauseFlood) Inject(context.Context) error  { return errPlatform }
+func (p *PauseFlood) Restore(context.Context) error { return nil }
+func (p *PauseFlood) Sent() uint64                  { return 0 }
+func (p *PauseFlood) Done() <-chan struct{}         { return nil }
+
+// Cleanup is unsupported outside Linux.
+func Cleanup(ctx context.Context, iface string, o Options) ([]string, error) {
+	return nil, errPlatform
+}
+
+// CleanupAll is unsupported outside Linux.
+func CleanupAll(ctx context.Context, o Options) ([]string, error) { return nil, errPlatform }
