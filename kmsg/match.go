@@ -2,8 +2,10 @@ package kmsg
 
 import (
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Kind says what an Event is.
@@ -109,13 +111,6 @@ var (
 	// netdev_crit form, 6.8+ and later stable releases (after the prefix).
 	reWatchdogCrit = regexp.MustCompile(`^NETDEV WATCHDOG: CPU: \d+: transmit queue (?P<queue>\d+) timed out (?P<ms>\d+) ms`)
 
-	// __netdev_printk prefixes: "DRIVER BUS-ID IFACE[ (state)]: ",
-	// "IFACE[ (state)]: " for a device without a parent, and dev_printk's
-	// "DRIVER BUS-ID: ".
-	reNetdevPrefix = regexp.MustCompile(`^([^\s:]+) (\S+) ([^\s:/]+)(?: \((?:unregistered|unregistering|uninitialized|unknown)\))?: `)
-	reDevPrefix    = regexp.MustCompile(`^([^\s:]+) (\S+): `)
-	reIfacePrefix  = regexp.MustCompile(`^([^\s:/]+)(?: \((?:unregistered|unregistering|uninitialized|unknown)\))?: `)
-
 	// The watchdog's own WARNING line names dev_watchdog (or, without
 	// kallsyms, at least sch_generic.c).
 	reWatchdogWarning = regexp.MustCompile(`^WARNING: .*\bdev_watchdog\b`)
@@ -139,6 +134,9 @@ var (
 		`|Kernel panic - not syncing` +
 		`|UBSAN: ` +
 		`)`)
+	// splatFirst holds the first bytes of every reSplat alternative, a
+	// cheap filter before the expression.
+	splatFirst = "WBwNkOIUgrK"
 	// Lines that continue the report a BUG/kernel BUG/Unable to handle
 	// opened: they are not new splats.
 	reSplatFollow = regexp.MustCompile(`^(?:Oops: |Internal error: Oops|invalid opcode: )`)
@@ -179,8 +177,10 @@ func (m *Matcher) Match(r Record) []Event {
 	}
 	ev := Event{Queue: -1, TSUsec: r.Time.Microseconds(), Seq: r.Seq, Text: msg}
 
-	// The WARN_ONCE forms of the watchdog line.
-	if g := submatch(reWatchdogWarn, msg); g != nil {
+	// The WARN_ONCE forms of the watchdog line. (The HasPrefix calls
+	// only spare most records the expressions.)
+	wd := strings.HasPrefix(msg, "NETDEV WATCHDOG: ")
+	if g := submatchIf(wd, reWatchdogWarn, msg); g != nil {
 		ev.Kind = KindWatchdog
 		ev.Iface, ev.Driver = g["iface"], g["driver"]
 		ev.Queue = atoi(g["queue"], -1)
@@ -188,14 +188,15 @@ func (m *Matcher) Match(r Record) []Event {
 		m.watchdogLeft, m.splatLeft = watchdogWindow, 0
 		return []Event{ev}
 	}
-	if g := submatch(reWatchdogOld, msg); g != nil {
+	if g := submatchIf(wd, reWatchdogOld, msg); g != nil {
 		ev.Kind, ev.Iface = KindWatchdog, g["iface"]
 		m.watchdogLeft, m.splatLeft = watchdogWindow, 0
 		return []Event{ev}
 	}
 	// The watchdog's WARNING is part of its event; old kernels print it
 	// before the NETDEV WATCHDOG line, newer ones after.
-	if reWatchdogWarning.MatchString(msg) || (m.watchdogLeft > 0 && reSchGeneric.MatchString(msg)) {
+	warning := strings.HasPrefix(msg, "WARNING: ")
+	if warning && (reWatchdogWarning.MatchString(msg) || (m.watchdogLeft > 0 && reSchGeneric.MatchString(msg))) {
 		m.watchdogLeft, m.splatLeft = watchdogWindow, 0
 		return nil
 	}
@@ -204,7 +205,7 @@ func (m *Matcher) Match(r Record) []Event {
 	ev.Driver, ev.Bus, ev.Iface = p.driver, p.bus, p.iface
 
 	// The netdev_crit form.
-	if g := submatch(reWatchdogCrit, p.body); g != nil {
+	if g := submatchIf(strings.HasPrefix(p.body, "NETDEV WATCHDOG: CPU: "), reWatchdogCrit, p.body); g != nil {
 		ev.Kind = KindWatchdog
 		ev.Queue = atoi(g["queue"], -1)
 		ev.TimedOutMS = atoi(g["ms"], 0)
@@ -226,7 +227,7 @@ func (m *Matcher) Match(r Record) []Event {
 		return []Event{ev}
 	}
 
-	if reSplat.MatchString(msg) {
+	if len(msg) > 0 && strings.IndexByte(splatFirst, msg[0]) >= 0 && reSplat.MatchString(msg) {
 		if m.splatLeft > 0 && reSplatFollow.MatchString(msg) {
 			return nil
 		}
@@ -242,17 +243,45 @@ type prefix struct {
 	body               string
 }
 
+// splitPrefix parses the prefix by hand: it is on every record's path, and
+// regular expressions made it most of Match's cost. No prefix token holds a
+// space, so the prefix ends at the first ": ".
 func splitPrefix(msg string) prefix {
-	if m := reNetdevPrefix.FindStringSubmatch(msg); m != nil {
-		return prefix{driver: m[1], bus: m[2], iface: m[3], body: msg[len(m[0]):]}
+	end := strings.Index(msg, ": ")
+	if end <= 0 {
+		return prefix{body: msg}
 	}
-	if m := reDevPrefix.FindStringSubmatch(msg); m != nil {
-		return prefix{driver: m[1], bus: m[2], body: msg[len(m[0]):]}
+	head, body := msg[:end], msg[end+2:]
+	state := false
+	for _, st := range regStates {
+		if h, ok := strings.CutSuffix(head, st); ok {
+			head, state = h, true
+			break
+		}
 	}
-	if m := reIfacePrefix.FindStringSubmatch(msg); m != nil {
-		return prefix{iface: m[1], body: msg[len(m[0]):]}
+	f := strings.Split(head, " ")
+	for _, tok := range f {
+		if tok == "" || strings.ContainsAny(tok, "\t\n\v\f\r") {
+			return prefix{body: msg}
+		}
+	}
+	switch {
+	case len(f) == 3 && !strings.Contains(f[0], ":") && isIfname(f[2]):
+		return prefix{driver: f[0], bus: f[1], iface: f[2], body: body}
+	case len(f) == 2 && !state && !strings.Contains(f[0], ":"):
+		return prefix{driver: f[0], bus: f[1], body: body}
+	case len(f) == 1 && isIfname(f[0]):
+		return prefix{iface: f[0], body: body}
 	}
 	return prefix{body: msg}
+}
+
+// regStates are the suffixes netdev_reg_state adds to an interface name.
+var regStates = []string{" (unregistered)", " (unregistering)", " (uninitialized)", " (unknown)"}
+
+// isIfname reports whether s can be an interface name (dev_valid_name).
+func isIfname(s string) bool {
+	return s != "" && !strings.ContainsAny(s, ":/")
 }
 
 // matchDriver finds the DriverPatterns row for p: the first matching row of
@@ -264,6 +293,9 @@ func matchDriver(p prefix) (*DriverPattern, map[string]string) {
 	ambiguous := false
 	for i := range DriverPatterns {
 		row := &DriverPatterns[i]
+		if !strings.HasPrefix(p.body, literalPrefix(row.Re)) {
+			continue
+		}
 		g := submatch(row.Re, p.body)
 		if g == nil {
 			continue
@@ -283,6 +315,35 @@ func matchDriver(p prefix) (*DriverPattern, map[string]string) {
 		return &anon, firstG
 	}
 	return first, firstG
+}
+
+// literals caches literalPrefix per expression.
+var literals sync.Map // *regexp.Regexp -> string
+
+// literalPrefix returns the literal text an anchored row expression
+// begins with ("" when it has none), a cheap filter before the expression.
+func literalPrefix(re *regexp.Regexp) string {
+	if v, ok := literals.Load(re); ok {
+		return v.(string)
+	}
+	lit := ""
+	if t, err := syntax.Parse(re.String(), syntax.Perl); err == nil {
+		t = t.Simplify()
+		if t.Op == syntax.OpConcat && len(t.Sub) >= 2 && t.Sub[0].Op == syntax.OpBeginText &&
+			t.Sub[1].Op == syntax.OpLiteral && t.Sub[1].Flags&syntax.FoldCase == 0 {
+			lit = string(t.Sub[1].Rune)
+		}
+	}
+	literals.Store(re, lit)
+	return lit
+}
+
+// submatchIf is submatch when cond holds, else nil.
+func submatchIf(cond bool, re *regexp.Regexp, s string) map[string]string {
+	if !cond {
+		return nil
+	}
+	return submatch(re, s)
 }
 
 // submatch returns re's named groups in s, or nil when re does not match.

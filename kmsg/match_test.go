@@ -2,6 +2,7 @@ package kmsg
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -471,5 +472,22 @@ func checkKinds(t *testing.T, want []string, lines []string) {
 	t.Helper()
 	if diff := cmp.Diff(want, kinds(matchAll(lines))); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+func TestLiteralPrefix(t *testing.T) {
+	for expr, want := range map[string]string{
+		`^Reset adapter$`:                       "Reset adapter",
+		`(?s)^Detected Tx Unit Hang(?:.*?x)?`:   "Detected Tx Unit Hang",
+		`^TX timeout on queue: (?P<q>\d+), sq:`: "TX timeout on queue: ",
+		`^abc|^def`:                             "",
+		`^ab*c`:                                 "a",
+		`^(?i)reset`:                            "",
+		`Reset adapter`:                         "",
+		`^[Rr]eset`:                             "",
+	} {
+		if got := literalPrefix(regexp.MustCompile(expr)); got != want {
+			t.Errorf("literalPrefix(%q) = %q, want %q", expr, got, want)
+		}
 	}
 }
