@@ -454,9 +454,11 @@ func (s *session) answerEcho(f *Frame, msg []byte) {
 		s.p.txDropped.Add(uint64(frames))
 		return
 	}
+	// Counted before the frames are queued, so that a reader who has the
+	// reply in hand always sees it counted.
+	s.p.echoRep.Add(1)
 	id := uint16(s.p.ipID.Add(1))
 	s.echo.build(msg, f.Src, f.SrcIP, f.Network[1], id, s.alloc, func(buf []byte, n int) { s.send(buf, n) })
-	s.p.echoRep.Add(1)
 }
 
 // reassemble feeds a fragment to the defragmenter and answers the datagram

@@ -1,13 +1,17 @@
 package partner
 
 import (
+	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"txtimeout/faultinject"
 )
 
 // socketPair returns the two ends of an AF_UNIX stream socket pair, the
@@ -98,4 +102,55 @@ func TestStallOnSocket(t *testing.T) {
 		t.Errorf("all %d frames were taken %v before the stall's end", flood, start.At.Add(d).Sub(done))
 	}
 	r.waitStats(t, "the whole flood read", func(s Stats) bool { return s.RxFrames == rx0+flood && s.EchoRequests == flood })
+}
+
+// TestUnixSocketLikeQEMU serves the way the rig does: the partner listens
+// on a unix socket and QEMU (here a Go client) connects to it
+// (-netdev stream,server=off,addr.type=unix). The client pings across it,
+// stalls the partner and closes; Serve then returns nil.
+func TestUnixSocketLikeQEMU(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "net.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		served <- p.Serve(context.Background(), c)
+	}()
+	q, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{p: p, qemu: q}
+	for _, f := range echoRequest(t, DefaultIP, 2048, 1500, 7, 1) {
+		r.send(t, f)
+	}
+	if rep := r.recvEchoReply(t, 1500); len(rep.data) != 2048 || len(rep.frames) != 2 {
+		t.Errorf("reply of %d bytes in %d frames, want 2048 in 2", len(rep.data), len(rep.frames))
+	}
+	r.send(t, stallFrame(t, 100*time.Millisecond, 3))
+	r.expectAck(t, faultinject.CmdStall, 100*time.Millisecond, 3)
+	r.expectEvent(t, true, 3)
+	r.expectEvent(t, false, 3)
+	q.Close()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve after QEMU closed its end = %v, want nil", err)
+		}
+	case <-time.After(deadline):
+		t.Fatal("Serve did not return after QEMU closed its end")
+	}
 }

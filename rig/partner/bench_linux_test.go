@@ -1,0 +1,75 @@
+package partner
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+)
+
+// BenchmarkEchoReply measures echo round trips through Serve on the kind of
+// socket QEMU uses, requests pipelined as a ping flood sends them. It
+// reports requests per second (frames/s counts the reply frames).
+func BenchmarkEchoReply(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		size int
+	}{{"64B", 56}, {"2048B-fragmented", 2048}} {
+		b.Run(bc.name, func(b *testing.B) {
+			a, q := socketPair(b)
+			p, err := New(Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- p.Serve(ctx, a) }()
+			b.Cleanup(func() { cancel(); <-done; a.Close(); q.Close() })
+
+			var stream bytes.Buffer
+			reqs := echoRequest(b, DefaultIP, bc.size, 1500, 1, 1)
+			for _, f := range reqs {
+				WriteFrame(&stream, f)
+			}
+			perReq := echoReplyFrames(8+bc.size, 1500)
+			req := stream.Bytes()
+
+			b.SetBytes(int64(len(req)))
+			b.ResetTimer()
+			start := time.Now()
+			// Keep at most a window of requests in flight, as the TX
+			// queue would, so no reply is dropped.
+			const window = 256
+			sent := make(chan struct{}, window)
+			werr := make(chan error, 1)
+			go func() {
+				for range b.N {
+					sent <- struct{}{}
+					if _, err := q.Write(req); err != nil {
+						werr <- err
+						return
+					}
+				}
+				werr <- nil
+			}()
+			buf := make([]byte, MaxFrameLen)
+			for range b.N {
+				for range perReq {
+					if _, err := ReadFrame(q, buf); err != nil {
+						b.Fatalf("reading replies: %v", err)
+					}
+				}
+				<-sent
+			}
+			if err := <-werr; err != nil {
+				b.Fatalf("writing requests: %v", err)
+			}
+			el := time.Since(start)
+			b.ReportMetric(float64(b.N)/el.Seconds(), "requests/s")
+			b.ReportMetric(float64(b.N*perReq)/el.Seconds(), "frames/s")
+			if s := p.Stats(); s.TxDropped != 0 || s.EchoReplies != uint64(b.N) {
+				b.Errorf("stats %+v, want %d replies, none dropped", s, b.N)
+			}
+		})
+	}
+}
