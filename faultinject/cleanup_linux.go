@@ -13,7 +13,9 @@ import (
 
 // Cleanup restores iface from its state file (left by a run that crashed
 // or was killed) and removes anything else the project left on it: a root
-// qdisc with the project's handle. It returns one line per action, and a
+// qdisc with the project's handle, and pktgen devices on it (pktgen can
+// only empty a whole kernel thread, so other devices on the same thread
+// go too; the actions name them). It returns one line per action, and a
 // nil error when the interface is clean.
 func Cleanup(ctx context.Context, iface string, o Options) (actions []string, err error) {
 	if err := validIfaceName(iface); err != nil {
@@ -42,6 +44,11 @@ func Cleanup(ctx context.Context, iface string, o Options) (actions []string, er
 		actions = append(actions, fmt.Sprintf("%s: removed state file %s", iface, statePath(o, iface)))
 	}
 	did, err := removeLeftoverQdisc(o, iface)
+	actions = append(actions, did...)
+	if err != nil {
+		return actions, err
+	}
+	did, err = removeLeftoverPktgen(o, iface)
 	actions = append(actions, did...)
 	if err != nil {
 		return actions, err

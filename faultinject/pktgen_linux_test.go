@@ -1,0 +1,69 @@
+package faultinject
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The thread file text is pktgen_thread_show's format (net/core/pktgen.c):
+//
+//	Running: DEV ...
+//	Stopped: DEV ...
+//	Result: ...
+func TestCleanupPktgen(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		return string(b)
+	}
+	write("pgctrl", "Packet Generator (module version 2.75)\n")
+	write("kpktgend_0", "Running: eth1@0 \nStopped: \nResult: OK: add_device=eth1@0\n")
+	write("kpktgend_1", "Running: \nStopped: eth10@1 \nResult: OK: add_device=eth10@1\n")
+	write("kpktgend_2", "Running: \nStopped: eth1 \nResult: Idle\n")
+
+	acts, err := cleanupPktgen(dir, "eth1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%q", acts)
+	if got := read("pgctrl"); got != "stop" {
+		t.Errorf("pgctrl got %q, want stop (a device was running)", got)
+	}
+	if read("kpktgend_0") != "rem_device_all" || read("kpktgend_2") != "rem_device_all" {
+		t.Errorf("threads driving eth1 not emptied: %q %q", read("kpktgend_0"), read("kpktgend_2"))
+	}
+	if strings.Contains(read("kpktgend_1"), "rem_device_all") {
+		t.Error("thread driving only eth10 was emptied")
+	}
+	if len(acts) != 3 {
+		t.Errorf("actions %q, want stop + two removals", acts)
+	}
+
+	// No pktgen at all (no such directory) is clean.
+	acts, err = cleanupPktgen(filepath.Join(dir, "none"), "eth1")
+	if err != nil || len(acts) != 0 {
+		t.Errorf("without pktgen: %q, %v", acts, err)
+	}
+}
+
+func FuzzParsePktgenThread(f *testing.F) {
+	f.Add("Running: eth1@0 \nStopped: eth2 \nResult: OK\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 4096 {
+			return
+		}
+		run, stop := parsePktgenThread(s)
+		for _, d := range append(run, stop...) {
+			if d == "" || strings.ContainsAny(d, " \n\t") {
+				t.Fatalf("bad device name %q", d)
+			}
+		}
+	})
+}
