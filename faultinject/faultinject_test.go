@@ -320,6 +320,10 @@ func TestStateFile(t *testing.T) {
 	check.Equal(t, []string{"eth1"}, stale)
 	check.ErrorIs(t, checkNoStale(o, "eth1"), ErrStaleState)
 	check.NoError(t, checkNoStale(o, "eth2"))
+	// A pause injection's flow-control change on the DUT blocks the DUT.
+	check.NoError(t, writeState(o, &state{Injector: "pause", Iface: "p0", FlowControl: &savedPause{Iface: "eth2"}}))
+	check.ErrorContains(t, checkNoStale(o, "eth2"), "recorded in p0")
+	check.NoError(t, removeState(o, "p0"))
 	// No temporary files are left next to it.
 	ents, _ := os.ReadDir(o.StateDir)
 	check.Len(t, ents, 1)

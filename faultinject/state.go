@@ -191,5 +191,18 @@ func checkNoStale(o Options, iface string) error {
 		return fmt.Errorf("%w: %s has a %s injection recorded by pid %d at %s (run 'txtimeout cleanup -iface %s')",
 			ErrStaleState, iface, s.Injector, s.PID, s.Created.Format(time.RFC3339), iface)
 	}
+	// A PAUSE flood records the DUT's flow control in the partner's file.
+	others, err := StaleState(o)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrStaleState, err)
+	}
+	for _, other := range others {
+		st, err := readState(o, other)
+		if err != nil || st == nil || st.FlowControl == nil || st.FlowControl.Iface != iface {
+			continue
+		}
+		return fmt.Errorf("%w: %s's flow control was changed by a pause injection recorded in %s by pid %d (run 'txtimeout cleanup -iface %s')",
+			ErrStaleState, iface, other, st.PID, other)
+	}
 	return nil
 }
