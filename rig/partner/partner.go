@@ -264,7 +264,11 @@ func (p *Partner) Serve(ctx context.Context, conn io.ReadWriter) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		werr <- s.writeLoop(ctx, conn)
+		// Only a real failure is reported: the loop's return at the
+		// context's end must not pass for a write error.
+		if err := s.writeLoop(ctx, conn); err != nil {
+			werr <- err
+		}
 	}()
 
 	// The reader reads one frame, hands it over and waits for the go-ahead
@@ -323,6 +327,10 @@ func (p *Partner) Serve(ctx context.Context, conn io.ReadWriter) error {
 		}
 	}
 }
+
+// maxLogged bounds the malformed frames logged per connection, so that a
+// flood of them cannot flood the log.
+const maxLogged = 10
 
 // session is the state of one Serve call.
 type session struct {
@@ -400,9 +408,12 @@ func (s *session) send(buf []byte, n int) bool {
 
 func (s *session) malformed(format string, args ...any) {
 	s.p.malformed.Add(1)
-	if s.logged < 10 {
-		s.logged++
+	s.logged++
+	switch {
+	case s.logged <= maxLogged:
 		s.p.logf("partner: dropping malformed frame: "+format, args...)
+	case s.logged == maxLogged+1:
+		s.p.logf("partner: more malformed frames; no longer logged, counted in Stats.Malformed")
 	}
 }
 

@@ -439,3 +439,4 @@ func TestServeWithoutDeadlines(t *testing.T) {
 	}
 	a.Close() // ends the abandoned Read
 }
+
