@@ -439,4 +439,3 @@ func TestServeWithoutDeadlines(t *testing.T) {
 	}
 	a.Close() // ends the abandoned Read
 }
-
