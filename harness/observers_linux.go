@@ -35,13 +35,17 @@ type Observers struct {
 	tl    *Timeline
 	iface string
 
-	stats    []*os.File // in statNames order
-	queues   []*os.File // tx-N/tx_timeout, by N
-	nl       *netlink.Handle
-	link     netlink.Link
-	kr       *kmsg.Reader
-	tpInst   string   // tracefs instance directory we made, removed on Stop
-	tpPipe   *os.File // its trace_pipe
+	stats  []*os.File // in statNames order
+	queues []*os.File // tx-N/tx_timeout, by N
+	nl     *netlink.Handle
+	link   netlink.Link
+	kr     *kmsg.Reader
+	// The tracefs instance is removed through open descriptors, so that
+	// Stop works from any thread, whatever mount namespace it is in.
+	tpDir    *os.File // tracefs "instances" directory
+	tpName   string   // our instance in it, removed on Stop
+	tpEnable *os.File // the instance's net_dev_xmit_timeout/enable
+	tpPipe   *os.File // the instance's trace_pipe
 	tpReason string   // why the tracepoint is not observed, when it is not
 
 	cancel context.CancelFunc
@@ -261,15 +265,25 @@ func (o *Observers) openTracepoint(rig bool) error {
 	if root == "" {
 		return errors.New("tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)")
 	}
+	dir, err := os.Open(filepath.Join(root, "instances"))
+	if err != nil {
+		return fmt.Errorf("tracefs instances: %w", err)
+	}
+	o.tpDir = dir
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	inst := filepath.Join(root, "instances", "txtimeout-"+hex.EncodeToString(rnd[:]))
-	if err := os.Mkdir(inst, 0o700); err != nil {
-		return fmt.Errorf("tracefs instance: %w", err)
+	name := "txtimeout-" + hex.EncodeToString(rnd[:])
+	if err := unix.Mkdirat(int(dir.Fd()), name, 0o700); err != nil {
+		return fmt.Errorf("tracefs instance: %w", os.NewSyscallError("mkdir", err))
 	}
-	o.tpInst = inst
-	enable := filepath.Join(inst, "events/net/net_dev_xmit_timeout/enable")
-	if err := os.WriteFile(enable, []byte("1"), 0); err != nil {
+	o.tpName = name
+	inst := filepath.Join(root, "instances", name)
+	enable, err := os.OpenFile(filepath.Join(inst, "events/net/net_dev_xmit_timeout/enable"), os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("net:net_dev_xmit_timeout: %w", err)
+	}
+	o.tpEnable = enable
+	if _, err := enable.Write([]byte("1")); err != nil {
 		return fmt.Errorf("enabling net:net_dev_xmit_timeout: %w", err)
 	}
 	// trace_pipe supports poll, so os.Open puts it in the runtime poller:
@@ -344,12 +358,21 @@ func (o *Observers) closeAll() {
 	}
 	if o.tpPipe != nil {
 		o.tpPipe.Close()
+		o.tpPipe = nil
 	}
-	if o.tpInst != "" {
-		_ = os.WriteFile(filepath.Join(o.tpInst, "events/net/net_dev_xmit_timeout/enable"), []byte("0"), 0)
-		if err := os.Remove(o.tpInst); err != nil {
-			o.errs = append(o.errs, fmt.Errorf("harness: observers: removing tracefs instance: %w", err))
+	if o.tpEnable != nil {
+		_, _ = o.tpEnable.WriteAt([]byte("0"), 0)
+		o.tpEnable.Close()
+		o.tpEnable = nil
+	}
+	if o.tpName != "" {
+		if err := unix.Unlinkat(int(o.tpDir.Fd()), o.tpName, unix.AT_REMOVEDIR); err != nil {
+			o.errs = append(o.errs, fmt.Errorf("harness: observers: removing tracefs instance %s: %w", o.tpName, err))
 		}
-		o.tpInst = ""
+		o.tpName = ""
+	}
+	if o.tpDir != nil {
+		o.tpDir.Close()
+		o.tpDir = nil
 	}
 }
