@@ -155,6 +155,15 @@ const (
 // report belong to the splat that opened it — but it returns each event as
 // soon as its opening line is seen. It is not safe for concurrent use.
 type Matcher struct {
+	// KernelOnly ignores records written from user space (Facility > 0).
+	// The kernel never lets user space log at facility 0, so this makes
+	// the Matcher immune to lines injected through /dev/kmsg — which is
+	// also how end-to-end tests feed it, hence off by default. Records
+	// whose facility is unknown (-1, plain dmesg text) are kept. Beware:
+	// util-linux dmesg -r prints "<fac|level>" (e.g. <3> for a user record
+	// at level 2), so its user records look like kernel ones.
+	KernelOnly bool
+
 	watchdogLeft int // records left in which a sch_generic.c WARNING is the watchdog's
 	splatLeft    int // records left in which an Oops line belongs to the last splat
 }
@@ -169,6 +178,9 @@ func (m *Matcher) Match(r Record) []Event {
 	}
 	if m.splatLeft > 0 {
 		m.splatLeft--
+	}
+	if m.KernelOnly && r.Facility > 0 {
+		return nil
 	}
 	msg := r.Message
 	if strings.HasPrefix(msg, "---[ end trace") {

@@ -491,3 +491,23 @@ func TestLiteralPrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestMatchKernelOnly(t *testing.T) {
+	line := "virtio_net virtio0 eth0: NETDEV WATCHDOG: CPU: 0: transmit queue 0 timed out 5760 ms"
+	for _, tt := range []struct {
+		kernelOnly bool
+		facility   int
+		want       int
+	}{
+		{false, 1, 1},
+		{true, 1, 0},
+		{true, 0, 1},
+		{true, -1, 1},
+	} {
+		m := NewMatcher()
+		m.KernelOnly = tt.kernelOnly
+		if got := len(m.Match(Record{Facility: tt.facility, Message: line})); got != tt.want {
+			t.Errorf("KernelOnly=%v, facility %d: %d events, want %d", tt.kernelOnly, tt.facility, got, tt.want)
+		}
+	}
+}

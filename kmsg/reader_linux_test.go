@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -138,5 +139,34 @@ func TestOpenErrors(t *testing.T) {
 	defer cancel()
 	if _, err := r.Next(ctx); err == nil {
 		t.Error("Next on a regular file: no error")
+	}
+}
+
+// TestOpenFIFO follows a named pipe the way it follows /dev/kmsg, one
+// record per write.
+func TestOpenFIFO(t *testing.T) {
+	path := t.TempDir() + "/kmsg"
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// O_RDWR never blocks on a FIFO and keeps a writer so reads wait
+	// instead of seeing end of file.
+	w, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r, err := Open(Options{Path: path})
+	if err != nil {
+		t.Fatalf("Open(fifo) = %v", err)
+	}
+	defer r.Close()
+	if _, err := w.WriteString("2,3,4,-;via fifo\n"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := r.Next(ctx); err != nil || got.Message != "via fifo" {
+		t.Fatalf("Next = %+v, %v", got, err)
 	}
 }
