@@ -48,6 +48,9 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 	}
 	nic, _ := LookupNIC(c.NIC)
 	if err := checkQEMUDevice(ctx, qemu, nic.Name); err != nil {
+		if nic.Note != "" {
+			err = fmt.Errorf("%w (%s)", err, nic.Note)
+		}
 		return r, err
 	}
 	if nic.Note != "" {

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"txtimeout/rig"
+)
+
+func init() {
+	register(command{
+		name:    "rig",
+		summary: "run the scenarios inside the virtual rig (a kernel under QEMU)",
+		run:     runRig,
+	})
+}
+
+// goTestFlags are the go test flags that the guest test binary knows as
+// -test.NAME.
+var goTestFlags = map[string]bool{
+	"run": true, "skip": true, "v": true, "count": true, "timeout": true, "failfast": true,
+	"short": true, "list": true, "bench": true, "benchtime": true, "benchmem": true,
+	"cpu": true, "parallel": true, "shuffle": true,
+}
+
+func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rig", stderr)
+	env := rig.ConfigFromEnv()
+	kernel := fs.String("kernel", env.Kernel, "kernel image (vmlinuz); default: the pinned Debian kernel "+rig.DefaultKernelPackage)
+	modules := fs.String("modules", env.Modules, "the kernel's module tree (PATH/lib/modules/VERSION); needed with -kernel")
+	nic := fs.String("nic", orDefault(env.NIC, rig.DefaultNIC), "NIC model: "+nicNames())
+	smp := fs.Int("smp", orDefaultInt(env.SMP, rig.DefaultSMP), "number of vCPUs")
+	mem := fs.Int("mem", orDefaultInt(env.MemMB, rig.DefaultMemMB), "guest memory in MiB")
+	accel := fs.String("accel", orDefault(env.Accel, "tcg"), "accelerator: tcg, kvm, or auto (KVM if a probe boot works)")
+	report := fs.String("report", env.ReportDir, "directory that receives the guest's report files and console.log")
+	keep := fs.Bool("keep", env.Keep, "keep the work directory (initramfs, logs) and print its path")
+	timeout := fs.Duration("timeout", orDefaultDur(env.Timeout, rig.DefaultTimeout), "hard deadline of the guest run")
+	pkg := fs.String("pkg", "txtimeout/scenarios", "test package to run in the guest")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: txtimeout rig [flags] [-- go test flags, e.g. -run TxTimeout/NetemDelay]")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if (*kernel == "") != (*modules == "") {
+		return usagef("-kernel and -modules go together")
+	}
+	if *smp < 1 || *smp > 64 {
+		return usagef("-smp %d: want 1 to 64", *smp)
+	}
+	if *mem < 256 {
+		return usagef("-mem %d: want at least 256 MiB", *mem)
+	}
+	if *timeout < time.Minute {
+		return usagef("-timeout %v: want at least 1m", *timeout)
+	}
+	if _, err := rig.LookupNIC(*nic); err != nil {
+		return usagef("-nic: %v", err)
+	}
+	switch *accel {
+	case "tcg", "kvm", "auto":
+	default:
+		return usagef("-accel %q: want tcg, kvm or auto", *accel)
+	}
+	testArgs, err := guestFlags(fs.Args())
+	if err != nil {
+		return err
+	}
+	c := rig.Config{
+		Kernel: *kernel, Modules: *modules, NIC: *nic, SMP: *smp, MemMB: *mem,
+		Accel: *accel, ReportDir: *report, Keep: *keep, Timeout: *timeout,
+		Progress: stderr,
+	}
+	dir, err := os.MkdirTemp("", "txtimeout-rig-build-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "txtimeout.test")
+	fmt.Fprintf(stderr, "rig: building %s for the guest\n", *pkg)
+	if err := rig.BuildTest(ctx, *pkg, bin); err != nil {
+		return err
+	}
+	guestTimeout := *timeout - rig.DefaultBootTimeout - 30*time.Second
+	if guestTimeout < time.Minute {
+		guestTimeout = time.Minute
+	}
+	testArgs = append(testArgs, "-test.v=test2json", "-test.timeout="+guestTimeout.String())
+	out := &unframe{w: stdout}
+	r, err := rig.Run(ctx, c, bin, testArgs, out)
+	out.Flush()
+	if r != nil {
+		if r.BootTime > 0 {
+			fmt.Fprintf(stderr, "rig: first test ran %.1fs after start (kernel %s, %s)\n", r.BootTime.Seconds(), r.Kernel, r.NIC)
+		}
+		if r.ReportDir != "" {
+			fmt.Fprintf(stderr, "rig: report files and console.log in %s\n", r.ReportDir)
+		}
+	}
+	if err != nil {
+		// The CLI's error is one line; the console excerpt goes before it.
+		msg, detail, _ := strings.Cut(err.Error(), "\n")
+		if detail != "" {
+			fmt.Fprintln(stderr, detail)
+		}
+		if r != nil && r.WorkDir != "" {
+			fmt.Fprintf(stderr, "rig: console log kept in %s\n", r.WorkDir)
+		}
+		return errors.New(msg)
+	}
+	if r.ExitCode != 0 {
+		return fmt.Errorf("guest tests failed (test binary exit status %d)", r.ExitCode)
+	}
+	return nil
+}
+
+// guestFlags turns go test flags (-run X, -count=2) into the test binary's
+// (-test.run=X, -test.count=2). -v is dropped: the rig always runs the
+// guest with -test.v=test2json to follow its tests. Other flags pass as
+// they are (the scenarios' own flags).
+func guestFlags(args []string) ([]string, error) {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			out = append(out, a)
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		name = strings.TrimPrefix(name, "test.")
+		if !goTestFlags[name] {
+			out = append(out, a)
+			continue
+		}
+		if name == "v" {
+			continue
+		}
+		boolFlag := name == "failfast" || name == "short" || name == "benchmem"
+		if !hasVal && !boolFlag {
+			if i+1 >= len(args) {
+				return nil, usagef("flag -%s needs a value", name)
+			}
+			i++
+			val, hasVal = args[i], true
+		}
+		if hasVal {
+			out = append(out, "-test."+name+"="+val)
+		} else {
+			out = append(out, "-test."+name)
+		}
+	}
+	return out, nil
+}
+
+// unframe turns the guest's test2json-framed output back into go test -v
+// output: it removes the ^V framing bytes and the "=== NAME" lines that
+// only matter to test2json.
+type unframe struct {
+	w   io.Writer
+	buf bytes.Buffer
+}
+
+func (u *unframe) Write(p []byte) (int, error) {
+	u.buf.Write(p)
+	for {
+		i := bytes.IndexByte(u.buf.Bytes(), '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if err := u.line(u.buf.Next(i + 1)); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (u *unframe) line(l []byte) error {
+	if framed, ok := bytes.CutPrefix(l, []byte{0x16}); ok {
+		if bytes.HasPrefix(framed, []byte("=== NAME")) {
+			return nil
+		}
+		l = framed
+	}
+	_, err := u.w.Write(l)
+	return err
+}
+
+func (u *unframe) Flush() error {
+	err := u.line(u.buf.Bytes())
+	u.buf.Reset()
+	return err
+}
+
+func nicNames() string {
+	var n []string
+	for _, m := range rig.NICModels {
+		n = append(n, m.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func orDefaultInt(n, d int) int {
+	if n == 0 {
+		return d
+	}
+	return n
+}
+
+func orDefaultDur(v, d time.Duration) time.Duration {
+	if v == 0 {
+		return d
+	}
+	return v
+}
