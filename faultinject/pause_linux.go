@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
 )
 
 // PauseFlood sends 802.3x PAUSE frames from the partner port.
@@ -203,19 +205,51 @@ func (p *PauseFlood) Inject(ctx context.Context) error {
 	return nil
 }
 
+// fineSleep is the interval below which the flood sleeps with
+// nanosleep(2) on its own OS thread: the runtime's timers wake about a
+// millisecond late on a loaded machine, longer than a pause lasts on a
+// fast link (measured by BenchmarkIntegrationPauseResend).
+const fineSleep = time.Millisecond
+
 func (p *PauseFlood) flood(ctx context.Context, conn *packet.Conn, frame []byte, done chan struct{}) {
 	defer close(done)
 	defer conn.Close()
-	t := time.NewTicker(p.interval)
-	defer t.Stop()
+	if p.interval < fineSleep {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	var timer *time.Timer
 	addr := &packet.Addr{HardwareAddr: PauseDst}
 	pause := pauseDuration(p.cfg.Quanta, p.speed)
 	last := time.Now()
+	next := last
 	for {
-		select {
-		case <-ctx.Done():
+		next = next.Add(p.interval)
+		if d := time.Until(next); d > 0 {
+			if p.interval < fineSleep {
+				ts := unix.NsecToTimespec(d.Nanoseconds())
+				unix.Nanosleep(&ts, nil)
+				if ctx.Err() != nil {
+					return
+				}
+			} else {
+				if timer == nil {
+					timer = time.NewTimer(d)
+					defer timer.Stop()
+				} else {
+					timer.Reset(d)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-timer.C:
+				}
+			}
+		} else if ctx.Err() != nil {
 			return
-		case <-t.C:
+		}
+		if -time.Until(next) > p.interval {
+			next = time.Now() // fell behind: do not send a burst to catch up
 		}
 		if _, err := conn.WriteTo(frame, addr); err != nil {
 			p.mu.Lock()

@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	tc "github.com/florianl/go-tc"
 	"github.com/florianl/go-tc/core"
@@ -170,5 +172,40 @@ func TestIntegrationLeftoverQdisc(t *testing.T) {
 	acts, err = Cleanup(context.Background(), v.A, o)
 	if err != nil || len(acts) != 1 {
 		t.Errorf("second Cleanup = %q, %v; want one 'clean' line", acts, err)
+	}
+}
+
+// CleanupAll finds state files and leftover qdiscs alike, and refuses to
+// undo an injection whose process is still running.
+func TestIntegrationCleanupAll(t *testing.T) {
+	v := testVeth(t)
+	o := v.opts(t)
+	before := v.root(t, v.AIdx)
+	if err := v.tc(t).Qdisc().Add(seamObject(v.AIdx, "pfifo")); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeState(o, &state{Injector: "stall", Iface: v.B, Ifindex: v.BIdx, PID: 1 << 30, StallUntil: time.Now().Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	acts, err := CleanupAll(context.Background(), o)
+	t.Logf("CleanupAll: %q", acts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameQdisc(t, "after CleanupAll", v.root(t, v.AIdx), before)
+	if stale, _ := StaleState(o); len(stale) != 0 {
+		t.Errorf("state left: %v", stale)
+	}
+
+	// Our parent process is alive: its injection must not be undone.
+	if err := writeState(o, &state{Injector: "stall", Iface: v.B, Ifindex: v.BIdx, PID: os.Getppid()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Cleanup(context.Background(), v.B, o)
+	if err == nil || !strings.Contains(err.Error(), "still running") {
+		t.Errorf("Cleanup of a live injection = %v, want a 'still running' refusal", err)
+	}
+	if stale, _ := StaleState(o); len(stale) != 1 {
+		t.Errorf("state of a live injection removed: %v", stale)
 	}
 }
