@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"txtimeout/harness"
+	"txtimeout/kmsg"
+)
+
+// reportTestFile writes a report.json with one stalled scenario (samples,
+// marks and events) and one skipped scenario without samples.
+func reportTestFile(t *testing.T) string {
+	t.Helper()
+	start := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
+	at := func(ms int64) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	snap := harness.Snapshot{Start: start}
+	for ms := int64(0); ms <= 10000; ms += 150 {
+		s := harness.Sample{Time: at(ms), SinceMS: ms, HaveQdisc: true, TxPackets: uint64(ms / 10), Offered: uint64(ms / 10)}
+		if ms > 1000 && ms < 7000 {
+			s.TxPackets, s.QdiscBacklog = 100, uint32(ms-1000)/10
+		}
+		if ms >= 6300 {
+			s.TxTimeout = 1
+		}
+		snap.Samples = append(snap.Samples, s)
+	}
+	for _, m := range []struct {
+		name string
+		ms   int64
+	}{{harness.MarkFaultInjected, 1000}, {harness.MarkFaultRemoved, 7000}, {harness.MarkEchoReply, 7300}, {harness.MarkCleanupOK, 9000}} {
+		snap.Marks = append(snap.Marks, harness.TimelineMark{Name: m.name, Time: at(m.ms), SinceMS: m.ms})
+	}
+	snap.Events = append(snap.Events, harness.Event{Time: at(6200), SinceMS: 6200, Source: harness.SourceKmsg,
+		Event: kmsg.Event{Kind: kmsg.KindDriver, Iface: "eth0", Queue: 0, Text: "TX timeout on queue: 0"}})
+	r := &harness.Report{Kernel: "6.1.0-50-amd64", Driver: "virtio_net", Iface: "eth0", NIC: "virtio-net-pci", Config: harness.DefaultConfig()}
+	r.Add(harness.ScenarioReport{Name: "TxTimeout/PartnerStall/ICMP", Result: harness.Pass, Reason: "fired and recovered",
+		Verdict: snap.Verdict(harness.VerdictOptions{}), Events: snap.KmsgEvents(), Timeline: snap})
+	r.Add(harness.ScenarioReport{Name: "TxTimeout/PauseFlood", Result: harness.Skip, Reason: "no partner port",
+		Verdict: harness.Verdict{FirstTimeoutMS: -1, RecoverMS: -1}})
+	dir := t.TempDir()
+	if err := r.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, harness.ReportJSON)
+}
+
+func TestReportDrawsSVGAndPNG(t *testing.T) {
+	path := reportTestFile(t)
+	dir := t.TempDir()
+
+	svg := filepath.Join(dir, "timeline.svg")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"report", path, "-o", svg}, &stdout, &stderr); code != 0 {
+		t.Fatalf("report -o svg: exit %d, stderr %q", code, stderr.String())
+	}
+	for _, want := range []string{"kernel 6.1.0-50-amd64, driver virtio_net, iface eth0, nic virtio-net-pci",
+		"TxTimeout/PartnerStall/ICMP", "pass", "TxTimeout/PauseFlood", "skip", "no partner port", "wrote " + svg + " (1 scenarios)"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root struct {
+		XMLName xml.Name
+	}
+	if err := xml.Unmarshal(b, &root); err != nil || root.XMLName.Local != "svg" {
+		t.Fatalf("timeline.svg is not an SVG document (root %q): %v", root.XMLName.Local, err)
+	}
+	for _, want := range []string{"fault injected", "first timeout", "handler line", "fault removed", "recovered", "tx_packets rate", "qdisc backlog", "tx_timeout"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("timeline.svg lacks the text %q", want)
+		}
+	}
+
+	pngPath := filepath.Join(dir, "timeline.png")
+	stdout.Reset()
+	if code := run([]string{"report", "-o", pngPath, path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("report -o png: exit %d, stderr %q", code, stderr.String())
+	}
+	f, err := os.Open(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("timeline.png does not decode: %v", err)
+	}
+	if img.Bounds().Dx() < 500 || img.Bounds().Dy() < 500 {
+		t.Errorf("timeline.png is %v, too small to read", img.Bounds())
+	}
+}
+
+func TestReportSummaryOnly(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"report", reportTestFile(t)}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	if lines := strings.Count(stdout.String(), "\n"); lines != 3 {
+		t.Errorf("want a header and one line per scenario, got:\n%s", stdout.String())
+	}
+}
+
+func TestReportErrors(t *testing.T) {
+	good := reportTestFile(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"scenarios": [{"name": "A", "result": "great"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.svg")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no report", []string{"report"}, 2, "want exactly one report.json"},
+		{"two reports", []string{"report", good, good}, 2, "want exactly one report.json"},
+		{"bad extension", []string{"report", good, "-o", filepath.Join(dir, "x.pdf")}, 2, "the picture is .svg or .png"},
+		{"bad flag", []string{"report", "-frobnicate", good}, 2, "flag provided but not defined"},
+		{"missing file", []string{"report", filepath.Join(dir, "nope.json"), "-o", out}, 1, "no such file"},
+		{"invalid report", []string{"report", bad, "-o", out}, 1, `has result "great"`},
+		{"unknown scenario", []string{"report", good, "-o", out, "-scenario", "Nope"}, 1, `no scenario "Nope"`},
+		{"scenario without samples", []string{"report", good, "-o", out, "-scenario", "TxTimeout/PauseFlood"}, 1, "no scenario"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tc.args, &stdout, &stderr)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tc.code, stderr.String())
+			}
+			msg := stderr.String()
+			last := msg
+			if i := strings.LastIndex(strings.TrimSuffix(msg, "\n"), "\n"); i >= 0 {
+				last = msg[i+1:] // the flag package prints usage before a bad flag's line
+			}
+			if code == 1 && strings.Count(msg, "\n") != 1 {
+				t.Errorf("want one line on stderr, got %q", msg)
+			}
+			if !strings.Contains(msg, tc.want) || !strings.HasPrefix(last, "txtimeout:") {
+				t.Errorf("stderr %q: want a txtimeout: line containing %q", msg, tc.want)
+			}
+			if strings.Contains(msg, "panic") || strings.Contains(msg, "goroutine") {
+				t.Errorf("stderr shows a crash: %q", msg)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("a failed run wrote %s", out)
+			}
+		})
+	}
+}
