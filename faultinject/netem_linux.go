@@ -22,7 +22,6 @@ type Netem struct {
 
 	mu       sync.Mutex
 	st       *state // non-nil between a recorded Inject and Restore
-	injected bool
 	restored string // what Restore did, for Describe
 }
 
@@ -189,7 +188,6 @@ func (n *Netem) Inject(ctx context.Context) error {
 		}
 		return err
 	}
-	n.injected = true
 	if err := n.readBack(info.Index); err != nil {
 		if rerr := n.restoreLocked(ctx); rerr != nil {
 			return fmt.Errorf("%w; restoring: %v", err, rerr)
@@ -301,7 +299,6 @@ func (n *Netem) restoreLocked(ctx context.Context) error {
 		return err
 	}
 	n.st = nil
-	n.injected = false
 	n.restored = did
 	return nil
 }
