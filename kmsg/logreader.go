@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -18,6 +19,7 @@ const maxLine = 64 << 10
 //	<2>[    9.164193] message              dmesg -r
 //	2,1234,9164193,-;message               cat /dev/kmsg
 //	 SUBSYSTEM=net                         its continuation lines
+//	kern  :crit  : [    9.164193] message  dmesg -x
 //
 // dmesg's caller-id column ("[  T123] ", CONFIG_PRINTK_CALLER) is dropped,
 // and indented lines after a dmesg record (a message with newlines) are
@@ -103,6 +105,10 @@ func (l *LogReader) parseLine(line string) (rec Record, raw, ok bool) {
 	case '0' <= line[0] && line[0] <= '9':
 		if r, err := parseHeader(line); err == nil {
 			return r, true, true
+		}
+	default:
+		if r, ok := parseDmesgDecode(line); ok {
+			return r, false, true
 		}
 	}
 	l.skipped++
@@ -218,4 +224,36 @@ func dropCaller(msg string) string {
 		}
 	}
 	return strings.TrimPrefix(msg[end+1:], " ")
+}
+
+// Names dmesg -x prints, indexed by value (syslog.h).
+var (
+	facilityNames = []string{"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
+		"uucp", "cron", "authpriv", "ftp", "res0", "res1", "res2", "res3",
+		"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"}
+	levelNames = []string{"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"}
+)
+
+// parseDmesgDecode parses "FACILITY:LEVEL : [ SECONDS.MICROS] message"
+// (dmesg -x), which, unlike dmesg -r, keeps the facility right.
+func parseDmesgDecode(line string) (Record, bool) {
+	fac, rest, ok := strings.Cut(line, ":")
+	if !ok {
+		return Record{}, false
+	}
+	lvl, rest, ok := strings.Cut(rest, ": ")
+	if !ok {
+		return Record{}, false
+	}
+	f := slices.Index(facilityNames, strings.TrimRight(fac, " "))
+	l := slices.Index(levelNames, strings.TrimRight(lvl, " "))
+	if f < 0 || l < 0 {
+		return Record{}, false
+	}
+	r, ok := parseDmesgText(rest)
+	if !ok {
+		return Record{}, false
+	}
+	r.Level, r.Facility = l, f
+	return r, true
 }

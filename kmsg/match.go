@@ -214,6 +214,10 @@ func (m *Matcher) Match(r Record) []Event {
 	}
 
 	p := splitPrefix(msg)
+	if strings.HasPrefix(msg, "NETDEV WATCHDOG: CPU: ") {
+		// The netdev_crit form with its prefix cut off by some tool.
+		p = prefix{body: msg}
+	}
 	ev.Driver, ev.Bus, ev.Iface = p.driver, p.bus, p.iface
 
 	// The netdev_crit form.

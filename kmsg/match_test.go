@@ -49,6 +49,11 @@ func TestMatchWatchdog(t *testing.T) {
 			want: ev(KindWatchdog, "eth0", "virtio_net", "virtio0", 1, 6000),
 		},
 		{
+			name: "netdev_crit with its prefix cut off",
+			line: "NETDEV WATCHDOG: CPU: 0: transmit queue 4 timed out 5760 ms",
+			want: ev(KindWatchdog, "", "", "", 4, 5760),
+		},
+		{
 			name: "WARN_ONCE up to 6.3",
 			line: "NETDEV WATCHDOG: eth0 (e1000e): transmit queue 0 timed out",
 			want: ev(KindWatchdog, "eth0", "e1000e", "", 0, 0),
