@@ -342,6 +342,7 @@ type session struct {
 	logged    int // malformed frames logged, to keep a flood out of the log
 	tails     map[fragKey]fragTail
 	recent    []recentStall
+	now       func() time.Time // the reassembly clock; a test seam
 }
 
 // fragKey names a datagram being reassembled, as ip4defrag does.
@@ -363,6 +364,7 @@ func (p *Partner) newSession() *session {
 		tails:  make(map[fragKey]fragTail),
 		out:    make(chan *[]byte, txQueueLen),
 		echo:   echoReply{mac: p.mac, ip: p.ip, mtu: p.mtu},
+		now:    time.Now,
 	}
 }
 
@@ -475,7 +477,7 @@ func (s *session) answerEcho(f *Frame, msg []byte) {
 // reassemble feeds a fragment to the defragmenter and answers the datagram
 // it completes.
 func (s *session) reassemble(f *Frame) {
-	now := time.Now()
+	now := s.now()
 	if now.Sub(s.lastPurge) > time.Second {
 		s.defrag.DiscardOlderThan(now.Add(-fragTimeout))
 		for k, t := range s.tails {

@@ -439,3 +439,65 @@ func TestServeWithoutDeadlines(t *testing.T) {
 	}
 	a.Close() // ends the abandoned Read
 }
+
+// TestFragmentsExpire: fragments of a datagram whose rest never came are
+// forgotten after fragTimeout, like the kernel's ipfrag_time, so a lost
+// fragment cannot pair with a late one nor hold memory for ever.
+func TestFragmentsExpire(t *testing.T) {
+	p, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.newSession()
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	handle := func(b []byte) {
+		t.Helper()
+		if err := s.handle(context.Background(), b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := echoRequest(t, DefaultIP, 2048, 1500, 1, 1)
+	handle(old[0])
+	now = now.Add(fragTimeout + 2*time.Second)
+	handle(old[1]) // the first half is gone: nothing completes
+	if len(s.out) != 0 || p.Stats().EchoRequests != 0 {
+		t.Fatalf("a datagram was completed from a fragment %v old", fragTimeout+2*time.Second)
+	}
+	fresh := echoRequest(t, DefaultIP, 2048, 1500, 2, 2)
+	handle(fresh[0])
+	now = now.Add(fragTimeout / 2)
+	handle(fresh[1])
+	if len(s.out) != 2 || p.Stats().EchoReplies != 1 {
+		t.Fatalf("%d frames queued, %d replies; want the 2-fragment reply to a datagram completed within %v", len(s.out), p.Stats().EchoReplies, fragTimeout)
+	}
+}
+
+// TestControlFramesOtherThanStall: a resume with no stall is acknowledged
+// and changes nothing; acknowledgements (someone else's) and unknown
+// commands are counted and neither answered nor obeyed.
+func TestControlFramesOtherThanStall(t *testing.T) {
+	r := pipeRig(t, Config{})
+	ctrl := func(cmd faultinject.CtrlCommand, nonce uint32) []byte {
+		b, err := faultinject.CtrlFrame{Command: cmd, Duration: time.Minute, Nonce: nonce}.MarshalEthernet(layers.EthernetBroadcast, dutMAC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	r.send(t, ctrl(faultinject.CmdStall|faultinject.AckBit, 1))
+	r.send(t, ctrl(0x33, 2))
+	r.send(t, ctrl(faultinject.CmdResume, 3))
+	r.expectAck(t, faultinject.CmdResume, time.Minute, 3)
+	r.send(t, arpWho(t, DefaultIP)) // read at once: not stalled
+	r.recv(t)
+	s := r.p.Stats()
+	if s.Ctrl != 3 || s.Stalls != 0 || s.Stalled {
+		t.Errorf("stats %+v, want 3 control frames and no stall", s)
+	}
+	select {
+	case e := <-r.p.StallEvents():
+		t.Errorf("stall event %+v without a stall", e)
+	default:
+	}
+}
