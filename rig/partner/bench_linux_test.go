@@ -3,6 +3,7 @@ package partner
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"testing"
 	"time"
 )
@@ -72,4 +73,52 @@ func BenchmarkEchoReply(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkReceiveUDP measures how fast the partner swallows a pktgen
+// flood (1400-byte UDP frames, no replies) from the socket.
+func BenchmarkReceiveUDP(b *testing.B) {
+	a, q := socketPair(b)
+	p, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, a) }()
+	b.Cleanup(func() { cancel(); <-done; a.Close(); q.Close() })
+
+	frame := make([]byte, 1400)
+	putEthernet(frame, DefaultMAC, dutMAC, etherTypeIPv4)
+	ip := frame[14:34]
+	ip[0], ip[8], ip[9] = 0x45, 64, protoUDP
+	binary.BigEndian.PutUint16(ip[2:4], 1400-14)
+	copy(ip[12:16], dutIP)
+	copy(ip[16:20], DefaultIP)
+	c := checksum(ip)
+	ip[10], ip[11] = byte(c>>8), byte(c)
+	var stream bytes.Buffer
+	for range 64 {
+		WriteFrame(&stream, frame)
+	}
+	batch := stream.Bytes()
+
+	b.SetBytes(int64(len(frame)))
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i += 64 {
+		if _, err := q.Write(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	want := uint64((b.N + 63) / 64 * 64)
+	for p.Stats().UDP < want {
+		select {
+		case err := <-done:
+			b.Fatalf("Serve returned: %v", err)
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.ReportMetric(float64(want)/time.Since(start).Seconds(), "frames/s")
 }
