@@ -241,20 +241,35 @@ func probeNetem() error {
 	return errors.New("no kernel config and no sch_netem module file found")
 }
 
-// tryNetem adds a netem qdisc in a new network namespace on a thread that
-// is thrown away afterwards, so nothing outside that namespace changes.
+// tryNetem adds a netem qdisc in a new network namespace, so nothing
+// outside that namespace changes. The thread goes back to its own namespace
+// before it is unlocked; one that cannot stays locked and ends with the
+// goroutine. Relying on the thread ending alone is not enough: when the
+// goroutine happens to run on the main thread, Go wedges that thread
+// instead of ending it, and /proc/net (which follows the main thread)
+// would show the probe's empty namespace to the whole process from then on
+// (pktgen's add_device then fails with ENODEV).
 func tryNetem() error {
 	errc := make(chan error, 1)
 	go func() {
-		// The thread never unlocks: it ends with the goroutine, and the
-		// namespace with it.
 		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("current network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
 		ns, err := netns.New()
 		if err != nil {
 			errc <- fmt.Errorf("new network namespace: %w", err)
 			return
 		}
 		defer ns.Close()
+		defer func() {
+			if netns.Set(orig) == nil {
+				runtime.UnlockOSThread()
+			}
+		}()
 		lo, err := netlink.LinkByName("lo")
 		if err != nil {
 			errc <- fmt.Errorf("loopback of the probe namespace: %w", err)
