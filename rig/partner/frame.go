@@ -268,17 +268,4 @@ func WriteFrame(w io.Writer, frame []byte) error {
 
 // checksum returns the Internet checksum (RFC 1071) of b. Over a header or
 // message that carries its own checksum, a valid one gives 0.
-func checksum(b []byte) uint16 {
-	var sum uint32
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
+func checksum(b []byte) uint16 { return ^fold(onesSum(b)) }
