@@ -125,10 +125,11 @@ var (
 		`|(?:(?:NMI )?watchdog: )?BUG: ` +
 		`|kernel BUG at ` +
 		`|Oops: ` +
+		`|invalid opcode: [0-9a-f]+ \[#\d+\]` +
 		`|Internal error: Oops` +
 		`|Unable to handle kernel ` +
 		`|general protection fault` +
-		`|(?:(?:NMI )?watchdog: )?Watchdog detected hard LOCKUP` +
+		`|(?:(?:NMI )?watchdog: )?(?:CPU\d+: )?Watchdog detected hard LOCKUP` +
 		`|INFO: task \S.* blocked for more than \d+ seconds` +
 		`|(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?` +
 		`|Kernel panic - not syncing` +
@@ -136,7 +137,7 @@ var (
 		`)`)
 	// splatFirst holds the first bytes of every reSplat alternative, a
 	// cheap filter before the expression.
-	splatFirst = "WBwNkOIUgrK"
+	splatFirst = "WBwNkOIUgrKi"
 	// Lines that continue the report a BUG/kernel BUG/Unable to handle
 	// opened: they are not new splats.
 	reSplatFollow = regexp.MustCompile(`^(?:Oops: |Internal error: Oops|invalid opcode: )`)

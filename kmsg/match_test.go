@@ -220,6 +220,8 @@ func TestMatchSplat(t *testing.T) {
 		"Unable to handle kernel NULL pointer dereference at virtual address 0000000000000010",
 		"watchdog: Watchdog detected hard LOCKUP on cpu 3",
 		"NMI watchdog: Watchdog detected hard LOCKUP on cpu 1",
+		"watchdog: CPU3: Watchdog detected hard LOCKUP on cpu 2",
+		"invalid opcode: 0000 [#1] SMP PTI",
 		"INFO: task kworker/u8:2:345 blocked for more than 120 seconds.",
 		"INFO: task ip:1234 blocked for more than 122 seconds.",
 		"rcu: INFO: rcu_sched self-detected stall on CPU",
