@@ -1,0 +1,50 @@
+package scenarios
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// kernelRelease is uname -r of the machine the scenarios run on.
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// driverOf is the name of iface's driver from sysfs, or "" when unknown.
+func driverOf(iface string) string {
+	if iface == "" {
+		return ""
+	}
+	l, err := os.Readlink(filepath.Join("/sys/class/net", iface, "device/driver"))
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(l)
+}
+
+// txPackets reads iface's tx_packets counter.
+func txPackets(iface string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join("/sys/class/net", iface, "statistics/tx_packets"))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// peer returns the configured partner IP and MAC (either may be nil).
+func peer(ip, mac string) (net.IP, net.HardwareAddr) {
+	var hw net.HardwareAddr
+	if mac != "" {
+		hw, _ = net.ParseMAC(mac) // LoadConfig validated it
+	}
+	return net.ParseIP(ip).To4(), hw
+}

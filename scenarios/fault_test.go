@@ -1,0 +1,297 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"txtimeout/faultinject"
+	"txtimeout/harness"
+	"txtimeout/traffic"
+)
+
+// load offers traffic to the DUT until ctx ends and reports what it did.
+// It adds what it offers to the timeline (Timeline.AddOffered) where it
+// can count it.
+type load func(ctx context.Context, tl *harness.Timeline) (loadReport, error)
+
+type loadReport struct {
+	summary      string
+	measurements []harness.Measurement
+}
+
+// faultScenario is one scenario of the shape every TxTimeout scenario
+// has: baseline, inject the fault, offer traffic, watch, remove the fault,
+// check recovery and cleanup, derive the verdict.
+type faultScenario struct {
+	cfg      harness.Config
+	injector faultinject.Injector
+	load     load
+	// window bounds the fault: how long traffic is offered while the
+	// fault is in place.
+	window time.Duration
+	// untilTimeout ends the window as soon as a timeout signal is on the
+	// timeline: the scenario has what it came for.
+	untilTimeout bool
+	vopts        harness.VerdictOptions
+	// decide turns the verdict into a result and a reason in plain words.
+	decide func(v harness.Verdict, lr loadReport) (harness.Result, string)
+}
+
+// preflight caches the preflight checks of this run.
+var preflight = sync.OnceValue(func() []harness.Check { return harness.Preflight(config) })
+
+func (s faultScenario) run(t *testing.T) {
+	t.Helper()
+	cfg := s.cfg
+	// One deadline bounds the whole scenario, whatever hangs.
+	ctx, cancel := context.WithTimeout(context.Background(), s.window+cfg.RecoverWithin+time.Minute)
+	defer cancel()
+
+	tl := harness.NewTimeline()
+	obs, err := harness.StartObservers(ctx, cfg, tl)
+	if err != nil {
+		t.Fatalf("starting the observers: %v", err)
+	}
+	stopObservers := sync.OnceValue(obs.Stop)
+	defer stopObservers()
+
+	// The fault is always removed: on success below, and here when the
+	// test fails, panics or times out first.
+	restore := sync.OnceValue(func() error {
+		rctx, rcancel := context.WithTimeout(context.Background(), faultinject.MaxStall)
+		defer rcancel()
+		return s.injector.Restore(rctx)
+	})
+	t.Cleanup(func() {
+		if err := restore(); err != nil {
+			t.Errorf("restoring the DUT: %v", err)
+		}
+	})
+
+	// A baseline: two samples of the counters before anything changes.
+	if err := waitFor(ctx, tl, 10*time.Second, func(tl *harness.Timeline) bool { return len(tl.Samples()) >= 2 }); err != nil {
+		t.Fatalf("no baseline samples from the observers within 10s: %v", err)
+	}
+
+	t.Logf("injecting: %s", s.injector.Describe())
+	if err := s.injector.Inject(ctx); err != nil {
+		s.finish(t, tl, stopObservers, loadReport{}, harness.Fail, fmt.Sprintf("injecting the fault failed: %v", err))
+		return
+	}
+	tl.Mark(harness.MarkFaultInjected)
+
+	loadCtx, stopLoad := context.WithTimeout(ctx, s.window)
+	defer stopLoad()
+	type loadDone struct {
+		lr  loadReport
+		err error
+	}
+	done := make(chan loadDone, 1)
+	tl.Mark(harness.MarkFloodStart)
+	go func() {
+		lr, err := s.load(loadCtx, tl)
+		done <- loadDone{lr, err}
+	}()
+
+	// The fault window: until the load's deadline, or the first timeout
+	// signal when that is all the scenario needs.
+	t.Logf("fault in place; offering traffic for at most %v", s.window)
+	_ = tl.WaitFor(loadCtx, func(tl *harness.Timeline) bool {
+		return s.untilTimeout && tl.Verdict(s.vopts).TimeoutFired
+	})
+	if v := tl.Verdict(s.vopts); v.TimeoutFired {
+		t.Logf("timeout signal %d ms after the fault was injected", v.FirstTimeoutMS)
+	}
+	stopLoad()
+	ld := <-done
+	tl.Mark(harness.MarkFloodStop)
+	if ld.lr.summary != "" {
+		t.Logf("load: %s", ld.lr.summary)
+	}
+
+	t.Logf("removing the fault")
+	restoreErr := restore()
+	tl.Mark(harness.MarkFaultRemoved)
+	t.Logf("removed: %s", s.injector.Describe())
+
+	s.checkRecovery(ctx, t, tl)
+	s.checkCleanup(t, tl, restoreErr)
+
+	if ld.err != nil && !errors.Is(ld.err, context.Canceled) && !errors.Is(ld.err, context.DeadlineExceeded) {
+		s.finish(t, tl, stopObservers, ld.lr, harness.Fail, fmt.Sprintf("the traffic generator failed: %v", ld.err))
+		return
+	}
+	v := tl.Verdict(s.vopts)
+	res, reason := s.decide(v, ld.lr)
+	s.finish(t, tl, stopObservers, ld.lr, res, reason)
+}
+
+// checkRecovery sends echo requests to the partner until one is answered
+// or the recovery deadline passes, then waits for tx_packets to move.
+func (s faultScenario) checkRecovery(ctx context.Context, t *testing.T, tl *harness.Timeline) {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RecoverWithin)
+	defer cancel()
+	dst, _ := peer(s.cfg.PeerIP, "")
+	if dst != nil {
+		pace := time.NewTicker(250 * time.Millisecond)
+		defer pace.Stop()
+		var lastErr error
+		for {
+			rtt, err := traffic.Reachable(rctx, dst, 56, time.Second)
+			if err == nil {
+				tl.MarkNote(harness.MarkEchoReply, fmt.Sprintf("rtt %v", rtt.Round(time.Microsecond)))
+				break
+			}
+			lastErr = err
+			select {
+			case <-rctx.Done():
+			case <-pace.C:
+				continue
+			}
+			t.Logf("no echo reply from %s within %v after the fault was removed: %v", dst, s.cfg.RecoverWithin, lastErr)
+			break
+		}
+	}
+	_ = tl.WaitFor(rctx, func(tl *harness.Timeline) bool { return tl.Verdict(s.vopts).Recovered })
+}
+
+// checkCleanup marks whether the DUT is as the scenario found it: the
+// injector restored without error, no state file is left, and no qdisc
+// with the project's handle remains.
+func (s faultScenario) checkCleanup(t *testing.T, tl *harness.Timeline, restoreErr error) {
+	t.Helper()
+	var problems []string
+	if restoreErr != nil {
+		problems = append(problems, restoreErr.Error())
+	}
+	stale, err := faultinject.StaleState(faultinject.Options{})
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("reading state files: %v", err))
+	}
+	for _, iface := range stale {
+		problems = append(problems, "state file left for "+iface)
+	}
+	if link, err := netlink.LinkByName(s.cfg.Iface); err == nil {
+		qs, err := netlink.QdiscList(link)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("listing qdiscs: %v", err))
+		}
+		for _, q := range qs {
+			if faultinject.IsProjectHandle(q.Attrs().Handle) {
+				problems = append(problems, fmt.Sprintf("%s qdisc %s left on %s", q.Type(), netlink.HandleStr(q.Attrs().Handle), s.cfg.Iface))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		tl.MarkNote(harness.MarkCleanupFailed, strings.Join(problems, "; "))
+		return
+	}
+	tl.Mark(harness.MarkCleanupOK)
+}
+
+func (s faultScenario) finish(t *testing.T, tl *harness.Timeline, stopObservers func() error, lr loadReport, res harness.Result, reason string) {
+	t.Helper()
+	if err := stopObservers(); err != nil {
+		t.Logf("observers: %v", err)
+	}
+	snap := tl.Snapshot()
+	v := snap.Verdict(s.vopts)
+	if res == harness.Fail {
+		// The kernel-log excerpt belongs with the failure.
+		for _, e := range snap.KmsgEvents() {
+			t.Logf("kmsg %s: %s", e.Kind, e.Text)
+		}
+	}
+	harness.Finish(t, report, harness.ScenarioReport{
+		Result:       res,
+		Reason:       reason,
+		Verdict:      v,
+		Measurements: lr.measurements,
+		Timeline:     snap,
+	})
+}
+
+// waitFor waits on the timeline for pred, at most d.
+func waitFor(ctx context.Context, tl *harness.Timeline, d time.Duration, pred func(*harness.Timeline) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return tl.WaitFor(ctx, pred)
+}
+
+// icmpLoad floods dst with echo requests as c says, counting every
+// attempt (failed sends included) as offered.
+func icmpLoad(c traffic.FloodConfig) load {
+	return func(ctx context.Context, tl *harness.Timeline) (loadReport, error) {
+		var mu sync.Mutex
+		var counted int64
+		offer := func(st traffic.FloodStats) {
+			total := st.Sent
+			for _, n := range st.Errors {
+				total += n
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if total > counted {
+				tl.AddOffered(uint64(total - counted))
+				counted = total
+			}
+		}
+		c.Progress = offer
+		c.Linger = -1
+		st, err := traffic.Flood(ctx, c)
+		offer(st)
+		errs := make([]string, 0, len(st.Errors))
+		for name, n := range st.Errors {
+			errs = append(errs, fmt.Sprintf("%s=%d", name, n))
+		}
+		return loadReport{
+			summary: fmt.Sprintf("%d echo requests of %d bytes from %d sender(s) in %v (%.0f/s), %d replies, send errors: %s",
+				st.Sent, c.Size, c.Senders, st.Elapsed.Round(time.Millisecond), st.PPS, st.Received, orNone(errs)),
+			measurements: []harness.Measurement{
+				{Name: "flood_pps", Value: round(st.PPS), Units: "pps"},
+				{Name: "flood_sent", Value: float64(st.Sent), Units: "packets"},
+			},
+		}, err
+	}
+}
+
+// pktgenLoad runs pktgen on one thread towards the partner until ctx
+// ends. pktgen calls the driver directly, bypassing the qdisc, so what it
+// offers is not counted; the verdict relies on the flood marks instead.
+func pktgenLoad(iface string, dst net.IP, dstMAC net.HardwareAddr) load {
+	return func(ctx context.Context, tl *harness.Timeline) (loadReport, error) {
+		res, err := traffic.RunPktgen(ctx, traffic.PktgenConfig{Devices: []traffic.PktgenDevice{{
+			Thread:  0,
+			Iface:   iface,
+			Count:   50_000_000, // a count bound as well as ctx's deadline
+			PktSize: 1400,
+			Dst:     dst,
+			DstMAC:  dstMAC,
+		}}})
+		return loadReport{
+			summary: fmt.Sprintf("pktgen sent %d packets (%.0f pps, %.1f Mb/s), %d errors", res.Sent, res.PPS, res.Mbps, res.Errors),
+			measurements: []harness.Measurement{
+				{Name: "pktgen_pps", Value: round(res.PPS), Units: "pps"},
+				{Name: "pktgen_sent", Value: float64(res.Sent), Units: "packets"},
+			},
+		}, err
+	}
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, " ")
+}
+
+func round(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }

@@ -1,0 +1,184 @@
+package scenarios
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"txtimeout/faultinject"
+	"txtimeout/harness"
+	"txtimeout/traffic"
+)
+
+// watchdogTimeo is the kernel's default dev->watchdog_timeo (5*HZ), which
+// nearly every driver keeps. sysfs does not show a device's own value.
+const watchdogTimeo = 5 * time.Second
+
+// TestTxTimeout runs the transmit-timeout scenarios.
+func TestTxTimeout(t *testing.T) {
+	cfg, direct := setup(t, "TestTxTimeout")
+	if !direct {
+		return
+	}
+	t.Run("NetemDelay", func(t *testing.T) { netemDelay(t, cfg) })
+	t.Run("PartnerStall", func(t *testing.T) {
+		t.Run("ICMP", func(t *testing.T) { partnerStall(t, cfg, "icmp") })
+		t.Run("Pktgen", func(t *testing.T) { partnerStall(t, cfg, "pktgen") })
+	})
+	t.Run("PauseFlood", func(t *testing.T) { pauseFlood(t, cfg) })
+}
+
+// netemDelay is the seed's method exactly: a netem root qdisc delaying
+// every packet by 9 s, and 2048-byte echo requests every 100 ms.
+func netemDelay(t *testing.T, cfg harness.Config) {
+	harness.Need(t, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver, harness.CheckNetem)
+	dst, _ := peer(cfg.PeerIP, cfg.PeerMAC)
+	if dst == nil {
+		t.Skip("skipping: NetemDelay needs the partner's IP address to ping (set -peer-ip or TXTIMEOUT_PEER_IP)")
+	}
+	inj, err := faultinject.NewNetem(cfg.Iface, faultinject.NetemConfig{Delay: cfg.NetemDelay}, faultinject.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := cfg.FloodFor
+	faultScenario{
+		cfg:      cfg,
+		injector: inj,
+		load: icmpLoad(traffic.FloodConfig{
+			Dst: dst, Iface: cfg.Iface, Size: cfg.Size,
+			Interval: 100 * time.Millisecond, Senders: 1, For: window,
+		}),
+		window: window,
+		vopts: harness.VerdictOptions{
+			Iface: cfg.Iface,
+			// netem alone holds tx_packets still for up to its delay;
+			// only a longer standstill means the driver queue stopped.
+			StallMin:      cfg.NetemDelay + watchdogTimeo,
+			RecoverWithin: cfg.RecoverWithin,
+		},
+		decide: func(v harness.Verdict, lr loadReport) (harness.Result, string) {
+			if r, why, bad := common(v); bad {
+				return r, why
+			}
+			if !v.Recovered {
+				return harness.Fail, fmt.Sprintf("no recovery within %v after the netem qdisc was removed", cfg.RecoverWithin)
+			}
+			if v.TimeoutFired {
+				return harness.Pass, fmt.Sprintf("the watchdog fired %d ms after netem was attached (%d tx timeouts) and the device recovered", v.FirstTimeoutMS, v.TxTimeoutCount)
+			}
+			return harness.Pass, fmt.Sprintf("netem held up to %d packets (%d bytes) in the qdisc and the driver queue never stopped: "+
+				"tx_timeout stayed at 0 and no watchdog fired. netem delays packets before the driver sees them, so its ring never fills; "+
+				"TxTimeout/PartnerStall (virtual rig) and TxTimeout/PauseFlood (hardware rigs) stop the device itself and do fire the watchdog",
+				v.QdiscBacklogMax, v.QdiscBacklogBytesMax)
+		},
+	}.run(t)
+}
+
+// partnerStall asks the link partner to stop receiving, floods, expects
+// the watchdog, and expects recovery when the stall ends by itself.
+func partnerStall(t *testing.T, cfg harness.Config, source string) {
+	checks := []string{harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver}
+	if source == "pktgen" {
+		checks = append(checks, harness.CheckPktgen)
+	}
+	harness.Need(t, preflight(), checks...)
+	if cfg.Partner != harness.PartnerInband {
+		t.Skipf("skipping: PartnerStall needs a link partner that runs the partner program (the virtual rig: leave TXTIMEOUT_IFACE unset); partner is %q", cfg.Partner)
+	}
+	dst, mac := peer(cfg.PeerIP, cfg.PeerMAC)
+	if dst == nil || mac == nil {
+		t.Skip("skipping: PartnerStall needs the partner's IP and MAC (-peer-ip, -peer-mac)")
+	}
+	inj, err := faultinject.NewStall(cfg.Iface, faultinject.StallConfig{For: cfg.StallFor, PeerMAC: mac}, faultinject.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l load
+	if source == "pktgen" {
+		l = pktgenLoad(cfg.Iface, dst, mac)
+	} else {
+		l = icmpLoad(traffic.FloodConfig{
+			Dst: dst, Iface: cfg.Iface, Size: cfg.Size,
+			Interval: cfg.Interval, Senders: cfg.Senders, For: cfg.StallFor,
+		})
+	}
+	faultScenario{
+		cfg:          cfg,
+		injector:     inj,
+		load:         l,
+		window:       cfg.StallFor,
+		untilTimeout: true,
+		vopts:        harness.VerdictOptions{Iface: cfg.Iface, RecoverWithin: cfg.RecoverWithin, NoEcho: false},
+		decide:       stallDecision(cfg, "the partner stopped receiving"),
+	}.run(t)
+}
+
+// pauseFlood floods the DUT with 802.3x PAUSE frames from the partner
+// port while pinging: the MAC stops transmitting.
+func pauseFlood(t *testing.T, cfg harness.Config) {
+	if cfg.Rig {
+		t.Skip("skipping: PauseFlood needs a hardware rig with a partner port (-partner-iface) wired to the DUT; " +
+			"the virtual rig's emulated NIC does not honour PAUSE frames, and PartnerStall covers it")
+	}
+	if cfg.PartnerIface == "" {
+		t.Skip("skipping: PauseFlood needs a partner port wired to the DUT that sends the PAUSE frames (-partner-iface or TXTIMEOUT_PARTNER_IFACE)")
+	}
+	harness.Need(t, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	dst, _ := peer(cfg.PeerIP, cfg.PeerMAC)
+	if dst == nil {
+		t.Skip("skipping: PauseFlood needs the partner's IP address to flood (-peer-ip)")
+	}
+	inj, err := faultinject.NewPauseFlood(cfg.PartnerIface, faultinject.PauseConfig{For: cfg.StallFor, DUTIface: cfg.Iface}, faultinject.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	faultScenario{
+		cfg:      cfg,
+		injector: inj,
+		load: icmpLoad(traffic.FloodConfig{
+			Dst: dst, Iface: cfg.Iface, Size: cfg.Size,
+			Interval: cfg.Interval, Senders: cfg.Senders, For: cfg.StallFor,
+		}),
+		window:       cfg.StallFor,
+		untilTimeout: true,
+		vopts:        harness.VerdictOptions{Iface: cfg.Iface, RecoverWithin: cfg.RecoverWithin},
+		decide:       stallDecision(cfg, "PAUSE frames flooded the DUT"),
+	}.run(t)
+}
+
+// common handles what fails every scenario: a splat or a failed cleanup.
+func common(v harness.Verdict) (harness.Result, string, bool) {
+	switch {
+	case v.Splat:
+		return harness.Fail, fmt.Sprintf("the kernel splatted (%d splat lines: oops, BUG, WARNING, lockup or hung task)", v.SplatCount), true
+	case !v.CleanupOK:
+		return harness.Fail, "the DUT was not restored to the state it was found in (see the cleanup_failed mark)", true
+	}
+	return "", "", false
+}
+
+// stallDecision is the verdict of a scenario that stops the device
+// itself: the watchdog must fire and the device must recover; a device
+// that never stalled makes the run inconclusive.
+func stallDecision(cfg harness.Config, what string) func(harness.Verdict, loadReport) (harness.Result, string) {
+	return func(v harness.Verdict, lr loadReport) (harness.Result, string) {
+		if r, why, bad := common(v); bad {
+			return r, why
+		}
+		switch {
+		case !v.Stalled && !v.TimeoutFired:
+			nic := ""
+			if cfg.NIC != "" {
+				nic = " (" + cfg.NIC + ")"
+			}
+			return harness.Inconclusive, fmt.Sprintf("stall not achieved: %s, yet tx_packets kept moving (%d packets sent during the fault) — "+
+				"the device%s never backpressured, so the watchdog could not be tested", what, v.TxPacketsDuringFault, nic)
+		case !v.TimeoutFired:
+			return harness.Fail, fmt.Sprintf("the TX queue stood still for %d ms while traffic was offered, but no timeout signal came (no watchdog line, tracepoint hit or tx_timeout increase)", v.StallMS)
+		case !v.Recovered:
+			return harness.Fail, fmt.Sprintf("the watchdog fired after %d ms but the device did not recover within %v of the fault's removal", v.FirstTimeoutMS, cfg.RecoverWithin)
+		}
+		return harness.Pass, fmt.Sprintf("the watchdog fired %d ms after %s (%d tx timeouts counted, driver line seen: %t) and the device recovered in %d ms",
+			v.FirstTimeoutMS, what, v.TxTimeoutCount, v.HandlerLogged, v.RecoverMS)
+	}
+}
