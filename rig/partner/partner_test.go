@@ -212,7 +212,9 @@ func TestStallStopsReading(t *testing.T) {
 	if start.For != d {
 		t.Errorf("start event For %v, want %v", start.For, d)
 	}
-	if s := r.p.Stats(); !s.Stalled || s.Stalls != 1 || !s.StallEnds.Equal(start.At.Add(d)) {
+	// (Unless a loaded machine kept this goroutine away for the whole
+	// stall, which a late clock reading shows.)
+	if s := r.p.Stats(); s.Stalls != 1 || (!s.Stalled || !s.StallEnds.Equal(start.At.Add(d))) && time.Now().Before(start.At.Add(d)) {
 		t.Errorf("stats during the stall %+v, want stalled until %v", s, start.At.Add(d))
 	}
 
