@@ -40,7 +40,11 @@ type icmpSocket struct {
 }
 
 // openICMP opens an ICMP socket in the calling thread's network namespace.
-func openICMP(raw bool, iface string, dst net.IP, id uint16) (*icmpSocket, error) {
+// A raw socket receives a copy of every echo reply in its namespace, so
+// raw senders block all ICMP input (recvOnly false) and one extra raw
+// socket (recvOnly true) reads the replies for all of them; a datagram
+// socket gets only the replies to its own identifier and reads them itself.
+func openICMP(raw, recvOnly bool, iface string, dst net.IP, id uint16) (*icmpSocket, error) {
 	typ := unix.SOCK_DGRAM
 	if raw {
 		typ = unix.SOCK_RAW
@@ -62,10 +66,14 @@ func openICMP(raw bool, iface string, dst net.IP, id uint16) (*icmpSocket, error
 		}
 	}()
 	if raw {
-		// ICMP_FILTER blocks the types whose bits are set: keep only echo
-		// replies, so the reader does not wake for every other ICMP message
-		// in the namespace.
-		if err := unix.SetsockoptInt(fd, unix.SOL_RAW, unix.ICMP_FILTER, ^(1 << ipv4.ICMPTypeEchoReply)); err != nil {
+		// ICMP_FILTER blocks the types whose bits are set: the reader
+		// keeps only echo replies, so it does not wake for every other
+		// ICMP message in the namespace.
+		block := ^0 // senders: nothing
+		if recvOnly {
+			block = ^(1 << ipv4.ICMPTypeEchoReply)
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_RAW, unix.ICMP_FILTER, block); err != nil {
 			return nil, fmt.Errorf("set ICMP_FILTER: %w", err)
 		}
 	}
@@ -77,7 +85,9 @@ func openICMP(raw bool, iface string, dst net.IP, id uint16) (*icmpSocket, error
 			return nil, fmt.Errorf("bind to device %q: %w", iface, err)
 		}
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf); err != nil {
+	if raw && !recvOnly {
+		// Nothing to receive.
+	} else if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf); err != nil {
 		// Without CAP_NET_ADMIN the ordinary option, capped by rmem_max,
 		// is the best there is.
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
@@ -225,19 +235,34 @@ func flood(ctx context.Context, c FloodConfig) (FloodStats, error) {
 	dst := c.Dst.To4()
 	base := uint16(rand.N(1 << 16))
 	socks := make([]*icmpSocket, 0, c.Senders)
+	var readSocks []*icmpSocket // the sockets that receive replies
 	closeAll := func() {
 		for _, s := range socks {
 			s.conn.Close()
 		}
+		if raw {
+			for _, s := range readSocks {
+				s.conn.Close()
+			}
+		}
 	}
 	err := inNetNS(c.NetNS, func() error {
 		for i := 0; i < c.Senders; i++ {
-			s, err := openICMP(raw, c.Iface, dst, base+uint16(i))
+			s, err := openICMP(raw, false, c.Iface, dst, base+uint16(i))
 			if err != nil {
 				return err
 			}
 			socks = append(socks, s)
 		}
+		if !raw {
+			readSocks = socks
+			return nil
+		}
+		r, err := openICMP(true, true, c.Iface, dst, base)
+		if err != nil {
+			return err
+		}
+		readSocks = []*icmpSocket{r}
 		return nil
 	})
 	if err != nil {
@@ -263,11 +288,11 @@ func flood(ctx context.Context, c FloodConfig) (FloodStats, error) {
 	defer stopWrites()
 
 	var readers sync.WaitGroup
-	for _, s := range socks {
+	for _, s := range readSocks {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			r.read(s)
+			r.read(s, base, uint16(c.Senders))
 		}()
 	}
 
@@ -315,7 +340,7 @@ func flood(ctx context.Context, c FloodConfig) (FloodStats, error) {
 	if fatal == nil && c.Linger > 0 && ctx.Err() == nil {
 		r.linger(ctx, c.Linger)
 	}
-	for _, s := range socks {
+	for _, s := range readSocks {
 		s.conn.SetReadDeadline(time.Now())
 	}
 	readers.Wait()
@@ -411,12 +436,13 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// read counts the echo replies for socket s until its read deadline is
-// set.
-func (r *floodRun) read(s *icmpSocket) {
+// read counts the echo replies on socket s until its read deadline is set:
+// for a raw socket those whose identifier is in [base, base+n), for a
+// datagram socket all (the kernel delivers only its own).
+func (r *floodRun) read(s *icmpSocket, base, n uint16) {
 	buf := make([]byte, 1<<16)
 	for {
-		n, _, err := s.conn.ReadFrom(buf)
+		k, _, err := s.conn.ReadFrom(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
 				return
@@ -425,7 +451,8 @@ func (r *floodRun) read(s *icmpSocket) {
 			// on a later read; they are not replies.
 			continue
 		}
-		if isReply(buf[:n], s.raw, s.id) {
+		id, ok := replyID(buf[:k])
+		if ok && (!s.raw || id-base < n) {
 			r.received.Add(1)
 			select {
 			case r.got <- struct{}{}:
@@ -435,20 +462,19 @@ func (r *floodRun) read(s *icmpSocket) {
 	}
 }
 
-// isReply reports whether b is an echo reply for this sender. Raw sockets
-// see every echo reply in the namespace (with the IPv4 header unless the
-// runtime stripped it), so the identifier must match; datagram sockets get
-// only their own, and the kernel chose their identifier.
-func isReply(b []byte, raw bool, id uint16) bool {
+// replyID returns the identifier of the echo reply b, which may start with
+// its IPv4 header (raw sockets, unless the runtime stripped it), and
+// whether b is an echo reply at all.
+func replyID(b []byte) (uint16, bool) {
 	if len(b) > 0 && b[0]>>4 == 4 {
 		hl := int(b[0]&0x0f) * 4
 		if hl < 20 || len(b) < hl {
-			return false
+			return 0, false
 		}
 		b = b[hl:]
 	}
 	if len(b) < 8 || b[0] != byte(ipv4.ICMPTypeEchoReply) || b[1] != 0 {
-		return false
+		return 0, false
 	}
-	return !raw || binary.BigEndian.Uint16(b[4:6]) == id
+	return binary.BigEndian.Uint16(b[4:6]), true
 }

@@ -185,3 +185,31 @@ func TestIntegrationReachable(t *testing.T) {
 		}
 	})
 }
+
+// TestIntegrationFloodENOBUFS: behind a queue that holds packets the
+// kernel answers ENOBUFS (sock_wmalloc in __ip_append_data, for the second
+// fragment of a 2048-byte request); the flood counts it, keeps going to its
+// bound, and backs off instead of spinning (at most one error per
+// minBackoff per sender).
+func TestIntegrationFloodENOBUFS(t *testing.T) {
+	v := newVethPair(t)
+	v.throttleA(t)
+	const senders = 2
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := Flood(ctx, FloodConfig{Dst: v.addrB, NetNS: v.nsA, For: time.Second, Senders: senders, Linger: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", st)
+	n := st.Errors["ENOBUFS"]
+	if n == 0 || st.Sent == 0 {
+		t.Fatalf("want sends and ENOBUFS behind a 1 Mbit/s TBF holding 4 MB, got %+v", st)
+	}
+	if limit := int64(senders) * (int64(st.Elapsed/minBackoff) + 1); n > limit {
+		t.Fatalf("%d ENOBUFS in %v: more than one per %v per sender (%d): spinning", n, st.Elapsed, minBackoff, limit)
+	}
+	if st.Elapsed < time.Second {
+		t.Fatalf("stopped after %v, before its 1 s bound", st.Elapsed)
+	}
+}

@@ -91,7 +91,7 @@ func TestSetSeq(t *testing.T) {
 	}
 }
 
-func TestIsReply(t *testing.T) {
+func TestReplyID(t *testing.T) {
 	reply := func(typ byte, id uint16) []byte {
 		b := make([]byte, 16)
 		b[0] = typ
@@ -104,25 +104,25 @@ func TestIsReply(t *testing.T) {
 		return append(h, b...)
 	}
 	tests := []struct {
-		name string
-		b    []byte
-		raw  bool
-		id   uint16
-		want bool
+		name   string
+		b      []byte
+		wantID uint16
+		wantOK bool
 	}{
-		{"raw match", reply(0, 7), true, 7, true},
-		{"raw match with ip header", withIP(reply(0, 7)), true, 7, true},
-		{"raw other id", reply(0, 8), true, 7, false},
-		{"raw request", reply(8, 7), true, 7, false},
-		{"dgram any id", reply(0, 99), false, 7, true},
-		{"dgram unreachable", reply(3, 7), false, 7, false},
-		{"short", []byte{0, 0, 0}, false, 7, false},
-		{"bad header length", []byte{0x41, 0, 0, 0, 0, 0, 0, 0}, true, 0, false},
-		{"empty", nil, true, 0, false},
+		{"reply", reply(0, 7), 7, true},
+		{"reply with ip header", withIP(reply(0, 0xfffe)), 0xfffe, true},
+		{"request", reply(8, 7), 0, false},
+		{"unreachable", reply(3, 7), 0, false},
+		{"bad code", append([]byte{0, 1}, make([]byte, 14)...), 0, false},
+		{"short", []byte{0, 0, 0}, 0, false},
+		{"bad header length", []byte{0x41, 0, 0, 0, 0, 0, 0, 0}, 0, false},
+		{"truncated header", []byte{0x4f, 0, 0, 0, 0, 0, 0, 0}, 0, false},
+		{"empty", nil, 0, false},
 	}
 	for _, tt := range tests {
-		if got := isReply(tt.b, tt.raw, tt.id); got != tt.want {
-			t.Errorf("%s: isReply = %v, want %v", tt.name, got, tt.want)
+		id, ok := replyID(tt.b)
+		if id != tt.wantID || ok != tt.wantOK {
+			t.Errorf("%s: replyID = %d, %v, want %d, %v", tt.name, id, ok, tt.wantID, tt.wantOK)
 		}
 	}
 }

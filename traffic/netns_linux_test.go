@@ -160,3 +160,35 @@ func setPingGroupRange(tb testing.TB, path string) {
 func (v *vethPair) String() string {
 	return fmt.Sprintf("%s(%s %s) <-> %s(%s %s)", v.nsA, v.ifA, v.addrA, v.nsB, v.ifB, v.addrB)
 }
+
+// throttleA puts a slow TBF root qdisc (1 Mbit/s) with a deep queue (4 MB)
+// on ifA in namespace A. Like a stalled device's ring, it holds the
+// packets, which stay charged to the sending socket: once the socket's
+// send buffer is used up, fragmenting sends fail with ENOBUFS. It is removed
+// with the namespace.
+func (v *vethPair) throttleA(tb testing.TB) {
+	tb.Helper()
+	h, err := netns.GetFromPath(v.nsA)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer h.Close()
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nl.Close()
+	l, err := nl.LinkByName(v.ifA)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q := &netlink.Tbf{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT},
+		Rate:       125000, // bytes/s
+		Limit:      4 << 20,
+		Buffer:     netlink.Xmittime(125000, 3200), // in ticks, as tc computes it from "burst 3200"
+	}
+	if err := nl.QdiscReplace(q); err != nil {
+		tb.Fatalf("add tbf on %s in %s: %v", v.ifA, v.nsA, err)
+	}
+}
