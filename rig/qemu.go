@@ -24,7 +24,7 @@ type qemuSpec struct {
 }
 
 // kernelCmdline is the guest kernel's command line:
-//   - console=ttyS0: the console is the first serial port, kept as console.log;
+//   - console=ttyS0,115200: the console is the first serial port, kept as console.log;
 //   - panic=-1: reboot at once on a panic, and -no-reboot turns that into
 //     QEMU exiting; oops are left alone, since the suite must observe a splat;
 //   - loglevel=5: the console shows warnings and worse (the watchdog line
@@ -32,7 +32,7 @@ type qemuSpec struct {
 //   - printk.devkmsg=on: tests may write records to /dev/kmsg unthrottled;
 //   - rdinit=/init: the Go init of the initramfs.
 func kernelCmdline() string {
-	return "console=ttyS0 panic=-1 loglevel=5 printk.devkmsg=on rdinit=/init"
+	return "console=ttyS0,115200 panic=-1 loglevel=5 printk.devkmsg=on rdinit=/init"
 }
 
 // qemuArgs builds the QEMU command line (without the binary). It is pure:

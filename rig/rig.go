@@ -97,6 +97,9 @@ type Config struct {
 	Progress io.Writer
 	// PartnerLogf receives the link partner's log lines. Nil: discarded.
 	PartnerLogf func(format string, args ...any)
+
+	// crashForTest makes the guest init crash the kernel (test seam).
+	crashForTest bool
 }
 
 // ConfigFromEnv reads the Config from the TXTIMEOUT_* variables listed in

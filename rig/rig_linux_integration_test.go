@@ -14,6 +14,7 @@ import (
 // binary and mirrors TestGuestChecks: the environment, eth0, ping of the
 // partner (1472 and 2048 bytes) and a stall that freezes the TX counter.
 func TestIntegrationRigBoot(t *testing.T) {
+	t.Parallel()
 	c := ConfigFromEnv()
 	c.ReportDir = t.TempDir()
 	r := RunTest(t, "txtimeout/rig", "^TestGuestChecks$", c)
@@ -106,4 +107,63 @@ func TestIntegrationCancelBoot(t *testing.T) {
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("QEMU (pid %d) still exists after Run returned: kill 0: %v", pid, err)
 	}
+}
+
+// TestIntegrationGuestPanic crashes the guest kernel right after the init
+// starts: Run must name the panic and show its lines. It boots a small
+// guest (1 vCPU) alongside TestIntegrationRigBoot.
+func TestIntegrationGuestPanic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: boots QEMU")
+	}
+	t.Parallel()
+	exe, _ := os.Executable()
+	c := Config{SMP: 1, MemMB: 512, crashForTest: true, Progress: testWriter{t}}
+	r, err := Run(context.Background(), c, exe, nil, nil)
+	if !errors.Is(err, ErrGuestPanic) {
+		t.Fatalf("Run: %v, want ErrGuestPanic", err)
+	}
+	for _, want := range []string{"Kernel panic - not syncing", "sysrq"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("panic error lacks %q:\n%v", want, err)
+		}
+	}
+	if r.WorkDir == "" {
+		t.Errorf("a failed run did not keep its work directory")
+	} else {
+		os.RemoveAll(r.WorkDir)
+	}
+}
+
+// TestIntegrationBootTimeout gives the guest 2 s to boot, far too little
+// under TCG: Run must name the boot timeout and leave no QEMU.
+func TestIntegrationBootTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: starts QEMU")
+	}
+	var pid int
+	testHookQEMUStarted = func(p int) { pid = p }
+	t.Cleanup(func() { testHookQEMUStarted = nil })
+	exe, _ := os.Executable()
+	r, err := Run(context.Background(), Config{BootTimeout: 2 * time.Second}, exe, nil, nil)
+	if !errors.Is(err, ErrBootTimeout) {
+		t.Fatalf("Run: %v, want ErrBootTimeout", err)
+	}
+	t.Logf("%v", err)
+	if pid == 0 {
+		t.Fatal("QEMU never started")
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("QEMU (pid %d) still exists: %v", pid, err)
+	}
+	if r.WorkDir != "" {
+		os.RemoveAll(r.WorkDir)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

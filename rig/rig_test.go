@@ -76,7 +76,7 @@ func TestQEMUArgs(t *testing.T) {
 
 func TestKernelCmdline(t *testing.T) {
 	c := " " + kernelCmdline() + " "
-	for _, w := range []string{"console=ttyS0", "panic=-1", "rdinit=/init", "printk.devkmsg=on"} {
+	for _, w := range []string{"console=ttyS0,115200", "panic=-1", "rdinit=/init", "printk.devkmsg=on"} {
 		assert.Contains(t, c, " "+w+" ")
 	}
 	// A splat must be observed by the suite, not turned into a panic.
@@ -304,4 +304,18 @@ func TestRunWatcher(t *testing.T) {
 	assert.NotZero(t, w.bootTime())
 	assert.Equal(t, "boot noise\n\x16=== RUN   TestA\nlog\n=== RUN   TestB\n", out.String())
 	assert.Equal(t, 2, w.n)
+}
+
+func TestConsoleKeepsEverything(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	con, err := newConsole(path)
+	require.NoError(t, err)
+	// io.Copy stops at the first short write: CRLF must count as written.
+	_, err = io.Copy(con, strings.NewReader("[ 1.0] one\r\n[ 2.0] two\r\n"))
+	require.NoError(t, err)
+	con.close()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "[ 1.0] one\n[ 2.0] two\n", string(b))
+	assert.Equal(t, "[ 2.0] two", con.tail(1))
 }

@@ -109,9 +109,10 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 		return r, err
 	}
 	gc := guestproto.Config{
-		Iface: DUTIface,
-		Addr:  dutCIDR,
-		Args:  args,
+		CrashForTest: c.crashForTest,
+		Iface:        DUTIface,
+		Addr:         dutCIDR,
+		Args:         args,
 		Env: []string{
 			"TXTIMEOUT_RIG=1",
 			"TXTIMEOUT_IFACE=" + DUTIface,
@@ -400,12 +401,21 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 			qemuDone = true
 		}
 	}
-	// QEMU is gone, so its sockets are closed: the readers end.
-	for _, conn := range conns {
-		conn.Close()
-	}
+	// QEMU is gone and its ends of the sockets are closed: the readers
+	// drain what is buffered (a panic's last lines) and meet EOF. Closing
+	// our ends first would throw that away; the deadline only guards
+	// against a reader that never ends.
 	pcancel()
-	wg.Wait()
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		for _, conn := range conns {
+			conn.Close()
+		}
+		<-drained
+	}
 	r.PartnerStats = p.Stats()
 	r.BootTime = watch.bootTime()
 	r.ReportFiles = ctl.files
@@ -488,6 +498,7 @@ func newConsole(path string) (*console, error) {
 func (c *console) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	n := len(p)
 	p = bytes.ReplaceAll(p, []byte("\r"), nil)
 	if !c.done {
 		c.f.Write(p)
@@ -496,7 +507,9 @@ func (c *console) Write(p []byte) (int, error) {
 	if len(c.buf) > consoleMax {
 		c.buf = append([]byte(nil), c.buf[len(c.buf)-consoleMax:]...)
 	}
-	return len(p), nil
+	// All of p was consumed, carriage returns included: io.Copy stops
+	// at a short count.
+	return n, nil
 }
 
 func (c *console) close() {

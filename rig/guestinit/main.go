@@ -100,6 +100,11 @@ func run() (int, error) {
 	if cfg.Probe {
 		return 0, nil
 	}
+	if cfg.CrashForTest {
+		if err := os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0); err != nil {
+			return guestproto.ExitInitFailed, fmt.Errorf("crashing the kernel for the test: %w", err)
+		}
+	}
 	for _, m := range cfg.Modules {
 		if err := loadModule(m); err != nil {
 			return guestproto.ExitInitFailed, err

@@ -66,6 +66,9 @@ type Config struct {
 	// Probe makes the init report HELLO and READY and power off without
 	// running anything (the KVM probe boot).
 	Probe bool `json:"probe,omitempty"`
+	// CrashForTest makes the init crash the kernel (sysrq c) right after
+	// HELLO: the rig's test of its panic report.
+	CrashForTest bool `json:"crash_for_test,omitempty"`
 }
 
 // ModuleFile is one kernel module to load.
