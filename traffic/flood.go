@@ -22,6 +22,10 @@ const (
 	// DefaultLinger is how long Flood waits for outstanding replies after
 	// its last send.
 	DefaultLinger = time.Second
+	// MaxUnboundedTime bounds a flood that has only a Count and a context
+	// without a deadline: behind a device that never drains again the
+	// count is never reached, and a flood must stop by itself.
+	MaxUnboundedTime = 10 * time.Minute
 )
 
 // ErrUnsupported is returned on systems other than Linux.
@@ -111,16 +115,26 @@ func (c FloodConfig) withDefaults() FloodConfig {
 }
 
 // Flood sends ICMP echo requests to c.Dst and counts the replies. It stops
-// at c.Count requests, after c.For, or at the end of ctx, whichever comes
-// first; then it waits up to c.Linger for outstanding replies (not past the
-// end of ctx). Send errors that a stalled or resetting device causes
-// (ENOBUFS, EAGAIN, ENOMEM, unreachable, network down) are counted in
-// FloodStats.Errors and retried after a short back-off; any other send error
-// ends the flood and is returned with the statistics so far. The end of ctx
-// is not an error.
+// at c.Count requests sent, after c.For, or at the end of ctx, whichever
+// comes first (with only a Count and no ctx deadline, after
+// MaxUnboundedTime at the latest); then it waits up to c.Linger for
+// outstanding replies (not past the end of ctx).
+//
+// Send errors that a stalled or resetting device causes (ENOBUFS, EAGAIN,
+// ENOMEM, unreachable, network down) are counted in FloodStats.Errors and
+// the same request is retried after a back-off of 100µs doubling to 10ms;
+// a socket buffer that is full (EAGAIN) is waited on with the network
+// poller and not counted. Any other send error ends the flood and is
+// returned with the statistics so far. The end of ctx is not an error.
+// A qdisc that drops a request is not seen: raw sockets report such drops
+// only with IP_RECVERR, which Flood does not set.
 func Flood(ctx context.Context, c FloodConfig) (FloodStats, error) {
 	if err := c.Validate(); err != nil {
 		return FloodStats{}, err
 	}
-	return flood(ctx, c.withDefaults())
+	c = c.withDefaults()
+	if _, ok := ctx.Deadline(); !ok && c.For == 0 {
+		c.For = MaxUnboundedTime
+	}
+	return flood(ctx, c)
 }

@@ -209,7 +209,9 @@ func firstLine(s string) string {
 // Result line the kernel leaves in the file), starts them together, and
 // stops them at the end of ctx unless they all reach their count first. It
 // always removes its devices and resets pktgen before it returns. A device
-// with Count 0 runs until stopped, so it needs a ctx with a deadline.
+// with Count 0 runs until stopped, so it needs a ctx with a deadline; with
+// counts only and no deadline, the run is stopped after MaxUnboundedTime,
+// since a stalled device may never let pktgen reach its count.
 func RunPktgen(ctx context.Context, c PktgenConfig) (PktgenResult, error) {
 	if err := c.Validate(); err != nil {
 		return PktgenResult{}, err
@@ -251,8 +253,14 @@ func (p pktgenDriver) run(ctx context.Context, c PktgenConfig) (res PktgenResult
 	if err := c.Validate(); err != nil {
 		return res, err
 	}
-	if _, ok := ctx.Deadline(); !ok && slices.ContainsFunc(c.Devices, func(d PktgenDevice) bool { return d.Count == 0 }) {
-		return res, errors.New("pktgen: unbounded: a device has count 0 (until stopped) and the context has no deadline")
+	if _, ok := ctx.Deadline(); !ok {
+		if slices.ContainsFunc(c.Devices, func(d PktgenDevice) bool { return d.Count == 0 }) {
+			return res, errors.New("pktgen: unbounded: a device has count 0 (until stopped) and the context has no deadline")
+		}
+		// A stalled device may never let pktgen reach its count.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, MaxUnboundedTime)
+		defer cancel()
 	}
 	var threads []int
 	for _, d := range c.Devices {
