@@ -49,9 +49,10 @@ type PktgenDevice struct {
 	Flows, FlowLen           int
 
 	// Config writes "config 1", a parameter the seed's script sets. It is
-	// not in mainline pktgen (v2.6 to v6.x answer `No such parameter
-	// "config"`), so it is off in SeedConfig and only worth setting on a
-	// kernel that carries the out-of-tree patch.
+	// not in mainline pktgen: Debian's 6.1 answers EINVAL and `No such
+	// parameter "config"` (TestGuestTraffic/SeedConfigParameter), so it is
+	// off in SeedConfig and only worth setting on a kernel that carries the
+	// out-of-tree patch.
 	Config bool
 }
 
