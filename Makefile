@@ -32,7 +32,7 @@ fuzz:
 	while IFS=: read -r file fn; do \
 		fn=$${fn#func }; pkg=./$$(dirname $${file#./}); \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s $$pkg; \
 	done
 
 check:
