@@ -1,9 +1,12 @@
 package rig
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -165,5 +168,84 @@ type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestKillHelper is run by TestIntegrationKilledHost in a child process:
+// it starts a boot, prints QEMU's PID and waits to be killed.
+func TestKillHelper(t *testing.T) {
+	if os.Getenv("TXTIMEOUT_KILL_HELPER") != "1" {
+		t.Skip("helper of TestIntegrationKilledHost")
+	}
+	var pid int
+	testHookQEMUStarted = func(p int) { pid = p }
+	exe, _ := os.Executable()
+	// Once the guest runs, QEMU has connected every socket and would run
+	// on without this process.
+	Run(context.Background(), Config{Timeout: 2 * time.Minute, Progress: progressFunc(func(line string) {
+		if strings.Contains(line, "guest init up") {
+			fmt.Printf("QEMU_PID=%d\n", pid)
+		}
+	})}, exe, []string{"-test.run=^TestGuestIdle$"}, nil)
+}
+
+// TestIntegrationKilledHost kills (SIGKILL, no cleanup possible) a process
+// that runs a boot: QEMU must die with it, not live on as an orphan.
+func TestIntegrationKilledHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: starts QEMU")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillHelper$")
+	cmd.Env = append(os.Environ(), "TXTIMEOUT_KILL_HELPER=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pidc := make(chan int, 1)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			var pid int
+			if _, err := fmt.Sscanf(s.Text(), "QEMU_PID=%d", &pid); err == nil {
+				pidc <- pid
+			}
+		}
+		close(pidc)
+	}()
+	var pid int
+	select {
+	case pid = <-pidc:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("the helper did not start QEMU within 5 minutes")
+	}
+	if pid == 0 {
+		t.Fatal("the helper ended without starting QEMU")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// QEMU is reparented and reaped by init (or a subreaper): gone
+		// means no such process, or a zombie awaiting its reaper.
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("QEMU (pid %d) outlived its killed parent by 20s", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type progressFunc func(string)
+
+func (f progressFunc) Write(p []byte) (int, error) {
+	f(string(p))
 	return len(p), nil
 }

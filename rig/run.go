@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,15 +287,28 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	c.progressf("booting %s (%s, %d vCPUs, %d MiB, %s)", r.Kernel, b.accel, c.SMP, c.MemMB, b.nic.Name)
 	qemuStart := time.Now()
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig fires when the thread that forked QEMU ends, not the
+	// process: start QEMU from a goroutine locked to its thread, which
+	// then waits for QEMU, so the thread outlives QEMU.
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		return fmt.Errorf("rig: starting QEMU: %w", err)
 	}
 	pid := cmd.Process.Pid
 	if testHookQEMUStarted != nil {
 		testHookQEMUStarted(pid)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	qemuDone := false
 	kill := func() { syscall.Kill(-pid, syscall.SIGKILL) }
 	defer func() {
