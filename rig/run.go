@@ -282,9 +282,7 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 	var qstderr tailBuffer
 	cmd.Stdout = &qstderr
 	cmd.Stderr = &qstderr
-	// Its own process group, so that one kill reaches every thread and
-	// child; and SIGKILL if this process dies first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = qemuProcAttr()
 	c.progressf("booting %s (%s, %d vCPUs, %d MiB, %s)", r.Kernel, b.accel, c.SMP, c.MemMB, b.nic.Name)
 	qemuStart := time.Now()
 	// Pdeathsig fires when the thread that forked QEMU ends, not the
