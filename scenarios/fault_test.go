@@ -43,6 +43,13 @@ type faultScenario struct {
 	vopts        harness.VerdictOptions
 	// decide turns the verdict into a result and a reason in plain words.
 	decide func(v harness.Verdict, lr loadReport) (harness.Result, string)
+
+	// hook, when set, is called at each phase (phaseBaseline, ...) in the
+	// test's goroutine: the crash-safety tests stop or kill the scenario
+	// there. report, when set, receives the outcome instead of the run's
+	// report (the soak keeps each run's timeline out of report.json).
+	hook   func(ctx context.Context, tl *harness.Timeline, phase string)
+	report *harness.Report
 }
 
 // preflight caches the preflight checks of this run.
@@ -51,8 +58,14 @@ var preflight = sync.OnceValue(func() []harness.Check { return harness.Preflight
 func (s faultScenario) run(t *testing.T) {
 	t.Helper()
 	cfg := s.cfg
-	// One deadline bounds the whole scenario, whatever hangs.
-	ctx, cancel := context.WithTimeout(context.Background(), s.window+cfg.RecoverWithin+time.Minute)
+	// One deadline bounds the whole scenario, whatever hangs, and it ends
+	// early enough before the test's own deadline (go test -timeout) for
+	// the fault to be removed before the testing package panics.
+	margin := restoreMargin(0)
+	if s.injector.Name() == "stall" {
+		margin = restoreMargin(cfg.StallFor)
+	}
+	ctx, cancel := scenarioContext(t, s.window+cfg.RecoverWithin+time.Minute, margin)
 	defer cancel()
 
 	tl := harness.NewTimeline()
@@ -63,17 +76,25 @@ func (s faultScenario) run(t *testing.T) {
 	stopObservers := sync.OnceValue(obs.Stop)
 	defer stopObservers()
 
-	// The fault is always removed: on success below, and here when the
-	// test fails, panics or times out first.
+	// The fault is always removed: on success below, here when the test
+	// fails, panics or times out first, and by the signal handler on
+	// SIGINT or SIGTERM (active).
 	restore := sync.OnceValue(func() error {
 		rctx, rcancel := context.WithTimeout(context.Background(), faultinject.MaxStall)
 		defer rcancel()
 		return s.injector.Restore(rctx)
 	})
+	unregister := active.add(activeEntry{
+		what:    s.injector.Name() + " fault on " + cfg.Iface,
+		iface:   cfg.Iface,
+		stop:    cancel,
+		restore: func(context.Context) error { return restore() },
+	})
 	t.Cleanup(func() {
 		if err := restore(); err != nil {
 			t.Errorf("restoring the DUT: %v", err)
 		}
+		unregister()
 	})
 
 	// A baseline: two samples of the counters before anything changes.
@@ -81,12 +102,14 @@ func (s faultScenario) run(t *testing.T) {
 		t.Fatalf("no baseline samples from the observers within 10s: %v", err)
 	}
 
+	s.phase(ctx, tl, phaseBaseline)
 	t.Logf("injecting: %s", s.injector.Describe())
 	if err := s.injector.Inject(ctx); err != nil {
 		s.finish(t, tl, stopObservers, loadReport{}, harness.Fail, fmt.Sprintf("injecting the fault failed: %v", err))
 		return
 	}
 	tl.Mark(harness.MarkFaultInjected)
+	s.phase(ctx, tl, phaseInjected)
 
 	loadCtx, stopLoad := context.WithTimeout(ctx, s.window)
 	defer stopLoad()
@@ -95,11 +118,25 @@ func (s faultScenario) run(t *testing.T) {
 		err error
 	}
 	done := make(chan loadDone, 1)
+	finished := make(chan struct{})
 	tl.Mark(harness.MarkFloodStart)
 	go func() {
+		defer close(finished)
 		lr, err := s.load(loadCtx, tl)
 		done <- loadDone{lr, err}
 	}()
+	// A failing or panicking test stops its load before the fault is
+	// restored (cleanups run last in, first out), and waits for it so
+	// that pktgen removes its devices.
+	t.Cleanup(func() {
+		stopLoad()
+		select {
+		case <-finished:
+		case <-time.After(30 * time.Second):
+			t.Errorf("the load did not stop within 30s of its cancellation")
+		}
+	})
+	s.phase(ctx, tl, phaseFlood)
 
 	// The fault window: until the load's deadline, or the first timeout
 	// signal when that is all the scenario needs.
@@ -125,6 +162,11 @@ func (s faultScenario) run(t *testing.T) {
 	s.checkRecovery(ctx, t, tl)
 	s.checkCleanup(t, tl, restoreErr)
 
+	if err := ctx.Err(); err != nil {
+		s.finish(t, tl, stopObservers, ld.lr, harness.Fail, fmt.Sprintf("the scenario was cut short (%v): its deadline, %v before the test's (go test -timeout), "+
+			"or a signal came first; the fault was removed (cleanup_ok %t) but the verdict is incomplete", err, margin, tl.Verdict(s.vopts).CleanupOK))
+		return
+	}
 	if ld.err != nil && !errors.Is(ld.err, context.Canceled) && !errors.Is(ld.err, context.DeadlineExceeded) {
 		s.finish(t, tl, stopObservers, ld.lr, harness.Fail, fmt.Sprintf("the traffic generator failed: %v", ld.err))
 		return
@@ -132,6 +174,19 @@ func (s faultScenario) run(t *testing.T) {
 	v := tl.Verdict(s.vopts)
 	res, reason := s.decide(v, ld.lr)
 	s.finish(t, tl, stopObservers, ld.lr, res, reason)
+}
+
+// The phases of a scenario at which the phase hook is called.
+const (
+	phaseBaseline = "baseline" // observers running, nothing changed yet
+	phaseInjected = "injected" // the fault is in place, no traffic yet
+	phaseFlood    = "flood"    // the fault is in place and the load runs
+)
+
+func (s faultScenario) phase(ctx context.Context, tl *harness.Timeline, p string) {
+	if s.hook != nil {
+		s.hook(ctx, tl, p)
+	}
 }
 
 // checkRecovery sends echo requests to the partner until one is answered
@@ -211,7 +266,11 @@ func (s faultScenario) finish(t *testing.T, tl *harness.Timeline, stopObservers 
 			t.Logf("kmsg %s: %s", e.Kind, e.Text)
 		}
 	}
-	harness.Finish(t, report, harness.ScenarioReport{
+	r := s.report
+	if r == nil {
+		r = report
+	}
+	harness.Finish(t, r, harness.ScenarioReport{
 		Result:       res,
 		Reason:       reason,
 		Verdict:      v,

@@ -18,6 +18,16 @@ var report = &harness.Report{}
 func TestMain(m *testing.M) {
 	harness.RegisterFlags(flag.CommandLine)
 	flag.Parse()
+	// A process that drives the DUT itself (a hardware interface, or the
+	// guest of the virtual rig) restores it on SIGINT and SIGTERM. On the
+	// host of the virtual rig nothing is injected: the rig's own
+	// cancellation stops QEMU.
+	if c, err := harness.LoadConfig(); err == nil && !c.VirtualRig() {
+		stop := installSignalHandler(os.Stderr, os.Exit)
+		code := m.Run()
+		stop()
+		os.Exit(code)
+	}
 	os.Exit(m.Run())
 }
 
@@ -55,6 +65,13 @@ func setup(t *testing.T, topLevel string) (harness.Config, bool) {
 		}
 		rig.RunTest(t, "txtimeout/scenarios", "^"+topLevel+"$", rig.ConfigFromEnv())
 		return config, false
+	}
+	acts, err := staleOnce()
+	for _, a := range acts {
+		t.Logf("cleaned state of an earlier run: %s", a)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	return config, true
 }

@@ -30,7 +30,11 @@ func TestTxTimeout(t *testing.T) {
 
 // netemDelay is the seed's method exactly: a netem root qdisc delaying
 // every packet by 9 s, and 2048-byte echo requests every 100 ms.
-func netemDelay(t *testing.T, cfg harness.Config) {
+func netemDelay(t *testing.T, cfg harness.Config) { netemDelayScenario(t, cfg).run(t) }
+
+// netemDelayScenario checks what NetemDelay needs (skipping t when it is
+// missing) and returns the scenario.
+func netemDelayScenario(t *testing.T, cfg harness.Config) faultScenario {
 	harness.Need(t, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver, harness.CheckNetem)
 	dst, _ := peer(cfg.PeerIP, cfg.PeerMAC)
 	if dst == nil {
@@ -41,7 +45,7 @@ func netemDelay(t *testing.T, cfg harness.Config) {
 		t.Fatal(err)
 	}
 	window := cfg.FloodFor
-	faultScenario{
+	return faultScenario{
 		cfg:      cfg,
 		injector: inj,
 		load: icmpLoad(traffic.FloodConfig{
@@ -71,12 +75,19 @@ func netemDelay(t *testing.T, cfg harness.Config) {
 				"TxTimeout/PartnerStall (virtual rig) and TxTimeout/PauseFlood (hardware rigs) stop the device itself and do fire the watchdog",
 				v.QdiscBacklogMax, v.QdiscBacklogBytesMax)
 		},
-	}.run(t)
+	}
 }
 
 // partnerStall asks the link partner to stop receiving, floods, expects
 // the watchdog, and expects recovery when the stall ends by itself.
 func partnerStall(t *testing.T, cfg harness.Config, source string) {
+	partnerStallScenario(t, cfg, source).run(t)
+}
+
+// partnerStallScenario checks what PartnerStall needs (skipping t when it
+// is missing) and returns the scenario with source ("icmp" or "pktgen") as
+// its load.
+func partnerStallScenario(t *testing.T, cfg harness.Config, source string) faultScenario {
 	checks := []string{harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver}
 	if source == "pktgen" {
 		checks = append(checks, harness.CheckPktgen)
@@ -102,7 +113,7 @@ func partnerStall(t *testing.T, cfg harness.Config, source string) {
 			Interval: cfg.Interval, Senders: cfg.Senders, For: cfg.StallFor,
 		})
 	}
-	faultScenario{
+	return faultScenario{
 		cfg:          cfg,
 		injector:     inj,
 		load:         l,
@@ -110,7 +121,7 @@ func partnerStall(t *testing.T, cfg harness.Config, source string) {
 		untilTimeout: true,
 		vopts:        harness.VerdictOptions{Iface: cfg.Iface, RecoverWithin: cfg.RecoverWithin, NoEcho: false},
 		decide:       stallDecision(cfg, "the partner stopped receiving"),
-	}.run(t)
+	}
 }
 
 // pauseFlood floods the DUT with 802.3x PAUSE frames from the partner

@@ -1,0 +1,178 @@
+package scenarios
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"txtimeout/faultinject"
+)
+
+// These tests run on the host (no DUT needed): the registry, the signal
+// handler, the stale-state refusal and the deadline-derived context.
+
+func TestRegistryRestoreAll(t *testing.T) {
+	r := &registry{}
+	var mu sync.Mutex
+	var log []string
+	rec := func(s string) { mu.Lock(); log = append(log, s); mu.Unlock() }
+	r.add(activeEntry{what: "a", iface: "x0", stop: func() { rec("stop a") }, restore: func(context.Context) error { rec("restore a"); return nil }})
+	removeB := r.add(activeEntry{what: "b", restore: func(context.Context) error { rec("restore b"); return nil }})
+	r.add(activeEntry{what: "c", iface: "x0", stop: func() { rec("stop c") }, restore: func(context.Context) error { rec("restore c"); return errors.New("boom") }})
+	removeB()
+	if r.len() != 2 {
+		t.Fatalf("len %d after removing one of three, want 2", r.len())
+	}
+	var cleaned []string
+	acts, err := r.restoreAll(context.Background(), func(_ context.Context, iface string) ([]string, error) {
+		rec("cleanup " + iface)
+		cleaned = append(cleaned, iface)
+		return []string{iface + ": clean"}, nil
+	})
+	want := []string{"stop c", "stop a", "restore c", "restore a", "cleanup x0"}
+	if !slices.Equal(log, want) {
+		t.Errorf("order %q, want %q (loads stopped first, faults newest first, each interface cleaned once)", log, want)
+	}
+	if err == nil || !strings.Contains(err.Error(), "restoring c: boom") {
+		t.Errorf("error %v, want the failed restore named", err)
+	}
+	if !slices.Contains(acts, "restored a") || slices.Contains(acts, "restored c") || !slices.Contains(acts, "x0: clean") {
+		t.Errorf("actions %q", acts)
+	}
+}
+
+func TestSignalHandlerRestoresThenExits(t *testing.T) {
+	var restored bool
+	remove := active.add(activeEntry{what: "test fault", restore: func(context.Context) error { restored = true; return nil }})
+	defer remove()
+	var stderr bytes.Buffer
+	exited := make(chan int, 1)
+	stop := installSignalHandler(&syncWriter{w: &stderr}, func(code int) { exited <- code })
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-exited:
+		if code != 1 {
+			t.Errorf("exit status %d, want 1", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler did not exit within 30s of SIGTERM")
+	}
+	stop()
+	if !restored {
+		t.Error("the handler exited without restoring the registered fault")
+	}
+	out := stderr.String()
+	for _, want := range []string{"txtimeout: caught terminated: restoring the DUT (1 fault(s)", "txtimeout: restored test fault", "txtimeout: the DUT is restored"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestSignalHandlerStopsQuietly(t *testing.T) {
+	stop := installSignalHandler(os.Stderr, func(int) { t.Error("exit called without a signal") })
+	stop()
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func TestCheckStaleRefuses(t *testing.T) {
+	dir := t.TempDir()
+	o := faultinject.Options{StateDir: dir}
+	acts, err := checkStale(context.Background(), o, false)
+	if err != nil || len(acts) != 0 {
+		t.Fatalf("empty state dir: %v %v", acts, err)
+	}
+	// A state file as a run killed during a partner stall leaves it.
+	state := `{"version":1,"injector":"stall","iface":"txto0","ifindex":7,"pid":999999999,"created":"2026-01-01T00:00:00Z","stall_until":"2026-01-01T00:00:04Z"}`
+	if err := os.WriteFile(filepath.Join(dir, "txto0.json"), []byte(state), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = checkStale(context.Background(), o, false)
+	if !errors.Is(err, faultinject.ErrStaleState) {
+		t.Fatalf("stale state: err %v, want ErrStaleState", err)
+	}
+	for _, want := range []string{"txto0", "txtimeout cleanup -all", "-clean-stale", "TXTIMEOUT_CLEAN_STALE=1", dir} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q does not name %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("refusal is not one line: %q", err)
+	}
+	if _, serr := os.Stat(filepath.Join(dir, "txto0.json")); serr != nil {
+		t.Errorf("the refusal changed the state dir: %v", serr)
+	}
+}
+
+func TestCleanStaleWanted(t *testing.T) {
+	t.Setenv("TXTIMEOUT_CLEAN_STALE", "")
+	if cleanStaleWanted() {
+		t.Error("wanted without the flag or the variable")
+	}
+	t.Setenv("TXTIMEOUT_CLEAN_STALE", "1")
+	if !cleanStaleWanted() {
+		t.Error("not wanted with TXTIMEOUT_CLEAN_STALE=1")
+	}
+}
+
+func TestScenarioContextEndsBeforeTheTestDeadline(t *testing.T) {
+	dl, ok := t.Deadline()
+	if !ok {
+		t.Skip("skipping: run without -timeout 0 (the test has no deadline to derive from)")
+	}
+	ctx, cancel := scenarioContext(t, 1000*time.Hour, time.Second)
+	defer cancel()
+	got, ok := ctx.Deadline()
+	if !ok || !got.Equal(dl.Add(-time.Second)) {
+		t.Errorf("deadline %v, want the test's %v less 1s", got, dl)
+	}
+	// A margin longer than what is left: the scenario must not start.
+	ctx2, cancel2 := scenarioContext(t, time.Hour, time.Until(dl)+time.Minute)
+	defer cancel2()
+	if ctx2.Err() == nil {
+		t.Error("context alive although the margin exceeds the time left")
+	}
+	ctx3, cancel3 := scenarioContext(t, time.Millisecond, time.Second)
+	defer cancel3()
+	<-ctx3.Done()
+}
+
+func TestRestoreMargin(t *testing.T) {
+	if m := restoreMargin(20 * time.Second); m <= 20*time.Second {
+		t.Errorf("margin %v for a 20s stall leaves no time to wait for its end", m)
+	}
+}
+
+func TestParseCrashCase(t *testing.T) {
+	for _, c := range crashMatrix {
+		got, err := parseCrashCase(c.String())
+		if err != nil || got != c {
+			t.Errorf("round trip of %v: %v %v", c, got, err)
+		}
+	}
+	for _, bad := range []string{"", "stall/icmp/injected", "tbf/icmp/injected/sigint", "stall/udp/injected/sigint", "stall/icmp/later/sigint", "stall/icmp/injected/sighup"} {
+		if _, err := parseCrashCase(bad); err == nil {
+			t.Errorf("parseCrashCase(%q) accepted", bad)
+		}
+	}
+}
