@@ -291,25 +291,31 @@ func formatValue(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) 
 
 // LAVALine returns the LAVA test-case signal for a scenario, as
 // lava-test-case prints it. Inconclusive maps to "unknown". The
-// measurement is the scenario's first Measurement or, failing that, the
-// first timeout in ms when one was seen.
+// measurement is the first timeout in ms after the fault when one was
+// seen (what a tx-timeout scenario is about), or else the scenario's first
+// Measurement.
 func LAVALine(s ScenarioReport) string {
 	line := fmt.Sprintf("<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=%s RESULT=%s", lavaID(s.Name), lavaResult(s.Result))
 	switch {
+	case s.TimeoutFired && s.FirstTimeoutMS >= 0:
+		line += fmt.Sprintf(" MEASUREMENT=%d UNITS=ms", s.FirstTimeoutMS)
 	case len(s.Measurements) > 0:
 		m := s.Measurements[0]
 		line += fmt.Sprintf(" MEASUREMENT=%s UNITS=%s", formatValue(m.Value), lavaID(m.Units))
-	case s.FirstTimeoutMS >= 0 && s.TimeoutFired:
-		line += fmt.Sprintf(" MEASUREMENT=%d UNITS=ms", s.FirstTimeoutMS)
 	}
 	return line + ">"
 }
 
-// LAVALines returns LAVALine and one more test case per further
-// measurement, named SCENARIO_MEASUREMENT, so that LAVA keeps every number.
+// LAVALines returns LAVALine and one more test case per measurement that
+// LAVALine did not carry, named SCENARIO_MEASUREMENT, so that LAVA keeps
+// every number.
 func LAVALines(s ScenarioReport) []string {
 	lines := []string{LAVALine(s)}
-	for _, m := range s.Measurements[min(1, len(s.Measurements)):] {
+	rest := s.Measurements
+	if !(s.TimeoutFired && s.FirstTimeoutMS >= 0) && len(rest) > 0 {
+		rest = rest[1:]
+	}
+	for _, m := range rest {
 		lines = append(lines, fmt.Sprintf("<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=%s_%s RESULT=%s MEASUREMENT=%s UNITS=%s>",
 			lavaID(s.Name), lavaID(m.Name), lavaResult(s.Result), formatValue(m.Value), lavaID(m.Units)))
 	}

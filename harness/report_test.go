@@ -34,7 +34,8 @@ func sampleReport() *Report {
 		event(6220, SourceTracepoint, kmsg.KindWatchdog, "eth0")
 	stall := b.s
 	r.Add(ScenarioReport{Name: "TxTimeout/PartnerStall/ICMP", Result: Pass, Verdict: stall.Verdict(VerdictOptions{}),
-		Events: stall.KmsgEvents(), Timeline: stall, Reason: "watchdog fired and the device recovered"})
+		Events: stall.KmsgEvents(), Timeline: stall, Reason: "watchdog fired and the device recovered",
+		Measurements: []Measurement{{Name: "flood_pps", Value: 2400.5, Units: "pps"}}})
 
 	r.Add(ScenarioReport{Name: "TxTimeout/PartnerStall/Pktgen", Result: Fail, Verdict: Verdict{FirstTimeoutMS: -1, RecoverMS: -1},
 		Events: []kmsg.Event{}, Reason: "the device stalled but no timeout signal came within 20s"})
@@ -130,6 +131,7 @@ func TestLAVALines(t *testing.T) {
 	want := []string{
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_NetemDelay RESULT=pass>",
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_PartnerStall_ICMP RESULT=pass MEASUREMENT=5200 UNITS=ms>",
+		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_PartnerStall_ICMP_flood_pps RESULT=pass MEASUREMENT=2400.5 UNITS=pps>",
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_PartnerStall_Pktgen RESULT=fail>",
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_PauseFlood RESULT=skip>",
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_PartnerStall_e1000 RESULT=unknown>",
