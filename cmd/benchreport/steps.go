@@ -1,0 +1,423 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"txtimeout/harness"
+)
+
+// stepFlood runs BenchmarkFlood (./traffic): Flood against iputils
+// `ping -f` on the same veth pair between two namespaces the benchmark
+// creates, 1400 and 2048 bytes, 1 and N senders.
+func (b *bench) stepFlood(ctx context.Context) error {
+	const limit = "ping -f, same veth, same run"
+	run := b.goTest(ctx, nil, func(l string) bool { return strings.Contains(l, "Benchmark") && strings.Contains(l, "pps") },
+		"-count=1", "-run", "^$", "-bench", "^BenchmarkFlood$", "-benchtime", fmt.Sprintf("%dx", b.o.floodCount), "-timeout", "20m", "-json", "./traffic")
+	res, failed, perr := parseBenchOutput(strings.NewReader(run.Output))
+	if run.Err != nil || perr != nil || len(failed) > 0 {
+		why := fmt.Sprintf("go test -bench BenchmarkFlood ./traffic: %v %v failed %v: %s", run.Err, perr, failed, lastLines(textOf(run.Output), 3))
+		b.res.missing("flood_pps_ratio_vs_ping_f", "ratio", ">= 1: Flood at least as fast as ping -f", why)
+		return errors.New(why)
+	}
+	type cell struct{ flood, ping, ratio, replied float64 }
+	cells := map[string]cell{}
+	senders := map[int]bool{}
+	re := regexp.MustCompile(`^Flood/size=(\d+)/senders=(\d+)$`)
+	for _, r := range res {
+		m := re.FindStringSubmatch(r.Name)
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.Atoi(m[2])
+		senders[n] = true
+		c := cell{flood: r.Metrics["pps"], replied: r.Metrics["replied/sent"]}
+		if p, ok := r.Metrics["ping-f-pps"]; ok {
+			c.ping, c.ratio = p, r.Metrics["ratio-vs-ping-f"]
+		}
+		cells[m[1]+"/"+m[2]] = c
+	}
+	if len(cells) == 0 {
+		why := "BenchmarkFlood printed no size=/senders= result: " + lastLines(textOf(run.Output), 3)
+		b.res.missing("flood_pps_ratio_vs_ping_f", "ratio", ">= 1", why)
+		return errors.New(why)
+	}
+	// The headline: 1400 bytes, the sender count at which Flood is fastest.
+	best, bestN := cell{}, 0
+	for n := range senders {
+		if c, ok := cells["1400/"+strconv.Itoa(n)]; ok && c.flood > best.flood {
+			best, bestN = c, n
+		}
+	}
+	if best.ping > 0 {
+		b.res.add("flood_pps_ratio_vs_ping_f", best.ratio, "ratio", ">= 1: Flood at least as fast as ping -f",
+			fmt.Sprintf("1400-byte payload, %d senders (Flood's best N) vs as many ping -f processes; %d requests per side", bestN, b.o.floodCount))
+	} else {
+		b.res.missing("flood_pps_ratio_vs_ping_f", "ratio", ">= 1", "no ping -f figure: iputils ping is not installed (apt-get install iputils-ping)")
+	}
+	for _, size := range []string{"1400", "2048"} {
+		for _, n := range []int{1, bestOther(senders)} {
+			c, ok := cells[size+"/"+strconv.Itoa(n)]
+			if !ok {
+				continue
+			}
+			k := fmt.Sprintf("%s_%d", size, n)
+			b.res.add("flood_pps_"+k, c.flood, "pps", limit, fmt.Sprintf("Flood, %s-byte payload, %d sender(s); replied/sent %.3f", size, n, c.replied))
+			if c.ping > 0 {
+				b.res.add("ping_f_pps_"+k, c.ping, "pps", "-", fmt.Sprintf("iputils ping -f, %d process(es)", n))
+				b.res.add("flood_ratio_vs_ping_f_"+k, c.ratio, "ratio", ">= 1", "")
+			}
+		}
+	}
+	return nil
+}
+
+// bestOther is the largest sender count other than 1 (BenchmarkFlood's N).
+func bestOther(s map[int]bool) int {
+	n := 1
+	for k := range s {
+		n = max(n, k)
+	}
+	return n
+}
+
+// textOf returns the output text of test2json events (or s itself).
+func textOf(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if i := strings.Index(l, `"Output":"`); i >= 0 {
+			if u, err := strconv.Unquote(`"` + strings.TrimSuffix(strings.TrimSuffix(l[i+10:], "}"), `"`) + `"`); err == nil {
+				b.WriteString(u)
+				continue
+			}
+		}
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
+
+// stepKmsg measures the detection latency through the harness (write a
+// marked watchdog line to /dev/kmsg, wait for the harness's event on its
+// timeline), and runs kmsg's benchmarks: BenchmarkMatch (records/s) and
+// BenchmarkKmsgLatency (the reader alone, without matcher and timeline).
+func (b *bench) stepKmsg(ctx context.Context) error {
+	var errs []error
+	b.progressf("writing %d marked records to /dev/kmsg, waiting for each as a harness event", b.o.kmsgRecords)
+	lat, err := harnessKmsgLatency(ctx, b.o.kmsgRecords, func(i int) {
+		if i%500 == 0 {
+			b.progressf("  %d of %d records", i, b.o.kmsgRecords)
+		}
+	})
+	if err != nil {
+		b.res.missing("kmsg_latency_p50_ms", "ms", "-", err.Error())
+		b.res.missing("kmsg_latency_p99_ms", "ms", "-", err.Error())
+		errs = append(errs, err)
+	} else {
+		note := fmt.Sprintf("%d records: /dev/kmsg write to the harness's event on its timeline (kmsg reader, Matcher, Timeline.WaitFor); max %.2f ms",
+			len(lat), ms(quantile(lat, 1)))
+		b.res.add("kmsg_latency_p50_ms", ms(quantile(lat, 0.5)), "ms", "≪ 5000 ms watchdog period", note)
+		b.res.add("kmsg_latency_p99_ms", ms(quantile(lat, 0.99)), "ms", "≪ 5000 ms watchdog period", "")
+	}
+
+	run := b.goTest(ctx, nil, nil, "-count=1", "-run", "^$", "-bench", "^(BenchmarkMatch|BenchmarkKmsgLatency)$", "-benchtime", "1000x", "-timeout", "10m", "-json", "./kmsg")
+	res, failed, perr := parseBenchOutput(strings.NewReader(run.Output))
+	byName := map[string]benchResult{}
+	for _, r := range res {
+		byName[r.Name] = r
+	}
+	if m, ok := byName["Match"]; ok && m.Metrics["records/s"] > 0 && !contains(failed, "BenchmarkMatch") {
+		// 1000x is too few for a rate: run it on its own with the default benchtime.
+		run2 := b.goTest(ctx, nil, nil, "-count=1", "-run", "^$", "-bench", "^BenchmarkMatch$", "-json", "./kmsg")
+		if res2, _, err := parseBenchOutput(strings.NewReader(run2.Output)); err == nil && run2.Err == nil {
+			for _, r := range res2 {
+				if r.Name == "Match" {
+					m = r
+				}
+			}
+		}
+		b.res.add("kmsg_records_per_s", m.Metrics["records/s"], "records/s", "a 10240-record burst in ≪ 1 s",
+			fmt.Sprintf("kmsg BenchmarkMatch (Matcher.Match on a mix of ordinary and event lines, %d ns/op)", int64(m.Metrics["ns/op"])))
+	} else {
+		why := fmt.Sprintf("kmsg BenchmarkMatch: %v %v failed %v: %s", run.Err, perr, failed, lastLines(textOf(run.Output), 3))
+		b.res.missing("kmsg_records_per_s", "records/s", "-", why)
+		errs = append(errs, errors.New(why))
+	}
+	if l, ok := byName["KmsgLatency"]; ok && !contains(failed, "BenchmarkKmsgLatency") {
+		b.res.add("kmsg_reader_latency_p50_ms", l.Metrics["p50_ms"], "ms", "-", fmt.Sprintf("kmsg BenchmarkKmsgLatency, %d records: the reader alone", l.N))
+		b.res.add("kmsg_reader_latency_p99_ms", l.Metrics["p99_ms"], "ms", "-", "")
+	}
+	return errors.Join(errs...)
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// rigForward picks the child's lines worth showing as progress during a
+// rig run: the rig's own stages, and the results.
+func rigForward(l string) bool {
+	t := strings.TrimSpace(l)
+	return strings.HasPrefix(t, "rig: ") || strings.HasPrefix(t, "--- ") || strings.HasPrefix(t, "ok ") || strings.HasPrefix(t, "FAIL")
+}
+
+var bootRe = regexp.MustCompile(`first test running in the guest ([0-9.]+)s after start`)
+
+// rigBoot returns the first "first test running in the guest X s after
+// start" of a rig run's output.
+func rigBoot(out string) (float64, bool) {
+	m := bootRe.FindStringSubmatch(out)
+	if m == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	return v, err == nil
+}
+
+// stepVerdict runs TxTimeout/PartnerStall/ICMP on the virtual rig with a
+// report directory and reads its report.json.
+func (b *bench) stepVerdict(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "benchreport-verdict-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	run := b.goTest(ctx, []string{"TXTIMEOUT_REPORT_DIR=" + dir}, rigForward,
+		"-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", "TestTxTimeout/PartnerStall/ICMP")
+	if s, ok := rigBoot(run.Output); ok {
+		b.boots = append(b.boots, fmt.Sprintf("%.1f s (PartnerStall/ICMP run)", s))
+	}
+	rep, rerr := harness.ReadReport(filepath.Join(dir, harness.ReportJSON))
+	if rerr != nil {
+		why := fmt.Sprintf("no report.json from the rig (%v); go test: %v: %s", rerr, run.Err, lastLines(run.Output, 3))
+		for _, k := range []string{"first_timeout_s", "verdict_overhead_s"} {
+			b.res.missing(k, "s", "-", why)
+		}
+		return errors.New(why)
+	}
+	var sc *harness.ScenarioReport
+	for i := range rep.Scenarios {
+		if rep.Scenarios[i].Name == "TxTimeout/PartnerStall/ICMP" {
+			sc = &rep.Scenarios[i]
+		}
+	}
+	if sc == nil {
+		why := "report.json has no TxTimeout/PartnerStall/ICMP scenario: " + lastLines(run.Output, 3)
+		b.res.missing("first_timeout_s", "s", "-", why)
+		return errors.New(why)
+	}
+	for _, f := range verdictFigures(*sc, rep.Config.RecoverWithin) {
+		b.res.Figures = append(b.res.Figures, f)
+	}
+	if run.Err != nil {
+		return fmt.Errorf("go test: %v: %s", run.Err, lastLines(run.Output, 3))
+	}
+	return nil
+}
+
+// watchdogTimeo is virtio_net's dev->watchdog_timeo: the driver leaves it
+// at 0 and the core sets 5*HZ when the device comes up
+// (net/sched/sch_generic.c, netdev_watchdog_up: "if
+// (dev->watchdog_timeo <= 0) dev->watchdog_timeo = 5*HZ"). sysfs does not
+// show it, so it is a constant here, as in scenarios' watchdogTimeo.
+const watchdogTimeo = 5 * time.Second
+
+// verdictFigures derives the time-to-verdict figures of one scenario
+// from its report.
+//
+// The verdict of a stall scenario needs three things: the first timeout
+// signal (fault_injected + first_timeout_ms), the recovery (fault_removed
+// + recover_ms) and the cleanup check (the cleanup_ok mark). The
+// scenario's end is the latest timestamp on its timeline: the observers
+// take a last sample when they stop, just before the report is written.
+// verdict_overhead_s is the end minus the latest of the three.
+func verdictFigures(sc harness.ScenarioReport, recoverWithin time.Duration) []figure {
+	r := newResults(machine{})
+	tl := sc.Timeline
+	inject := int64(0)
+	if m, ok := tl.FindMark(harness.MarkFaultInjected); ok {
+		inject = m.SinceMS
+	}
+	end := int64(0)
+	for _, m := range tl.Marks {
+		end = max(end, m.SinceMS)
+	}
+	for _, s := range tl.Samples {
+		end = max(end, s.SinceMS)
+	}
+	for _, e := range tl.Events {
+		end = max(end, e.SinceMS)
+	}
+	outcome := fmt.Sprintf("scenario %s: %s", sc.Result, sc.Reason)
+	r.add("watchdog_timeo_s", watchdogTimeo.Seconds(), "s", "the kernel's lower bound",
+		"virtio_net leaves dev->watchdog_timeo at 0; netdev_watchdog_up (net/sched/sch_generic.c) sets 5*HZ; sysfs does not show it")
+	var needed []int64
+	var names []string
+	if sc.FirstTimeoutMS >= 0 {
+		r.add("first_timeout_s", float64(sc.FirstTimeoutMS)/1000, "s", fmt.Sprintf(">= %.0f s (watchdog_timeo) plus up to one watchdog tick", watchdogTimeo.Seconds()),
+			fmt.Sprintf("fault_injected to the first timeout signal (%d tx timeouts, %d watchdog lines, %d tracepoint hits)", sc.TxTimeoutCount, sc.WatchdogLines, sc.TracepointHits))
+		needed = append(needed, inject+sc.FirstTimeoutMS)
+		names = append(names, "first timeout")
+		for _, e := range tl.Events {
+			if e.Kind == "watchdog" && e.TimedOutMS > 0 {
+				r.add("watchdog_line_timed_out_s", float64(e.TimedOutMS)/1000, "s", ">= watchdog_timeo_s", "the first NETDEV WATCHDOG line's own \"timed out N ms\" (since the queue's last transmit)")
+				break
+			}
+		}
+	} else {
+		r.missing("first_timeout_s", "s", ">= 5 s", "no timeout signal: "+outcome)
+	}
+	rm, removed := tl.FindMark(harness.MarkFaultRemoved)
+	if removed && sc.RecoverMS >= 0 {
+		needed = append(needed, rm.SinceMS+sc.RecoverMS)
+		names = append(names, "recovery")
+		if sc.FirstTimeoutMS >= 0 {
+			r.add("release_after_timeout_s", float64(rm.SinceMS-inject-sc.FirstTimeoutMS)/1000, "s", "-",
+				"first timeout to fault_removed: stopping the flood and releasing the stall")
+		}
+		r.add("recover_s", float64(sc.RecoverMS)/1000, "s", fmt.Sprintf("<= %v (recover_within)", recoverWithin), "fault_removed to recovery (echo reply and tx_packets moving)")
+	}
+	if m, ok := tl.FindMark(harness.MarkCleanupOK); ok {
+		needed = append(needed, m.SinceMS)
+		names = append(names, "cleanup_ok")
+	}
+	if len(needed) == 0 {
+		r.missing("verdict_overhead_s", "s", "-", "none of the events the verdict needs is on the timeline: "+outcome)
+		return r.Figures
+	}
+	last, lastName := needed[0], names[0]
+	for i, n := range needed {
+		if n >= last {
+			last, lastName = n, names[i]
+		}
+	}
+	note := fmt.Sprintf("timeline end (last sample, observers stopped) minus the last needed event (%s at %.3f s)", lastName, float64(last)/1000)
+	if sc.FirstTimeoutMS < 0 {
+		note += "; no timeout fired, so this is not a full verdict: " + outcome
+	}
+	r.add("verdict_overhead_s", float64(end-last)/1000, "s", "≈ 0: nothing left to wait for", note)
+	r.add("scenario_s", float64(end)/1000, "s", "-", fmt.Sprintf("timeline start to end (%s)", sc.Result))
+	return r.Figures
+}
+
+// stepSuite runs the whole TxTimeout suite on the rig: its wall time,
+// the boot time and the process tree's peak memory.
+func (b *bench) stepSuite(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "benchreport-suite-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	run := b.goTest(ctx, []string{"TXTIMEOUT_REPORT_DIR=" + dir}, rigForward,
+		"-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", "TxTimeout")
+	results := "no report.json"
+	if rep, err := harness.ReadReport(filepath.Join(dir, harness.ReportJSON)); err == nil {
+		var rs []string
+		for _, s := range rep.Scenarios {
+			rs = append(rs, s.Name+"="+string(s.Result))
+		}
+		results = strings.Join(rs, ", ")
+	}
+	status := "exit 0"
+	if run.Err != nil {
+		status = run.Err.Error()
+	}
+	b.res.add("suite_wall_s", run.Wall.Seconds(), "s", "-", fmt.Sprintf("go test -count=1 -v ./scenarios -run TxTimeout, build included (%s; %s)", status, results))
+	if s, ok := rigBoot(run.Output); ok {
+		b.boots = append(b.boots, fmt.Sprintf("%.1f s (suite run)", s))
+		b.res.add("rig_boot_s", s, "s", "≈ 2.5 s TCG kernel boot to userspace on an idle machine (kernel-facts §4)",
+			"RunTest start (guest test build, initramfs, QEMU boot) to the first guest test; all rig runs: "+strings.Join(b.boots, ", "))
+	} else {
+		b.res.missing("rig_boot_s", "s", "-", "the rig printed no \"first test running in the guest\" line: "+lastLines(run.Output, 3))
+	}
+	b.res.add("host_peak_rss_mb", float64(run.PeakTreeRSS)/(1<<20), "MB", "guest memory 1024 MiB + QEMU + the test binary",
+		fmt.Sprintf("sum over the go test process tree, sampled every %v; QEMU alone %.0f MB; largest single process (wait4 ru_maxrss) %.0f MB",
+			rssInterval, float64(run.PeakQEMURSS)/(1<<20), float64(run.MaxRSS)/(1<<20)))
+	if run.Err != nil {
+		return fmt.Errorf("go test: %v: %s", run.Err, lastLines(run.Output, 3))
+	}
+	return nil
+}
+
+// stepPktgen runs TestBenchPktgen (scenarios/bench_test.go) on the rig: the
+// Go driver against the seed's shell pattern in one guest boot.
+func (b *bench) stepPktgen(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "benchreport-pktgen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	run := b.goTest(ctx, []string{"TXTIMEOUT_BENCH=1", "TXTIMEOUT_REPORT_DIR=" + dir}, func(l string) bool {
+		return rigForward(l) || strings.Contains(l, "bench: run=")
+	}, "-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", "^TestBenchPktgen$")
+	if s, ok := rigBoot(run.Output); ok {
+		b.boots = append(b.boots, fmt.Sprintf("%.1f s (pktgen run)", s))
+	}
+	m, err := pktgenMeasurements(filepath.Join(dir, harness.ReportJSON))
+	if err != nil {
+		why := fmt.Sprintf("%v; go test: %v: %s", err, run.Err, lastLines(run.Output, 3))
+		b.res.missing("pktgen_ratio_vs_shell", "ratio", "≈ 1", why)
+		return errors.New(why)
+	}
+	b.res.add("pktgen_ratio_vs_shell", m["pktgen_ratio_vs_shell"], "ratio", "≈ 1: pktgen's own rate; the driver only configures it",
+		fmt.Sprintf("pps (pktgen's Result line) with traffic.RunPktgen / with plain echo-style writes; the seed's per-CPU configuration, 4 runs each (ABBA BAAB), in one guest boot"))
+	b.res.add("pktgen_go_pps", m["pktgen_go_pps"], "pps", "-", "traffic.RunPktgen (every write's Result line checked)")
+	b.res.add("pktgen_shell_pps", m["pktgen_shell_pps"], "pps", "-", "the seed's `echo CMD > FILE` pattern, no checks")
+	b.res.add("pktgen_go_wall_ms", m["pktgen_go_wall_ms"], "ms", "-", "configure, run, read results and clean up")
+	b.res.add("pktgen_shell_wall_ms", m["pktgen_shell_wall_ms"], "ms", "-", "the same, shell pattern")
+	if run.Err != nil {
+		return fmt.Errorf("go test: %v: %s", run.Err, lastLines(run.Output, 3))
+	}
+	return nil
+}
+
+// pktgenMeasurements reads BenchPktgen's measurements from a report.json.
+func pktgenMeasurements(path string) (map[string]float64, error) {
+	rep, err := harness.ReadReport(path)
+	if err != nil {
+		return nil, fmt.Errorf("no report from the rig: %w", err)
+	}
+	for _, s := range rep.Scenarios {
+		if s.Name != "BenchPktgen" {
+			continue
+		}
+		if s.Result != harness.Pass {
+			return nil, fmt.Errorf("BenchPktgen: %s: %s", s.Result, s.Reason)
+		}
+		m := map[string]float64{}
+		for _, x := range s.Measurements {
+			m[x.Name] = x.Value
+		}
+		if _, ok := m["pktgen_ratio_vs_shell"]; !ok {
+			return nil, errors.New("BenchPktgen reported no pktgen_ratio_vs_shell")
+		}
+		return m, nil
+	}
+	return nil, errors.New("report.json has no BenchPktgen scenario")
+}
+
+// quantile returns the q-quantile (0..1) of ds by the nearest-rank method
+// on a sorted copy; 0 for an empty slice.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
