@@ -30,12 +30,14 @@ func TestGuestChecks(t *testing.T) {
 			"TXTIMEOUT_PEER_IP":    PeerIP.String(),
 			"TXTIMEOUT_PEER_MAC":   PeerMAC.String(),
 			"TXTIMEOUT_PARTNER":    "inband",
-			"TXTIMEOUT_NIC":        DefaultNIC,
 			"TXTIMEOUT_REPORT_DIR": "/report",
 		} {
 			if got := os.Getenv(k); got != want {
 				t.Errorf("%s=%q, want %q", k, got, want)
 			}
+		}
+		if _, err := LookupNIC(os.Getenv("TXTIMEOUT_NIC")); err != nil || os.Getenv("TXTIMEOUT_NIC") == "" {
+			t.Errorf("TXTIMEOUT_NIC=%q: not a NIC model", os.Getenv("TXTIMEOUT_NIC"))
 		}
 		// The scenarios need these; the rig loads the modules.
 		for _, p := range []string{
@@ -67,9 +69,12 @@ func TestGuestChecks(t *testing.T) {
 		if got := readSys(t, "carrier"); got != "1" {
 			t.Errorf("carrier %q, want 1", got)
 		}
+		// The NIC's driver is the last module the rig loads for it.
+		nic, _ := LookupNIC(os.Getenv("TXTIMEOUT_NIC"))
+		want := nic.Modules[len(nic.Modules)-1]
 		drv, err := os.Readlink("/sys/class/net/" + DUTIface + "/device/driver")
-		if err != nil || !strings.HasSuffix(drv, "/virtio_net") {
-			t.Errorf("driver link %q (%v), want .../virtio_net", drv, err)
+		if err != nil || !strings.HasSuffix(drv, "/"+want) {
+			t.Errorf("driver link %q (%v), want .../%s", drv, err, want)
 		}
 		addrs, _ := ifi.Addrs()
 		found := false
