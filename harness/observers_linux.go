@@ -22,9 +22,6 @@ import (
 	"txtimeout/kmsg"
 )
 
-// SampleInterval is how often the observers read the counters.
-const SampleInterval = 150 * time.Millisecond
-
 // statNames are the /sys/class/net/IFACE/statistics files a Sample holds.
 var statNames = []string{"tx_packets", "tx_bytes", "tx_dropped", "tx_errors", "rx_packets", "rx_bytes", "rx_dropped"}
 

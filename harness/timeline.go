@@ -8,6 +8,9 @@ import (
 	"txtimeout/kmsg"
 )
 
+// SampleInterval is how often the observers read the counters.
+const SampleInterval = 150 * time.Millisecond
+
 // Mark names a scenario step on the timeline. The verdict reads these names.
 const (
 	MarkFaultInjected = "fault_injected" // the stall, netem qdisc or PAUSE flood is in place
