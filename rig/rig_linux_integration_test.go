@@ -249,3 +249,21 @@ func (f progressFunc) Write(p []byte) (int, error) {
 	f(string(p))
 	return len(p), nil
 }
+
+func TestPreflight(t *testing.T) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Fatalf("qemu-system-x86_64 missing (apt-get install qemu-system-x86): %v", err)
+	}
+	ctx := context.Background()
+	if err := Preflight(ctx, Config{NIC: "rtl8139"}); err != nil {
+		t.Errorf("Preflight(rtl8139): %v", err)
+	}
+	err := Preflight(ctx, Config{Kernel: "/nonexistent/vmlinuz", Modules: t.TempDir()})
+	if !errors.Is(err, ErrKernelMissing) {
+		t.Errorf("Preflight(missing kernel): %v, want ErrKernelMissing", err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if err := Preflight(ctx, Config{}); !errors.Is(err, ErrQEMUMissing) || !strings.Contains(err.Error(), "qemu-system-x86") {
+		t.Errorf("Preflight without QEMU: %v, want ErrQEMUMissing naming the package", err)
+	}
+}

@@ -150,6 +150,37 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 	return r, err
 }
 
+// Preflight checks what Run needs before anything slow happens (building
+// the test binary, fetching the kernel): the configuration, QEMU and its
+// NIC model, and a given kernel and module tree. It returns the same named
+// errors as Run.
+func Preflight(ctx context.Context, c Config) error {
+	c, err := c.withDefaults()
+	if err != nil {
+		return err
+	}
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		return ErrQEMUMissing
+	}
+	nic, _ := LookupNIC(c.NIC)
+	if err := checkQEMUDevice(ctx, qemu, nic.Name); err != nil {
+		if nic.Note != "" {
+			err = fmt.Errorf("%w (%s)", err, nic.Note)
+		}
+		return err
+	}
+	if c.Kernel != "" {
+		if st, err := os.Stat(c.Kernel); err != nil || !st.Mode().IsRegular() {
+			return fmt.Errorf("%w: %s is not a kernel image file", ErrKernelMissing, c.Kernel)
+		}
+		if st, err := os.Stat(c.Modules); err != nil || !st.IsDir() {
+			return fmt.Errorf("%w: %s is not a module tree (want PATH/lib/modules/VERSION)", ErrKernelMissing, c.Modules)
+		}
+	}
+	return nil
+}
+
 // buildGuestInit builds rig/guestinit as a static linux/amd64 binary. The
 // go command finds the module from the working directory, so Run works from
 // inside the txtimeout module (as go test and the CLI do).

@@ -51,6 +51,9 @@ func RunTest(t *testing.T, pkg string, run string, c Config) *Result {
 			c.Timeout = left
 		}
 	}
+	if err := Preflight(context.Background(), c); err != nil {
+		t.Fatalf("rig: %v", err)
+	}
 	bin := filepath.Join(t.TempDir(), "txtimeout.test")
 	c.progressf("building %s for the guest", pkg)
 	if err := BuildTest(context.Background(), pkg, bin); err != nil {

@@ -79,6 +79,9 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Accel: *accel, ReportDir: *report, Keep: *keep, Timeout: *timeout,
 		Progress: stderr,
 	}
+	if err := rig.Preflight(ctx, c); err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "txtimeout-rig-build-")
 	if err != nil {
 		return err
