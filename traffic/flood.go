@@ -60,7 +60,7 @@ type FloodConfig struct {
 	// Linger never extends past the end of the context.
 	Linger time.Duration
 
-	Progress func(FloodStats) // optional, called about once a second
+	Progress func(FloodStats) // optional, called about once a second, from another goroutine
 }
 
 // FloodStats reports what a flood did.

@@ -273,10 +273,13 @@ func flood(ctx context.Context, c FloodConfig) (FloodStats, error) {
 
 	r := &floodRun{c: c, got: make(chan struct{}, 1), errors: map[string]int64{}}
 	start := time.Now()
-	sendCtx := ctx
+	// sendCtx ends the senders: at the bound, at the end of ctx, or at the
+	// first fatal send error.
+	sendCtx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
 	if c.For > 0 {
 		var cancel context.CancelFunc
-		sendCtx, cancel = context.WithDeadline(ctx, start.Add(c.For))
+		sendCtx, cancel = context.WithDeadline(sendCtx, start.Add(c.For))
 		defer cancel()
 	}
 	// Unblock writes stuck on a full socket buffer when sending ends.
@@ -326,6 +329,7 @@ func flood(ctx context.Context, c FloodConfig) (FloodStats, error) {
 					r.fatal = err
 				}
 				r.mu.Unlock()
+				stopSending()
 			}
 		}()
 	}

@@ -22,6 +22,7 @@ import (
 // the seed's "config 1", a count-0 run stopped by its deadline, and the
 // ICMP flood and Reachable against the partner.
 func TestIntegrationTrafficRig(t *testing.T) {
+	t.Parallel() // a boot takes seconds: overlap the host's own tests
 	c := rig.ConfigFromEnv()
 	if c.ReportDir == "" {
 		// TXTIMEOUT_REPORT_DIR keeps the guest's pktgen captures.
