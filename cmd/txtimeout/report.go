@@ -133,7 +133,7 @@ type marker struct {
 
 var (
 	markerFault     = marker{"fault injected", color.RGBA{R: 200, A: 255}, nil}
-	markerWatchdog  = marker{"first timeout", color.RGBA{R: 230, G: 120, A: 255}, []vg.Length{vg.Points(4), vg.Points(2)}}
+	markerWatchdog  = marker{"first watchdog", color.RGBA{R: 230, G: 120, A: 255}, []vg.Length{vg.Points(4), vg.Points(2)}}
 	markerHandler   = marker{"handler line", color.RGBA{R: 140, B: 200, A: 255}, []vg.Length{vg.Points(1), vg.Points(2)}}
 	markerRemoved   = marker{"fault removed", color.RGBA{G: 120, B: 200, A: 255}, nil}
 	markerRecovered = marker{"recovered", color.RGBA{G: 160, A: 255}, []vg.Length{vg.Points(4), vg.Points(2)}}

@@ -76,7 +76,7 @@ func TestReportDrawsSVGAndPNG(t *testing.T) {
 	if err := xml.Unmarshal(b, &root); err != nil || root.XMLName.Local != "svg" {
 		t.Fatalf("timeline.svg is not an SVG document (root %q): %v", root.XMLName.Local, err)
 	}
-	for _, want := range []string{"fault injected", "first timeout", "handler line", "fault removed", "recovered", "tx_packets rate", "qdisc backlog", "tx_timeout"} {
+	for _, want := range []string{"fault injected", "first watchdog", "handler line", "fault removed", "recovered", "tx_packets rate", "qdisc backlog", "tx_timeout"} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("timeline.svg lacks the text %q", want)
 		}
