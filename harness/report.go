@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,6 +46,23 @@ type Measurement struct {
 	Value float64 `json:"value"`
 	Units string  `json:"units"`
 }
+
+// MarshalJSON writes a value that is not finite (a rate over no time) as
+// null, which JSON can hold, instead of failing the whole report.
+func (m Measurement) MarshalJSON() ([]byte, error) {
+	type plain struct {
+		Name  string   `json:"name"`
+		Value *float64 `json:"value"`
+		Units string   `json:"units"`
+	}
+	p := plain{Name: m.Name, Units: m.Units}
+	if finite(m.Value) {
+		p.Value = &m.Value
+	}
+	return json.Marshal(p)
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // ScenarioReport is one scenario's outcome, with the evidence behind it.
 // The verdict fields are flattened into its JSON object.
@@ -299,7 +317,7 @@ func LAVALine(s ScenarioReport) string {
 	switch {
 	case s.TimeoutFired && s.FirstTimeoutMS >= 0:
 		line += fmt.Sprintf(" MEASUREMENT=%d UNITS=ms", s.FirstTimeoutMS)
-	case len(s.Measurements) > 0:
+	case len(s.Measurements) > 0 && finite(s.Measurements[0].Value):
 		m := s.Measurements[0]
 		line += fmt.Sprintf(" MEASUREMENT=%s UNITS=%s", formatValue(m.Value), lavaID(m.Units))
 	}
@@ -316,6 +334,9 @@ func LAVALines(s ScenarioReport) []string {
 		rest = rest[1:]
 	}
 	for _, m := range rest {
+		if !finite(m.Value) {
+			continue
+		}
 		lines = append(lines, fmt.Sprintf("<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=%s_%s RESULT=%s MEASUREMENT=%s UNITS=%s>",
 			lavaID(s.Name), lavaID(m.Name), lavaResult(s.Result), formatValue(m.Value), lavaID(m.Units)))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,6 +110,20 @@ func TestReportFilesGolden(t *testing.T) {
 var cmpIgnoreMu = cmp.FilterPath(func(p cmp.Path) bool {
 	return p.Last().String() == ".mu" || p.Last().String() == ".stdout"
 }, cmp.Ignore())
+
+func TestReportNonFiniteMeasurement(t *testing.T) {
+	dir := t.TempDir()
+	r := &Report{}
+	s := ScenarioReport{Name: "Pktgen/Throughput", Result: Pass, Measurements: []Measurement{{Name: "pps", Value: math.NaN(), Units: "pps"}, {Name: "mbps", Value: math.Inf(1), Units: "Mb/sec"}}}
+	r.Add(s)
+	mustNoErr(t, r.WriteFiles(dir))
+	back, err := ReadReport(filepath.Join(dir, ReportJSON))
+	mustNoErr(t, err)
+	wantEq(t, back.Scenarios[0].Measurements[0].Value, 0.0, "NaN read back")
+	if d := cmp.Diff([]string{"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=Pktgen_Throughput RESULT=pass>"}, LAVALines(s)); d != "" {
+		t.Errorf("LAVA lines (-want +got):\n%s", d)
+	}
+}
 
 func TestKTAPEmptyAndOddNames(t *testing.T) {
 	r := &Report{}
