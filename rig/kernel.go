@@ -144,6 +144,11 @@ func newestKernelPackage(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("apt-cache pkgnames: %w", err)
 	}
+	return newestKernel(out)
+}
+
+// newestKernel picks the highest ABI number among apt-cache pkgnames lines.
+func newestKernel(out []byte) (string, error) {
 	best, bestN := "", -1
 	for _, l := range bytes.Split(out, []byte("\n")) {
 		m := kernelPkgRE.FindSubmatch(bytes.TrimSpace(l))

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -266,4 +268,28 @@ func TestPreflight(t *testing.T) {
 	if err := Preflight(ctx, Config{}); !errors.Is(err, ErrQEMUMissing) || !strings.Contains(err.Error(), "qemu-system-x86") {
 		t.Errorf("Preflight without QEMU: %v, want ErrQEMUMissing naming the package", err)
 	}
+}
+
+// BenchmarkBoot measures a whole guest run of a trivial test: from Run's
+// start to the first test running in the guest (s/boot-to-test), and to
+// the init's first word after QEMU started (s/qemu-to-init).
+func BenchmarkBoot(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "rig.test")
+	if err := BuildTest(context.Background(), "txtimeout/rig", bin); err != nil {
+		b.Fatal(err)
+	}
+	var boot, init time.Duration
+	for b.Loop() {
+		r, err := Run(context.Background(), Config{}, bin, []string{"-test.v=test2json", "-test.run=^TestGuestChecks$/^Eth0Up$"}, io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.ExitCode != 0 {
+			b.Fatalf("guest test exit status %d", r.ExitCode)
+		}
+		boot += r.BootTime
+		init += r.GuestBootTime
+	}
+	b.ReportMetric(boot.Seconds()/float64(b.N), "s/boot-to-test")
+	b.ReportMetric(init.Seconds()/float64(b.N), "s/qemu-to-init")
 }

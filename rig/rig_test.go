@@ -319,3 +319,26 @@ func TestConsoleKeepsEverything(t *testing.T) {
 	assert.Equal(t, "[ 1.0] one\n[ 2.0] two\n", string(b))
 	assert.Equal(t, "[ 2.0] two", con.tail(1))
 }
+
+func TestNewestKernel(t *testing.T) {
+	got, err := newestKernel([]byte("linux-image-6.1.0-9-amd64\nlinux-image-6.1.0-56-amd64\nlinux-image-6.1.0-56-amd64-dbg\nlinux-image-6.1.0-100-cloud-amd64\nlinux-image-6.1.0-57-rt-amd64\nlinux-image-6.1.0-12-amd64\n"))
+	require.NoError(t, err)
+	// Numerically newest, and only the plain amd64 flavour.
+	assert.Equal(t, "linux-image-6.1.0-56-amd64", got)
+	_, err = newestKernel([]byte("linux-image-6.1.0-56-cloud-amd64\n"))
+	assert.Error(t, err)
+}
+
+func BenchmarkWriteInitramfs(b *testing.B) {
+	big := filepath.Join(b.TempDir(), "test")
+	if err := os.WriteFile(big, bytes.Repeat([]byte{0x90}, 20<<20), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	files := []initramfsFile{{Name: "init", Data: make([]byte, 4<<20), Mode: 0o755}, {Name: "txtimeout.test", Path: big, Mode: 0o755}}
+	b.SetBytes(24 << 20)
+	for b.Loop() {
+		if err := writeInitramfs(io.Discard, files); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
