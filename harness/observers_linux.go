@@ -32,11 +32,12 @@ type Observers struct {
 	tl    *Timeline
 	iface string
 
-	stats  []*os.File // in statNames order
-	queues []*os.File // tx-N/tx_timeout, by N
-	nl     *netlink.Handle
-	link   netlink.Link
-	kr     *kmsg.Reader
+	stats    []*os.File // in statNames order
+	queues   []*os.File // tx-N/tx_timeout, by N
+	inflight []*os.File // tx-N/byte_queue_limits/inflight, where present
+	nl       *netlink.Handle
+	link     netlink.Link
+	kr       *kmsg.Reader
 	// The tracefs instance is removed through open descriptors, so that
 	// Stop works from any thread, whatever mount namespace it is in.
 	tpDir    *os.File // tracefs "instances" directory
@@ -93,6 +94,12 @@ func startObservers(ctx context.Context, c Config, tl *Timeline, sysRoot string,
 			return nil, fmt.Errorf("harness: observers: %w", err)
 		}
 		o.queues = append(o.queues, f)
+	}
+	bql, _ := filepath.Glob(filepath.Join(dir, "queues", "tx-*", "byte_queue_limits", "inflight"))
+	for _, q := range bql {
+		if f, err := os.Open(q); err == nil { // optional: kernels without CONFIG_BQL have none
+			o.inflight = append(o.inflight, f)
+		}
 	}
 	if o.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 		return nil, fmt.Errorf("harness: observers: netlink: %w", err)
@@ -173,6 +180,11 @@ func (o *Observers) sample() Sample {
 		}
 		s.TxTimeout += v
 		s.TxTimeoutQueues = append(s.TxTimeoutQueues, v)
+	}
+	for _, f := range o.inflight {
+		if v, err := readUint(f); err == nil {
+			s.BQLInflight += v
+		}
 	}
 	if qds, err := o.nl.QdiscList(o.link); err == nil {
 		for _, q := range qds {
@@ -341,10 +353,12 @@ func (o *Observers) Stop() error {
 
 // closeAll releases everything StartObservers opened.
 func (o *Observers) closeAll() {
-	for _, f := range append(o.stats, o.queues...) {
-		f.Close()
+	for _, fs := range [][]*os.File{o.stats, o.queues, o.inflight} {
+		for _, f := range fs {
+			f.Close()
+		}
 	}
-	o.stats, o.queues = nil, nil
+	o.stats, o.queues, o.inflight = nil, nil, nil
 	if o.nl != nil {
 		o.nl.Close()
 		o.nl = nil

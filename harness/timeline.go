@@ -67,6 +67,10 @@ type Sample struct {
 	// TxTimeoutQueues holds them per queue.
 	TxTimeout       uint64   `json:"tx_timeout"`
 	TxTimeoutQueues []uint64 `json:"tx_timeout_queues,omitempty"`
+	// BQLInflight is the sum of queues/tx-N/byte_queue_limits/inflight:
+	// bytes handed to the device and not completed yet. It stays 0 for
+	// drivers without byte queue limits.
+	BQLInflight uint64 `json:"bql_inflight_bytes"`
 
 	// Root qdisc statistics (netlink); HaveQdisc is false when they could
 	// not be read.

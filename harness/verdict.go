@@ -58,7 +58,8 @@ type Verdict struct {
 	QdiscBacklogMax       uint32 `json:"qdisc_backlog_max"`       // packets held by the root qdisc, at most
 	QdiscBacklogBytesMax  uint32 `json:"qdisc_backlog_bytes_max"` // bytes held by the root qdisc, at most
 	QdiscDropsDuringFault uint32 `json:"qdisc_drops_during_fault"`
-	RecoverMS             int64  `json:"recover_ms"` // from fault_removed to recovery; -1: not recovered
+	BQLInflightMax        uint64 `json:"bql_inflight_max_bytes"` // bytes in the driver's rings not completed, at most (BQL drivers)
+	RecoverMS             int64  `json:"recover_ms"`             // from fault_removed to recovery; -1: not recovered
 	Samples               int    `json:"samples"`
 }
 
@@ -156,6 +157,7 @@ func (s Snapshot) Verdict(o VerdictOptions) Verdict {
 	for _, smp := range window {
 		v.QdiscBacklogMax = max(v.QdiscBacklogMax, smp.QdiscBacklog)
 		v.QdiscBacklogBytesMax = max(v.QdiscBacklogBytesMax, smp.QdiscBacklogBytes)
+		v.BQLInflightMax = max(v.BQLInflightMax, smp.BQLInflight)
 	}
 
 	// Stall: runs of equal tx_packets with traffic offered.
@@ -275,6 +277,9 @@ func (v Verdict) Summary() string {
 		fmt.Fprintf(&b, "the device stalled: tx_packets stood still for %d ms while traffic was offered", v.StallMS)
 	} else {
 		fmt.Fprintf(&b, "the driver queue never stopped: tx_packets moved by %d during the fault", v.TxPacketsDuringFault)
+	}
+	if v.BQLInflightMax > 0 {
+		fmt.Fprintf(&b, "; up to %d bytes were in flight in the driver", v.BQLInflightMax)
 	}
 	if v.QdiscBacklogMax > 0 {
 		fmt.Fprintf(&b, "; the qdisc held up to %d packets (%d bytes)", v.QdiscBacklogMax, v.QdiscBacklogBytesMax)
