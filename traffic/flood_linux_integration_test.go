@@ -6,11 +6,14 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"txtimeout/internal/leakcheck"
 )
 
 // TestIntegrationFloodLowRate: at a low rate every request gets its reply.
 func TestIntegrationFloodLowRate(t *testing.T) {
 	v := newVethPair(t)
+	leakcheck.Check(t) // sockets closed, senders and readers gone
 	for _, tc := range []struct {
 		name string
 		c    FloodConfig
@@ -62,6 +65,7 @@ func TestIntegrationFloodCallerNetNS(t *testing.T) {
 // TestIntegrationFloodFullRateCount: as fast as possible, stops at Count.
 func TestIntegrationFloodFullRateCount(t *testing.T) {
 	v := newVethPair(t)
+	leakcheck.Check(t) // sockets closed, senders and readers gone
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const n = 20000
@@ -84,6 +88,7 @@ func TestIntegrationFloodFullRateCount(t *testing.T) {
 // TestIntegrationFloodFullRateFor: as fast as possible, stops at For.
 func TestIntegrationFloodFullRateFor(t *testing.T) {
 	v := newVethPair(t)
+	leakcheck.Check(t) // sockets closed, senders and readers gone
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var progress []FloodStats
@@ -115,6 +120,7 @@ func TestIntegrationFloodFullRateFor(t *testing.T) {
 // long flood, and is not an error.
 func TestIntegrationFloodCancel(t *testing.T) {
 	v := newVethPair(t)
+	leakcheck.Check(t) // sockets closed, senders and readers gone
 	ctx, cancel := context.WithCancel(context.Background())
 	var first FloodStats
 	got := make(chan struct{})
@@ -156,6 +162,7 @@ func TestIntegrationFloodCancel(t *testing.T) {
 // sends nothing.
 func TestIntegrationFloodNoSuchIface(t *testing.T) {
 	v := newVethPair(t)
+	leakcheck.Check(t) // sockets closed, senders and readers gone
 	st, err := Flood(context.Background(), FloodConfig{Dst: v.addrB, NetNS: v.nsA, Iface: "txto-nope", Count: 1})
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("err = %v, want os.ErrNotExist", err)
@@ -193,6 +200,7 @@ func TestIntegrationReachable(t *testing.T) {
 // minBackoff per sender).
 func TestIntegrationFloodENOBUFS(t *testing.T) {
 	v := newVethPair(t)
+	leakcheck.Check(t) // sockets closed, senders and readers gone
 	v.throttleA(t)
 	const senders = 2
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"txtimeout/internal/leakcheck"
 )
 
 // fakePktgen imitates /proc/net/pktgen closely enough to drive
@@ -210,6 +212,7 @@ func (f *fakePktgen) checkCleanedUp(tb testing.TB, threads ...int) {
 func testDriver(f *fakePktgen) pktgenDriver { return pktgenDriver{fs: f, stopWait: 10 * time.Second} }
 
 func TestPktgenRunSeedScaledDown(t *testing.T) {
+	leakcheck.Check(t)
 	f := newFakePktgen(2, "eth0")
 	c := SeedConfig("eth0", 2, SeedOptions{Packets: 1000, PktSize: 1400})
 	res, err := testDriver(f).run(context.Background(), c)
@@ -318,6 +321,7 @@ func TestPktgenRunUnbounded(t *testing.T) {
 // TestPktgenRunStopsAtDeadline: count 0 runs until the context ends, then
 // "stop" makes "start" return and the results are read.
 func TestPktgenRunStopsAtDeadline(t *testing.T) {
+	leakcheck.Check(t)
 	f := newFakePktgen(1, "eth0")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
@@ -357,6 +361,7 @@ func (s stuckFS) write(name, cmd string) error {
 }
 
 func TestPktgenRunStartStuck(t *testing.T) {
+	leakcheck.Check(t)
 	f := newFakePktgen(1, "eth0")
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
