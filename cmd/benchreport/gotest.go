@@ -64,8 +64,8 @@ func (b *bench) goTest(ctx context.Context, env []string, forward func(line stri
 		for s.Scan() {
 			out.Write(s.Bytes())
 			out.WriteByte('\n')
-			if forward != nil && forward(s.Text()) {
-				b.progressf("  %s", strings.TrimSpace(s.Text()))
+			if l := eventText(s.Text()); forward != nil && l != "" && forward(l) {
+				b.progressf("  %s", l)
 			}
 		}
 		io.Copy(io.Discard, pr)
@@ -224,16 +224,19 @@ func parseBenchOutput(r io.Reader) (res []benchResult, failed []string, err erro
 			}
 		}
 	}
-	lines := strings.Split(text.String(), "\n")
-	for i := 0; i < len(lines); i++ {
-		l := strings.TrimSpace(lines[i])
-		// A name alone on its line, the numbers on the next (plain
-		// output of a benchmark that logged in between).
-		if benchNameEnd.MatchString(l) && i+1 < len(lines) {
-			if next := strings.TrimSpace(lines[i+1]); next != "" && next[0] >= '0' && next[0] <= '9' {
-				l = l + " " + next
-				i++
-			}
+	pending := "" // a benchmark name printed alone on its line
+	for _, line := range strings.Split(text.String(), "\n") {
+		l := strings.TrimSpace(line)
+		// A name alone on its line and the numbers on a later one: go
+		// test prints the name when the benchmark starts, and output of
+		// its own may come in between.
+		if benchNameEnd.MatchString(l) {
+			pending = l
+			continue
+		}
+		if pending != "" && l != "" && l[0] >= '0' && l[0] <= '9' {
+			l = pending + " " + l
+			pending = ""
 		}
 		if strings.HasPrefix(l, "--- FAIL: Benchmark") {
 			if f := strings.Fields(l); len(f) >= 3 {
@@ -282,4 +285,17 @@ func lastLines(s string, n int) string {
 		}
 	}
 	return strings.Join(out, " | ")
+}
+
+// eventText returns the trimmed output text of a test2json event line, or
+// the trimmed line itself when it is not one.
+func eventText(line string) string {
+	t := strings.TrimSpace(line)
+	if strings.HasPrefix(t, "{") {
+		var ev struct{ Action, Output string }
+		if json.Unmarshal([]byte(t), &ev) == nil && ev.Action != "" {
+			return strings.TrimSpace(ev.Output)
+		}
+	}
+	return t
 }

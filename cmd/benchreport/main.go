@@ -58,7 +58,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	var steps string
 	fs.StringVar(&o.out, "o", "bench.json", "where to write the results as JSON")
 	fs.StringVar(&steps, "steps", strings.Join(allSteps, ","), "comma-separated steps to run: "+strings.Join(allSteps, ", "))
-	fs.IntVar(&o.floodCount, "flood-count", 50000, "echo requests per BenchmarkFlood case (and as many for ping -f), at least 1000")
+	fs.IntVar(&o.floodCount, "flood-count", 200000, "echo requests per BenchmarkFlood case (and as many for ping -f), at least 1000")
 	fs.IntVar(&o.kmsgRecords, "kmsg-records", 2000, "marked records written to /dev/kmsg for the latency figures, at least 1000")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: benchreport [-o bench.json] [-steps LIST] [-flood-count N] [-kmsg-records N]")
@@ -149,6 +149,9 @@ type bench struct {
 	res    *results
 	// boots collects rig_boot_s from every rig run, for the note.
 	boots []string
+	// verdict and suiteVerdict are PartnerStall/ICMP's reports from the
+	// verdict and suite steps.
+	verdict, suiteVerdict *verdictSource
 }
 
 func newBench(ctx context.Context, o options, stderr io.Writer) (*bench, error) {
@@ -176,7 +179,7 @@ func (b *bench) run(ctx context.Context) {
 	}
 	for i, s := range b.o.steps {
 		if ctx.Err() != nil {
-			return
+			break
 		}
 		b.progressf("step %d/%d: %s (load average %s)", i+1, len(b.o.steps), s, loadAvg())
 		t0 := time.Now()
@@ -187,4 +190,5 @@ func (b *bench) run(ctx context.Context) {
 		}
 		b.progressf("step %s done in %.1fs", s, time.Since(t0).Seconds())
 	}
+	b.addVerdictFigures()
 }
