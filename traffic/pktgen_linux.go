@@ -44,9 +44,16 @@ func (e *PktgenError) Error() string {
 
 func (e *PktgenError) Unwrap() error { return e.Err }
 
-// Is maps ENOTSUPP and EOPNOTSUPP to ErrNotSupported.
+// Is maps ENOTSUPP and EOPNOTSUPP to ErrNotSupported, and ENODEV (an
+// add_device of a device that does not exist) to os.ErrNotExist.
 func (e *PktgenError) Is(target error) bool {
-	return target == ErrNotSupported && (errors.Is(e.Err, enotsupp) || errors.Is(e.Err, unix.EOPNOTSUPP))
+	switch target {
+	case ErrNotSupported:
+		return errors.Is(e.Err, enotsupp) || errors.Is(e.Err, unix.EOPNOTSUPP)
+	case os.ErrNotExist:
+		return errors.Is(e.Err, unix.ENODEV)
+	}
+	return false
 }
 
 // pktgenFS is the seam between the driver and /proc/net/pktgen, so that

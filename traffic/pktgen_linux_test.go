@@ -291,8 +291,8 @@ func TestPktgenRunNoSuchDevice(t *testing.T) {
 	f := newFakePktgen(1, "eth0")
 	c := PktgenConfig{Devices: []PktgenDevice{{Iface: "eth9", Count: 10}}}
 	_, err := testDriver(f).run(context.Background(), c)
-	if !errors.Is(err, unix.ENODEV) {
-		t.Fatalf("err = %v, want ENODEV", err)
+	if !errors.Is(err, unix.ENODEV) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("err = %v, want ENODEV and os.ErrNotExist", err)
 	}
 	errContains(t, err, "can not add device eth9@0")
 	f.checkCleanedUp(t, 0)
