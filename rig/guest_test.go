@@ -252,12 +252,3 @@ func testStallFreezesTX(t *testing.T) {
 		t.Errorf("no echo reply after the stall")
 	}
 }
-
-// TestGuestIdle keeps the guest busy for a minute: TestIntegrationKilledHost
-// needs a QEMU that would outlive its killed parent if nothing killed it.
-func TestGuestIdle(t *testing.T) {
-	if !InGuest() {
-		t.Skip("runs only inside the virtual rig's guest (TestIntegrationKilledHost boots it)")
-	}
-	time.Sleep(time.Minute)
-}

@@ -316,22 +316,8 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 	cmd.SysProcAttr = qemuProcAttr()
 	c.progressf("booting %s (%s, %d vCPUs, %d MiB, %s)", r.Kernel, b.accel, c.SMP, c.MemMB, b.nic.Name)
 	qemuStart := time.Now()
-	// Pdeathsig fires when the thread that forked QEMU ends, not the
-	// process: start QEMU from a goroutine locked to its thread, which
-	// then waits for QEMU, so the thread outlives QEMU.
-	started := make(chan error, 1)
-	exited := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		exited <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	exited, err := startReaped(cmd)
+	if err != nil {
 		return fmt.Errorf("rig: starting QEMU: %w", err)
 	}
 	pid := cmd.Process.Pid
@@ -495,6 +481,27 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 		c.progressf("guest did not power off within 30s of its exit report; QEMU killed")
 	}
 	return nil
+}
+
+// startReaped starts cmd (whose SysProcAttr is qemuProcAttr) and returns a
+// channel that receives cmd.Wait's result. The parent-death signal fires
+// when the thread that forked the child ends, not the process: the child is
+// started from a goroutine locked to its thread, which then waits for it,
+// so that thread outlives the child.
+func startReaped(cmd *exec.Cmd) (<-chan error, error) {
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	return exited, <-started
 }
 
 // panicLines returns the kernel panic in a console log, with the lines
