@@ -28,8 +28,8 @@ const (
 	MaxUnboundedTime = 10 * time.Minute
 )
 
-// ErrUnsupported is returned on systems other than Linux.
-var ErrUnsupported = errors.New("traffic: not supported on this system")
+// errNotLinux is returned on systems other than Linux.
+var errNotLinux = fmt.Errorf("traffic: needs Linux: %w", ErrNotSupported)
 
 // FloodConfig describes one bounded ICMP echo flood.
 type FloodConfig struct {

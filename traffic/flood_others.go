@@ -5,5 +5,5 @@ package traffic
 import "context"
 
 func flood(ctx context.Context, c FloodConfig) (FloodStats, error) {
-	return FloodStats{}, ErrUnsupported
+	return FloodStats{}, errNotLinux
 }

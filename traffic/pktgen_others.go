@@ -4,10 +4,10 @@ package traffic
 
 import "context"
 
-// PktgenAvailable reports ErrUnsupported: pktgen is Linux's.
-func PktgenAvailable() error { return ErrUnsupported }
+// PktgenAvailable reports ErrNotSupported: pktgen is Linux's.
+func PktgenAvailable() error { return errNotLinux }
 
-// RunPktgen reports ErrUnsupported: pktgen is Linux's.
+// RunPktgen reports ErrNotSupported: pktgen is Linux's.
 func RunPktgen(ctx context.Context, c PktgenConfig) (PktgenResult, error) {
-	return PktgenResult{}, ErrUnsupported
+	return PktgenResult{}, errNotLinux
 }
