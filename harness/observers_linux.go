@@ -47,7 +47,9 @@ type Observers struct {
 	tpReason string   // why the tracepoint is not observed, when it is not
 
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// running holds one channel per observer goroutine, closed when it
+	// ends, so that Stop can name one that does not.
+	running map[string]chan struct{}
 
 	mu       sync.Mutex
 	errs     []error
@@ -75,7 +77,7 @@ func startObservers(ctx context.Context, c Config, tl *Timeline, sysRoot string,
 	o := &Observers{tl: tl, iface: c.Iface}
 	defer func() {
 		if err != nil {
-			o.closeAll()
+			o.closeAll(true)
 		}
 	}()
 	dir := filepath.Join(sysRoot, "class/net", c.Iface)
@@ -115,14 +117,17 @@ func startObservers(ctx context.Context, c Config, tl *Timeline, sysRoot string,
 		tl.MarkNote(MarkObserverError, "tracepoint not observed: "+err.Error())
 	}
 
+	// A netlink request never blocks a sample (or Stop) for long.
+	if err := o.nl.SetSocketTimeout(2 * time.Second); err != nil {
+		return nil, fmt.Errorf("harness: observers: netlink: %w", err)
+	}
 	ctx, o.cancel = context.WithCancel(ctx)
 	tl.AddSample(o.sample())
-	o.wg.Add(2)
-	go o.sampleLoop(ctx)
-	go o.kmsgLoop(ctx)
+	o.running = map[string]chan struct{}{}
+	o.spawn("sampler", func() { o.sampleLoop(ctx) })
+	o.spawn("kernel log follower", func() { o.kmsgLoop(ctx) })
 	if o.tpPipe != nil {
-		o.wg.Add(1)
-		go o.traceLoop()
+		o.spawn("trace_pipe reader", o.traceLoop)
 	}
 	return o, nil
 }
@@ -223,8 +228,20 @@ func cmpErr(first, err error) error {
 	return err
 }
 
+// spawn runs f in a goroutine that Stop waits for.
+func (o *Observers) spawn(name string, f func()) {
+	done := make(chan struct{})
+	o.running[name] = done
+	go func() {
+		defer close(done)
+		f()
+	}()
+}
+
+// stopWait bounds how long Stop waits for an observer to end.
+var stopWait = 10 * time.Second // a variable for tests
+
 func (o *Observers) sampleLoop(ctx context.Context) {
-	defer o.wg.Done()
 	t := time.NewTicker(SampleInterval)
 	defer t.Stop()
 	for {
@@ -238,7 +255,6 @@ func (o *Observers) sampleLoop(ctx context.Context) {
 }
 
 func (o *Observers) kmsgLoop(ctx context.Context) {
-	defer o.wg.Done()
 	m := kmsg.NewMatcher()
 	for {
 		r, err := o.kr.Next(ctx)
@@ -306,7 +322,6 @@ func (o *Observers) openTracepoint(rig bool) error {
 }
 
 func (o *Observers) traceLoop() {
-	defer o.wg.Done()
 	br := bufio.NewReaderSize(o.tpPipe, 64<<10)
 	for {
 		line, err := br.ReadString('\n')
@@ -341,9 +356,44 @@ func (o *Observers) Stop() error {
 	if o.tpPipe != nil {
 		o.tpPipe.Close()
 	}
-	o.wg.Wait()
-	o.tl.AddSample(o.sample())
-	o.closeAll()
+	// Every observer ends when its context ends or its file closes; one
+	// that does not is named in the error and left behind rather than
+	// hanging the scenario.
+	deadline := time.NewTimer(stopWait)
+	defer deadline.Stop()
+	expired := false
+	var stuck []string
+	for name, done := range o.running {
+		if !expired {
+			select {
+			case <-done:
+				continue
+			case <-deadline.C:
+				expired = true
+			}
+		}
+		select {
+		case <-done:
+		default:
+			stuck = append(stuck, name)
+		}
+	}
+	samplerStuck := false
+	for _, n := range stuck {
+		samplerStuck = samplerStuck || n == "sampler"
+	}
+	if len(stuck) > 0 {
+		sort.Strings(stuck)
+		o.fail(fmt.Errorf("harness: observers: %s did not stop within %v", strings.Join(stuck, ", "), stopWait))
+		o.tl.MarkNote(MarkObserverError, "did not stop: "+strings.Join(stuck, ", "))
+	}
+	if !samplerStuck {
+		o.tl.AddSample(o.sample())
+	}
+	// Files and the tracefs instance are released even when an observer
+	// is stuck (its reads then fail); the netlink handle is not, while
+	// the sampler may still be using it.
+	o.closeAll(!samplerStuck)
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -351,15 +401,16 @@ func (o *Observers) Stop() error {
 	return o.stopErr
 }
 
-// closeAll releases everything StartObservers opened.
-func (o *Observers) closeAll() {
+// closeAll releases everything StartObservers opened, the netlink handle
+// only when closeNetlink is set.
+func (o *Observers) closeAll(closeNetlink bool) {
 	for _, fs := range [][]*os.File{o.stats, o.queues, o.inflight} {
 		for _, f := range fs {
 			f.Close()
 		}
 	}
 	o.stats, o.queues, o.inflight = nil, nil, nil
-	if o.nl != nil {
+	if o.nl != nil && closeNetlink {
 		o.nl.Close()
 		o.nl = nil
 	}
