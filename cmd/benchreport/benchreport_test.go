@@ -33,6 +33,7 @@ func TestParseArgs(t *testing.T) {
 		{"-steps", ","},
 		{"-flood-count", "10"},
 		{"-kmsg-records", "999"},
+		{"-flood-runs", "0"},
 		{"-o", ""},
 		{"extra"},
 		{"-bogus"},
@@ -384,5 +385,21 @@ func TestAddVerdictFigures(t *testing.T) {
 	b.addVerdictFigures()
 	if len(b.res.Figures) != 0 {
 		t.Errorf("no source: %+v", b.res.Figures)
+	}
+}
+
+func TestMedians(t *testing.T) {
+	in := []benchResult{
+		{Name: "A", N: 10, Metrics: map[string]float64{"pps": 3, "ratio": 1}},
+		{Name: "B", N: 5, Metrics: map[string]float64{"pps": 7}},
+		{Name: "A", N: 10, Metrics: map[string]float64{"pps": 1, "ratio": 9}},
+		{Name: "A", N: 10, Metrics: map[string]float64{"pps": 2, "ratio": 5}},
+	}
+	out := medians(in)
+	if len(out) != 2 || out[0].Name != "A" || out[1].Name != "B" {
+		t.Fatalf("medians = %+v", out)
+	}
+	if out[0].Metrics["pps"] != 2 || out[0].Metrics["ratio"] != 5 || out[0].N != 10 || out[1].Metrics["pps"] != 7 {
+		t.Errorf("medians = %+v", out)
 	}
 }

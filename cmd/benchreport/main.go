@@ -48,6 +48,7 @@ type options struct {
 	out         string
 	steps       []string
 	floodCount  int
+	floodRuns   int
 	kmsgRecords int
 }
 
@@ -59,9 +60,10 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "o", "bench.json", "where to write the results as JSON")
 	fs.StringVar(&steps, "steps", strings.Join(allSteps, ","), "comma-separated steps to run: "+strings.Join(allSteps, ", "))
 	fs.IntVar(&o.floodCount, "flood-count", 200000, "echo requests per BenchmarkFlood case (and as many for ping -f), at least 1000")
+	fs.IntVar(&o.floodRuns, "flood-runs", 3, "runs of each BenchmarkFlood case; the figures are their medians")
 	fs.IntVar(&o.kmsgRecords, "kmsg-records", 2000, "marked records written to /dev/kmsg for the latency figures, at least 1000")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: benchreport [-o bench.json] [-steps LIST] [-flood-count N] [-kmsg-records N]")
+		fmt.Fprintln(stderr, "usage: benchreport [-o bench.json] [-steps LIST] [-flood-count N] [-flood-runs N] [-kmsg-records N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -100,6 +102,8 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 		return o, usageError{"-o: empty file name"}
 	case o.floodCount < 1000 || o.floodCount > 10_000_000:
 		return o, usageError{fmt.Sprintf("-flood-count %d out of range 1000..10000000", o.floodCount)}
+	case o.floodRuns < 1 || o.floodRuns > 20:
+		return o, usageError{fmt.Sprintf("-flood-runs %d out of range 1..20", o.floodRuns)}
 	case o.kmsgRecords < 1000 || o.kmsgRecords > 1_000_000:
 		return o, usageError{fmt.Sprintf("-kmsg-records %d out of range 1000..1000000", o.kmsgRecords)}
 	}
