@@ -98,6 +98,26 @@ func Need(tb testing.TB, checks []Check, names ...string) {
 	}
 }
 
+// NeedFor is Need for a scenario whose outcome belongs in the report: a
+// failed check is recorded in r through Finish, as a skip with the reason
+// and the fix, or as a failure when the check is Required or was never
+// run, so that report.json and report.ktap list the scenario too.
+func NeedFor(tb testing.TB, r *Report, checks []Check, names ...string) {
+	tb.Helper()
+	c, failed := FirstFailed(checks, names...)
+	if !failed {
+		return
+	}
+	s := ScenarioReport{Result: Skip, Reason: "skipping: " + c.String(), Verdict: Verdict{FirstTimeoutMS: -1, RecoverMS: -1}}
+	if c.Required {
+		s.Result, s.Reason = Fail, "preflight "+c.String()
+	}
+	Finish(tb, r, s)
+	if c.Required {
+		tb.FailNow()
+	}
+}
+
 // DriverInfo says whether a driver implements ndo_tx_timeout, the hook
 // without which the kernel never arms the TX watchdog for a device.
 type DriverInfo struct {

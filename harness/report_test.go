@@ -161,10 +161,11 @@ func TestLAVALines(t *testing.T) {
 // fakeTB records what Finish does to a test.
 type fakeTB struct {
 	testing.TB
-	name    string
-	logs    []string
-	errors  []string
-	skipped string
+	name      string
+	logs      []string
+	errors    []string
+	skipped   string
+	failedNow bool
 }
 
 func (f *fakeTB) Helper()                      {}
@@ -174,6 +175,7 @@ func (f *fakeTB) Errorf(format string, a ...any) {
 	f.errors = append(f.errors, fmt.Sprintf(format, a...))
 }
 func (f *fakeTB) Skip(a ...any) { f.skipped = fmt.Sprint(a...) }
+func (f *fakeTB) FailNow()      { f.failedNow = true }
 
 func TestFinishMapsResults(t *testing.T) {
 	dir := t.TempDir()
@@ -218,6 +220,32 @@ func TestFinishMapsResults(t *testing.T) {
 	kt, err := os.ReadFile(filepath.Join(dir, ReportKTAP))
 	mustNoErr(t, err)
 	wantContains(t, string(kt), "ok 4 TxTimeout/PartnerStall/Pktgen # SKIP inconclusive: stall not achieved")
+}
+
+func TestNeedForRecordsTheScenario(t *testing.T) {
+	r := &Report{}
+	checks := []Check{
+		{Name: CheckRoot, OK: true, Reason: "root"},
+		{Name: CheckPktgen, Reason: "no pktgen", Fix: "modprobe pktgen"},
+		{Name: CheckNetem, Reason: "no netem", Fix: "modprobe sch_netem", Required: true},
+	}
+	ok := &fakeTB{name: "TestTxTimeout/A"}
+	NeedFor(ok, r, checks, CheckRoot)
+	if ok.skipped != "" || len(ok.errors) > 0 || ok.failedNow || len(r.Scenarios) != 0 {
+		t.Errorf("passing checks: %+v, %d scenarios", ok, len(r.Scenarios))
+	}
+	skip := &fakeTB{name: "TestPktgen/Throughput"}
+	NeedFor(skip, r, checks, CheckRoot, CheckPktgen)
+	wantEq(t, skip.skipped, "skipping: pktgen: FAILED: no pktgen (fix: modprobe pktgen)", "skip message")
+	fail := &fakeTB{name: "TestTxTimeout/NetemDelay"}
+	NeedFor(fail, r, checks, CheckNetem)
+	if !fail.failedNow || len(fail.errors) != 1 {
+		t.Errorf("a required check must fail the test: %+v", fail)
+	}
+	var b bytes.Buffer
+	mustNoErr(t, r.WriteKTAP(&b))
+	wantContains(t, b.String(), "ok 1 Pktgen/Throughput # SKIP skipping: pktgen: FAILED: no pktgen (fix: modprobe pktgen)\n")
+	wantContains(t, b.String(), "not ok 2 TxTimeout/NetemDelay\n")
 }
 
 func TestReadReportErrors(t *testing.T) {
