@@ -219,8 +219,17 @@ func TestIntegrationObservers(t *testing.T) {
 	}
 
 	stopped = true
+	inst := o.tpName
 	mustNoErr(t, o.Stop())
 	mustNoErr(t, o.Stop()) // idempotent
+	// The tracefs instance is gone (tracefs is one for the whole kernel;
+	// it is mounted here only in the test thread's mount namespace).
+	mustNoErr(t, inNetns(t, p.a, func() error {
+		if _, err := os.Stat("/sys/kernel/tracing/instances/" + inst); !os.IsNotExist(err) {
+			return fmt.Errorf("tracefs instance %s still there after Stop (stat: %v)", inst, err)
+		}
+		return nil
+	}))
 	v := tl.Verdict(VerdictOptions{Iface: p.dut})
 	if !v.TimeoutFired || v.WatchdogLines != 1 {
 		t.Errorf("verdict from the injected line: %+v", v)
