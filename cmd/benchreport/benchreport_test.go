@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -401,5 +402,42 @@ func TestMedians(t *testing.T) {
 	}
 	if out[0].Metrics["pps"] != 2 || out[0].Metrics["ratio"] != 5 || out[0].N != 10 || out[1].Metrics["pps"] != 7 {
 		t.Errorf("medians = %+v", out)
+	}
+}
+
+// TestGoTest runs goTest against a stand-in for the go command: a shell
+// script that prints a rig line and another line, keeps a child alive
+// for a moment and fails.
+func TestGoTest(t *testing.T) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\n" +
+		"echo \"args: $*\"\n" +
+		"echo \"rig: first test running in the guest 1.5s after start\" >&2\n" +
+		"sleep 0.5\n" +
+		"exit 3\n"
+	if err := os.WriteFile(filepath.Join(dir, "go"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	b := &bench{goBin: filepath.Join(dir, "go"), modDir: dir, start: time.Now(), stderr: &progress}
+	run := b.goTest(context.Background(), []string{"BENCH_TEST_ENV=1"}, rigForward, "-run", "X", "./pkg")
+	var ee *exec.ExitError
+	if !errors.As(run.Err, &ee) || ee.ExitCode() != 3 {
+		t.Errorf("Err = %v, want exit status 3", run.Err)
+	}
+	if !strings.Contains(run.Output, "args: test -run X ./pkg") {
+		t.Errorf("Output %q lacks the arguments", run.Output)
+	}
+	if s, ok := rigBoot(run.Output); !ok || s != 1.5 {
+		t.Errorf("rigBoot(Output) = %v, %v", s, ok)
+	}
+	if !strings.Contains(progress.String(), "rig: first test running") || strings.Contains(progress.String(), "args:") {
+		t.Errorf("progress forwarded the wrong lines:\n%s", progress.String())
+	}
+	if run.Wall < 400*time.Millisecond {
+		t.Errorf("Wall = %v, shorter than the script's sleep", run.Wall)
+	}
+	if run.PeakTreeRSS <= 0 || run.MaxRSS <= 0 {
+		t.Errorf("PeakTreeRSS = %d, MaxRSS = %d: want both measured", run.PeakTreeRSS, run.MaxRSS)
 	}
 }

@@ -101,9 +101,11 @@ func (b *bench) goTest(ctx context.Context, env []string, forward func(line stri
 	r.Wall = time.Since(start)
 	close(stopSampling)
 	wg.Wait()
-	// Anything of the group still alive (a test binary or QEMU whose go
-	// test was killed) is ours: stop it.
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if ctx.Err() != nil {
+		// Interrupted: anything of the group still alive (a test
+		// binary or QEMU whose go test was killed) is ours; stop it.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	pw.Close()
 	<-lines
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
