@@ -86,16 +86,40 @@ func newVethPair(tb testing.TB) *vethPair {
 	return p
 }
 
-// inNetns runs f on a fresh OS thread that has entered ns with a mount
+// inNetns runs f on an OS thread that has entered ns with a mount
 // namespace of its own, in which a sysfs of ns is mounted on /sys and
 // tracefs on /sys/kernel/tracing, so that StartObservers opens the
-// namespace's view. The thread is discarded afterwards: the mounts are
-// private to it and vanish with it.
+// namespace's view. Afterwards the thread goes back to the process's
+// mount and network namespaces and stays locked, so that it ends with the
+// goroutine: the mounts are private to it and vanish with it. (Should the
+// goroutine run on the main thread, Go keeps that thread instead of ending
+// it, and the main thread is what /proc/self and /proc/net follow: hence
+// the way back.)
 func inNetns(tb testing.TB, ns netns.NsHandle, f func() error) error {
 	tb.Helper()
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		runtime.LockOSThread() // never unlocked
+		origNet, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer origNet.Close()
+		origMnt, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/mnt", unix.Gettid()))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer origMnt.Close()
+		defer func() {
+			if err := unix.Setns(int(origMnt.Fd()), unix.CLONE_NEWNS); err != nil {
+				panic("cannot return to the original mount namespace: " + err.Error())
+			}
+			if err := netns.Set(origNet); err != nil {
+				panic("cannot return to the original network namespace: " + err.Error())
+			}
+		}()
 		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 			errc <- fmt.Errorf("unshare: %w", err)
 			return
@@ -144,15 +168,27 @@ func sendUDP(tb testing.TB, ns netns.NsHandle, n int) {
 	mustNoErr(tb, err)
 }
 
-// inNetnsPlain runs f on a thread in ns (no mount changes).
+// inNetnsPlain runs f on a thread in ns (no mount changes); the thread
+// goes back to its namespace before it is unlocked.
 func inNetnsPlain(ns netns.NsHandle, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
 		if err := netns.Set(ns); err != nil {
 			errc <- err
 			return
 		}
+		defer func() {
+			if netns.Set(orig) == nil {
+				runtime.UnlockOSThread()
+			}
+		}()
 		errc <- f()
 	}()
 	return <-errc
