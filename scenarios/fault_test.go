@@ -201,7 +201,7 @@ func (s faultScenario) checkRecovery(ctx context.Context, t *testing.T, tl *harn
 		defer pace.Stop()
 		var lastErr error
 		for {
-			rtt, err := traffic.Reachable(rctx, dst, 56, time.Second)
+			rtt, err := reachable(rctx, dst, time.Second)
 			if err == nil {
 				tl.MarkNote(harness.MarkEchoReply, fmt.Sprintf("rtt %v", rtt.Round(time.Microsecond)))
 				break
@@ -217,6 +217,34 @@ func (s faultScenario) checkRecovery(ctx context.Context, t *testing.T, tl *harn
 		}
 	}
 	_ = tl.WaitFor(rctx, func(tl *harness.Timeline) bool { return tl.Verdict(s.vopts).Recovered })
+}
+
+// reachable is traffic.Reachable with a 56-byte payload, bounded by ctx
+// even when the probe is not: pro-bing v0.9.1 retries a send that fails
+// with ENOBUFS at once and forever, without looking at its context
+// (ping.go, sendICMP), so on a device whose queue never drains again
+// Reachable never returns. The probe is then abandoned (its goroutine
+// spins until the queue drains or the process ends) and the caller gets
+// an error saying so.
+func reachable(ctx context.Context, dst net.IP, timeout time.Duration) (time.Duration, error) {
+	type result struct {
+		rtt time.Duration
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		rtt, err := traffic.Reachable(ctx, dst, 56, timeout)
+		ch <- result{rtt, err}
+	}()
+	guard := time.NewTimer(timeout + 5*time.Second)
+	defer guard.Stop()
+	select {
+	case r := <-ch:
+		return r.rtt, r.err
+	case <-guard.C:
+	case <-ctx.Done():
+	}
+	return 0, fmt.Errorf("echo request to %s: the probe did not return within %v (its sends keep failing with ENOBUFS: the transmit queue does not drain)", dst, timeout+5*time.Second)
 }
 
 // checkCleanup marks whether the DUT is as the scenario found it: the

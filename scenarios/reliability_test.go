@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -22,7 +23,6 @@ import (
 
 	"txtimeout/faultinject"
 	"txtimeout/harness"
-	"txtimeout/traffic"
 )
 
 // Crash safety: kill the suite at each phase of a scenario, by each way a
@@ -109,6 +109,11 @@ var crashMatrix = []crashCase{
 	{"stall", "pktgen", phaseFlood, waySIGTERM},
 	{"stall", "pktgen", phaseFlood, wayPanic},
 	{"stall", "pktgen", phaseFlood, waySIGKILLCleanup},
+	{"stall", "icmp", phaseBaseline, waySIGINT},
+	{"stall", "icmp", phaseFlood, waySIGTERM},
+	{"netem", "icmp", phaseBaseline, wayPanic},
+	{"netem", "icmp", phaseBaseline, waySIGKILLCleanup},
+	{"netem", "icmp", phaseFlood, wayTimeout},
 }
 
 // Durations of the child's scenario: short, so that the matrix stays
@@ -189,6 +194,13 @@ func crashOne(t *testing.T, cfg harness.Config, exe string, c crashCase, dst net
 		t.Fatalf("the child never reached phase %q; its output:\n%s", c.phase, ch.output())
 	}
 	t.Logf("child at phase %q; dying by %s", c.phase, c.way)
+	// The fault must really be in place (or not yet) when the child dies,
+	// or restoring it would prove nothing.
+	during := snapshotDUT(t, cfg.Iface)
+	if msg := faultInPlace(c, before, during); msg != "" {
+		ch.kill()
+		t.Fatalf("at phase %q: %s\nbefore: %s\nduring: %s\nchild output:\n%s", c.phase, msg, before, during, ch.output())
+	}
 	switch c.way {
 	case waySIGINT:
 		ch.signal(t, syscall.SIGINT)
@@ -283,6 +295,29 @@ func crashOne(t *testing.T, cfg harness.Config, exe string, c crashCase, dst net
 	} else {
 		t.Logf("DUT state restored: %s", after)
 	}
+}
+
+// faultInPlace checks the DUT state at the case's phase against the state
+// before: unchanged at the baseline; a state file (and for netem the
+// project's root qdisc, for a pktgen flood pktgen devices) after the
+// injection. It returns what is wrong, or "".
+func faultInPlace(c crashCase, before, during dutState) string {
+	if c.phase == phaseBaseline {
+		if !during.equal(before) {
+			return "the DUT changed before the injection"
+		}
+		return ""
+	}
+	if len(during.StateFiles) == 0 {
+		return "no state file: the fault is not recorded as in place"
+	}
+	if c.injector == "netem" && !slices.ContainsFunc(during.Qdiscs, func(q string) bool { return strings.HasPrefix(q, "netem 7478:") }) {
+		return "no netem qdisc with the project's handle 7478:"
+	}
+	if c.phase == phaseFlood && c.load == "pktgen" && len(during.Pktgen) == 0 {
+		return "pktgen drives no device during the pktgen flood"
+	}
+	return ""
 }
 
 // TestCrashChild is the child of a crash-safety case; it runs only when
@@ -497,7 +532,7 @@ func echoWithin(dst net.IP, d time.Duration) error {
 	defer cancel()
 	var last error
 	for {
-		_, err := traffic.Reachable(ctx, dst, 56, time.Second)
+		_, err := reachable(ctx, dst, time.Second)
 		if err == nil {
 			return nil
 		}
@@ -571,10 +606,12 @@ func describeQdisc(q netlink.Qdisc) string {
 		if f := cp.FieldByName("QdiscAttrs"); f.IsValid() {
 			f.Set(reflect.Zero(f.Type()))
 		}
-		opts = fmt.Sprintf("%+v", cp.Interface())
+		opts = qdiscAttrsRE.ReplaceAllString(fmt.Sprintf("%+v", cp.Interface()), "")
 	}
 	return fmt.Sprintf("%s %s parent %s %s", q.Type(), netlink.HandleStr(a.Handle), netlink.HandleStr(a.Parent), opts)
 }
+
+var qdiscAttrsRE = regexp.MustCompile(`QdiscAttrs:\{[^{}]*\} ?`)
 
 // pktgenDevices lists the devices of every pktgen thread.
 func pktgenDevices() []string {
