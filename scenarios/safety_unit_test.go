@@ -176,3 +176,43 @@ func TestParseCrashCase(t *testing.T) {
 		}
 	}
 }
+
+func TestSoakRuns(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		want int
+		bad  bool
+	}{{"", 0, false}, {"20", 20, false}, {"0", 0, true}, {"-3", 0, true}, {"many", 0, true}, {"5000", 0, true}} {
+		t.Setenv("TXTIMEOUT_SOAK", c.env)
+		n, err := soakRuns()
+		if (err != nil) != c.bad || n != c.want {
+			t.Errorf("TXTIMEOUT_SOAK=%q: %d, %v; want %d (error: %t)", c.env, n, err, c.want, c.bad)
+		}
+	}
+}
+
+func TestVMRSS(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "status")
+	os.WriteFile(p, []byte("Name:\tx\nVmPeak:\t  9999 kB\nVmRSS:\t   20272 kB\nThreads:\t4\n"), 0o644)
+	if got := vmRSS(p); got != 20272 {
+		t.Errorf("vmRSS = %d, want 20272", got)
+	}
+	if got := vmRSS(filepath.Join(t.TempDir(), "none")); got != 0 {
+		t.Errorf("vmRSS of a missing file = %d, want 0", got)
+	}
+	if vmRSS("/proc/self/status") <= 0 {
+		t.Error("no VmRSS for this process")
+	}
+}
+
+func TestLineWriter(t *testing.T) {
+	var got []string
+	w := &lineWriter{fn: func(l string) { got = append(got, l) }}
+	for _, p := range []string{"a", "b\nc\r\n", "", "d\ne"} {
+		w.Write([]byte(p))
+	}
+	w.flush()
+	if want := []string{"ab", "c", "d", "e"}; !slices.Equal(got, want) {
+		t.Errorf("lines %q, want %q", got, want)
+	}
+}

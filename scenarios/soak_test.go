@@ -85,16 +85,18 @@ func soakDirect(t *testing.T, cfg harness.Config, n int) {
 	var baseRSS int64
 	var results []string
 	for i := 1; i <= n; i++ {
-		var res harness.ScenarioReport
+		// The run's own report: read after t.Run, because an
+		// inconclusive or skipped run ends its goroutine in t.Skip.
+		r := &harness.Report{}
 		t.Run(fmt.Sprintf("Run%02d", i), func(t *testing.T) {
 			s := partnerStallScenario(t, cfg, "icmp")
-			r := &harness.Report{}
 			s.report = r
 			s.run(t)
-			if len(r.Scenarios) == 1 {
-				res = r.Scenarios[0]
-			}
 		})
+		res := harness.ScenarioReport{Result: "none (the run ended before its verdict)"}
+		if len(r.Scenarios) == 1 {
+			res = r.Scenarios[0]
+		}
 		snap := leakcheck.Take()
 		rss := vmRSS("/proc/self/status")
 		results = append(results, string(res.Result))
