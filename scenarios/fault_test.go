@@ -102,6 +102,18 @@ func (s faultScenario) run(t *testing.T) {
 		t.Fatalf("no baseline samples from the observers within 10s: %v", err)
 	}
 
+	// The partner must answer before the fault: this also resolves its
+	// neighbour entry. In a fresh boot the first flood would otherwise
+	// wait in the neighbour queue for an ARP reply that a stalled partner
+	// never sends, the driver queue would never fill, and the run would
+	// be inconclusive for a reason that has nothing to do with the driver.
+	if dst, _ := peer(cfg.PeerIP, ""); dst != nil {
+		if err := echoWithin(ctx, dst, 15*time.Second); err != nil {
+			s.finish(t, tl, stopObservers, loadReport{}, harness.Fail, fmt.Sprintf("the partner does not answer before the fault is injected, so recovery could not be judged: %v", err))
+			return
+		}
+	}
+
 	s.phase(ctx, tl, phaseBaseline)
 	t.Logf("injecting: %s", s.injector.Describe())
 	if err := s.injector.Inject(ctx); err != nil {
@@ -217,6 +229,25 @@ func (s faultScenario) checkRecovery(ctx context.Context, t *testing.T, tl *harn
 		}
 	}
 	_ = tl.WaitFor(rctx, func(tl *harness.Timeline) bool { return tl.Verdict(s.vopts).Recovered })
+}
+
+// echoWithin sends echo requests to dst until one is answered or d passes.
+func echoWithin(ctx context.Context, dst net.IP, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		_, err := reachable(ctx, dst, time.Second)
+		if err == nil {
+			return nil
+		}
+		// Pace the retries of a request that failed at once (no route,
+		// no buffer) rather than spin.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no echo reply from %s within %v: %w", dst, d, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // reachable is traffic.Reachable with a 56-byte payload, bounded by ctx

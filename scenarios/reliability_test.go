@@ -184,7 +184,7 @@ func crashOne(t *testing.T, cfg harness.Config, exe string, c crashCase, dst net
 	if len(before.StateFiles) > 0 {
 		t.Fatalf("state files before the case: %v (an earlier case was not cleaned)", before.StateFiles)
 	}
-	if err := echoWithin(dst, 15*time.Second); err != nil {
+	if err := echoWithin(context.Background(), dst, 15*time.Second); err != nil {
 		t.Fatalf("the partner does not answer before the case: %v", err)
 	}
 
@@ -286,7 +286,7 @@ func crashOne(t *testing.T, cfg harness.Config, exe string, c crashCase, dst net
 
 	// The partner must answer again: a stall has ended (the restore or
 	// the cleanup waited for it), netem is gone.
-	if err := echoWithin(dst, 15*time.Second); err != nil {
+	if err := echoWithin(context.Background(), dst, 15*time.Second); err != nil {
 		t.Errorf("the partner does not answer after the case: %v", err)
 	}
 	after := snapshotDUT(t, cfg.Iface)
@@ -524,23 +524,6 @@ func firstLineWith(s, sub string) string {
 		}
 	}
 	return ""
-}
-
-// echoWithin sends echo requests to dst until one is answered or d passes.
-func echoWithin(dst net.IP, d time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var last error
-	for {
-		_, err := reachable(ctx, dst, time.Second)
-		if err == nil {
-			return nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			return fmt.Errorf("no echo reply from %s within %v: %w", dst, d, last)
-		}
-	}
 }
 
 // dutState is what a run may change on the DUT and must put back.
