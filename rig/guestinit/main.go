@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command guestinit is the virtual rig's /init: it prepares the guest (file
 // systems, kernel modules, network), runs the test binary with its output on
 // a serial port of its own, sends the report files and the exit status to
