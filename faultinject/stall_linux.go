@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
 )
 
 // Stall asks the link partner (the project's partner program) to stop
@@ -23,6 +24,7 @@ type Stall struct {
 
 	mu       sync.Mutex
 	st       *state
+	info     ifaceInfo // the interface Inject acted on
 	acked    time.Time
 	until    time.Time
 	restored string
@@ -142,8 +144,10 @@ func (s *Stall) Inject(ctx context.Context) error {
 		return err
 	}
 	s.st = st
+	s.info = info
 	s.restored = ""
-	ackAt, err := s.exchange(ctx, conn, frame, req, start.Add(s.cfg.AckTimeout))
+	ackAt, err := s.exchange(ctx, conn, frame, req, start.Add(s.cfg.AckTimeout),
+		"the stall on "+s.iface+" within "+s.cfg.AckTimeout.String()+" (is the partner program running on the other end?)")
 	if err != nil {
 		s.st = nil
 		if rerr := removeState(s.opt, s.iface); rerr != nil {
@@ -160,17 +164,24 @@ func (s *Stall) Inject(ctx context.Context) error {
 	return nil
 }
 
-// exchange sends frame until the partner acknowledges req or deadline.
-func (s *Stall) exchange(ctx context.Context, conn *packet.Conn, frame []byte, req CtrlFrame, deadline time.Time) (time.Time, error) {
+// exchange sends frame until the partner acknowledges req or deadline;
+// noAck completes the ErrNoAck message ("link partner did not acknowledge
+// ..."). A send that fails for lack of buffer space (a full qdisc in front
+// of a stalled device) is tried again at the next resend.
+func (s *Stall) exchange(ctx context.Context, conn *packet.Conn, frame []byte, req CtrlFrame, deadline time.Time, noAck string) (time.Time, error) {
 	dst := &packet.Addr{HardwareAddr: s.peer()}
 	// Close unblocks the read when ctx ends.
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stop()
 	buf := make([]byte, 2048)
+	var sendErr error
 	for next := time.Now(); ; {
 		if now := time.Now(); !now.Before(next) {
 			if _, err := conn.WriteTo(frame, dst); err != nil {
-				return time.Time{}, fmt.Errorf("sending control frame on %s: %w", s.iface, err)
+				if !errors.Is(err, unix.ENOBUFS) {
+					return time.Time{}, fmt.Errorf("sending control frame on %s: %w", s.iface, err)
+				}
+				sendErr = err
 			}
 			next = now.Add(ctrlResend)
 		}
@@ -189,8 +200,10 @@ func (s *Stall) exchange(ctx context.Context, conn *packet.Conn, frame []byte, r
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				if !time.Now().Before(deadline) {
-					return time.Time{}, fmt.Errorf("%w the stall on %s within %v (is the partner program running on the other end?)",
-						ErrNoAck, s.iface, s.cfg.AckTimeout)
+					if sendErr != nil {
+						return time.Time{}, fmt.Errorf("%w %s; last send error: %w", ErrNoAck, noAck, sendErr)
+					}
+					return time.Time{}, fmt.Errorf("%w %s", ErrNoAck, noAck)
 				}
 				continue
 			}
@@ -205,24 +218,88 @@ func (s *Stall) exchange(ctx context.Context, conn *packet.Conn, frame []byte, r
 }
 
 // Restore implements Injector. A stalled partner cannot be reached over
-// the link it has stopped reading, so Restore waits until the stall ends
-// by itself (or ctx ends, which it reports).
+// the link it has stopped reading. Without StallConfig.Resume, Restore
+// waits until the stall ends by itself (or ctx ends, which it reports).
+// With it, Restore calls it and then sends a CmdResume control frame until
+// the partner acknowledges it: the acknowledgement proves that the partner
+// reads again and the stall is over. When the hook fails or no
+// acknowledgement comes before the stall would end by itself, Restore falls
+// back to waiting for that end. Describe says which way the stall ended.
+// The state file is removed only once the stall is over.
 func (s *Stall) Restore(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st == nil {
 		return nil
 	}
-	if err := waitUntil(ctx, s.st.StallUntil); err != nil {
+	until := s.st.StallUntil
+	var early error
+	if s.cfg.Resume != nil && time.Now().Before(until) {
+		at, err := s.resumeEarly(ctx, until)
+		if err == nil {
+			if err := removeState(s.opt, s.iface); err != nil {
+				return err
+			}
+			s.restored = fmt.Sprintf("stall ended early by the resume hook at %s, %v before its own end at %s (the partner acknowledged a resume frame)",
+				at.Local().Format("15:04:05.000"), until.Sub(at).Round(time.Millisecond), until.Local().Format("15:04:05.000"))
+			s.st = nil
+			return nil
+		}
+		early = err
+	}
+	if err := waitUntil(ctx, until); err != nil {
+		if early != nil && !errors.Is(early, err) {
+			err = fmt.Errorf("%w (ending it early failed: %w)", err, early)
+		}
 		return fmt.Errorf("partner stall on %s cannot be ended from this side and lasts until %s: %w",
-			s.iface, s.st.StallUntil.Local().Format("15:04:05.000"), err)
+			s.iface, until.Local().Format("15:04:05.000"), err)
 	}
 	if err := removeState(s.opt, s.iface); err != nil {
 		return err
 	}
-	s.restored = fmt.Sprintf("stall ended at %s", s.st.StallUntil.Local().Format("15:04:05.000"))
+	s.restored = fmt.Sprintf("stall ran out at %s", until.Local().Format("15:04:05.000"))
+	if early != nil {
+		s.restored += fmt.Sprintf(" (ending it early failed: %v)", early)
+	}
 	s.st = nil
 	return nil
+}
+
+// resumeEarly calls the Resume hook and waits, until the stall's own end
+// at the latest, for the partner to acknowledge a CmdResume frame. It
+// returns when the acknowledgement arrived.
+func (s *Stall) resumeEarly(parent context.Context, until time.Time) (time.Time, error) {
+	ctx, cancel := context.WithDeadline(parent, until)
+	defer cancel()
+	if err := s.cfg.Resume(ctx); err != nil {
+		return time.Time{}, fmt.Errorf("resume hook: %w", err)
+	}
+	var nb [4]byte
+	if _, err := rand.Read(nb[:]); err != nil {
+		return time.Time{}, err
+	}
+	req := CtrlFrame{Command: CmdResume, Nonce: binary.BigEndian.Uint32(nb[:])}
+	frame, err := req.MarshalEthernet(s.peer(), s.info.MAC)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var conn *packet.Conn
+	if err := inNetNS(s.opt, func() error {
+		var err error
+		conn, err = packet.Listen(s.info.netInterface(), packet.Raw, EtherTypeCtrl, nil)
+		return err
+	}); err != nil {
+		return time.Time{}, fmt.Errorf("AF_PACKET socket on %s: %w", s.iface, err)
+	}
+	defer conn.Close()
+	noAck := "a resume frame on " + s.iface + " before the stall's own end"
+	at, err := s.exchange(ctx, conn, frame, req, until, noAck)
+	if err != nil && parent.Err() == nil && ctx.Err() != nil {
+		// The stall's end came first and ended the exchange through
+		// the context rather than its own deadline: same meaning.
+		return time.Time{}, fmt.Errorf("%w %s", ErrNoAck, noAck)
+	}
+	return at, err
 }
 
 func waitUntil(ctx context.Context, t time.Time) error {
