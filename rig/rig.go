@@ -29,7 +29,8 @@
 //
 // ttyS0 is the kernel console (kept as console.log), ttyS1 the test
 // binary's output, ttyS2 the control channel of package
-// rig/internal/guestproto (boot, exit status, report files).
+// rig/internal/guestproto (boot, exit status, report files, and
+// ResumePartner's requests to end a partner stall early).
 package rig
 
 import (
@@ -157,6 +158,8 @@ type Result struct {
 	QEMUCommand []string
 	// PartnerStats are the link partner's counters at the end.
 	PartnerStats partner.Stats
+	// Resumes are the guest's ResumePartner requests, in order.
+	Resumes []ResumeRequest
 }
 
 // Errors of Run, for errors.Is.

@@ -392,6 +392,19 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 		watch.flush()
 	}()
 	ctl := newControl(c.ReportDir)
+	// The guest's test ends a partner stall early through the control
+	// port (rig.ResumePartner): the stalled partner reads nothing from
+	// the link, but it is ours.
+	ctl.resume = func(nonce string) bool {
+		stalled := p.Stalled()
+		p.Resume()
+		if stalled {
+			c.progressf("partner stall ended early at the guest's request (resume %s)", nonce)
+		} else {
+			c.progressf("the guest asked to resume the partner (resume %s), which was not stalled", nonce)
+		}
+		return stalled
+	}
 	go func() {
 		defer wg.Done()
 		ctl.read(conns["ctl"])
@@ -448,6 +461,7 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 	r.PartnerStats = p.Stats()
 	r.BootTime = watch.bootTime()
 	r.ReportFiles = ctl.files
+	r.Resumes = ctl.resumes
 	if c.ReportDir != "" {
 		r.ReportDir = c.ReportDir
 	}
@@ -675,6 +689,9 @@ func (rw *runWatcher) bootTime() time.Duration {
 type control struct {
 	reportDir   string
 	hello, exit chan struct{}
+	// resume ends the partner's stall and reports whether there was one;
+	// nil ignores RESUME lines.
+	resume func(nonce string) bool
 
 	mu      sync.Mutex
 	code    int
@@ -682,6 +699,7 @@ type control struct {
 	errs    []string
 	files   []string
 	fileErr error
+	resumes []ResumeRequest
 }
 
 func newControl(reportDir string) *control {
@@ -715,6 +733,15 @@ func (c *control) read(r io.Reader) {
 				helloed = true
 				close(c.hello)
 			}
+		case guestproto.Resume:
+			nonce := strings.TrimSpace(arg)
+			stalled := false
+			if c.resume != nil {
+				stalled = c.resume(nonce)
+			}
+			c.mu.Lock()
+			c.resumes = append(c.resumes, ResumeRequest{Nonce: nonce, At: time.Now(), Stalled: stalled})
+			c.mu.Unlock()
 		case guestproto.File:
 			_, n, _ := strings.Cut(arg, " ")
 			name, inFile = n, true

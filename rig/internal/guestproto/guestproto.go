@@ -11,11 +11,22 @@
 //	TXTO HELLO                     init started
 //	TXTO MODULE name               module loaded (or built in)
 //	TXTO READY iface               network up, test binary about to start
+//	TXTO RESUME nonce              the test binary asks the host to end the
+//	                               link partner's stall now (see below)
 //	TXTO FILE name size            a report file follows as base64 lines,
 //	...                            ended by
 //	TXTO ENDFILE
 //	TXTO ERROR message             init failed; EXIT follows
 //	TXTO EXIT code                 the test binary's exit status; power-off follows
+//
+// Every line but RESUME comes from the init, which writes nothing between
+// READY and the test binary's exit. RESUME is the one line the test binary
+// itself writes, while it runs, as a single write(2) of the whole line (so
+// it cannot interleave with anything): a stalled partner does not read the
+// DUT link, so the in-band control frame cannot end a stall, but the host,
+// which owns the partner, can. The nonce (any token without spaces) only
+// names the request in the host's log. The host answers nothing: the guest
+// sees the effect, its TX queue draining again.
 package guestproto
 
 // Paths inside the guest.
@@ -41,6 +52,7 @@ const (
 	Hello   = "HELLO"
 	Module  = "MODULE"
 	Ready   = "READY"
+	Resume  = "RESUME"
 	File    = "FILE"
 	EndFile = "ENDFILE"
 	Error   = "ERROR"

@@ -1,0 +1,36 @@
+package rig
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"txtimeout/rig/internal/guestproto"
+)
+
+// writeControlLine writes Prefix+line and a newline to the control port at
+// path in one write(2), so that the line cannot interleave with another
+// writer's, and waits until the port has sent it (tcdrain).
+func writeControlLine(path, line string) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("rig: opening the control port: %w", &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer unix.Close(fd)
+	b := []byte(guestproto.Prefix + line + "\n")
+	n, err := unix.Write(fd, b)
+	if err != nil {
+		return fmt.Errorf("rig: writing to the control port %s: %w", path, err)
+	}
+	if n != len(b) {
+		return fmt.Errorf("rig: short write to the control port %s (%d of %d bytes)", path, n, len(b))
+	}
+	// TCSBRK with a non-zero argument is tcdrain. A file standing in for
+	// the port in tests is no terminal.
+	if err := unix.IoctlSetInt(fd, unix.TCSBRK, 1); err != nil && !errors.Is(err, unix.ENOTTY) {
+		return fmt.Errorf("rig: draining the control port %s: %w", path, err)
+	}
+	return nil
+}
