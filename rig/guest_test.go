@@ -101,6 +101,7 @@ func TestGuestChecks(t *testing.T) {
 		}
 	})
 	t.Run("StallFreezesTX", testStallFreezesTX)
+	t.Run("ResumeEndsStall", testResumeEndsStall)
 }
 
 func readSys(t *testing.T, name string) string {

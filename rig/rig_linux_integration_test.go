@@ -21,7 +21,8 @@ import (
 
 // TestIntegrationRigBoot boots the rig once with this package's own test
 // binary and mirrors TestGuestChecks: the environment, eth0, ping of the
-// partner (1472 and 2048 bytes) and a stall that freezes the TX counter.
+// partner (1472 and 2048 bytes), a stall that freezes the TX counter, and
+// a stall ended early through the control port (ResumePartner).
 func TestIntegrationRigBoot(t *testing.T) {
 	t.Parallel()
 	c := ConfigFromEnv()
@@ -39,8 +40,17 @@ func TestIntegrationRigBoot(t *testing.T) {
 	if ps.Fragments == 0 {
 		t.Errorf("partner saw no IPv4 fragments: the 2048-byte pings did not arrive fragmented")
 	}
-	if ps.Stalls != 1 {
-		t.Errorf("partner stalled %d times, want 1", ps.Stalls)
+	if ps.Stalls != 2 {
+		t.Errorf("partner stalled %d times, want 2 (StallFreezesTX, ResumeEndsStall)", ps.Stalls)
+	}
+	if ps.Stalled {
+		t.Errorf("partner still stalled at the end of the run")
+	}
+	// ResumeEndsStall's one request reached the host while the partner
+	// was stalled, so it ended that stall.
+	t.Logf("resume requests: %+v", r.Resumes)
+	if len(r.Resumes) != 1 || !r.Resumes[0].Stalled || r.Resumes[0].Nonce == "" {
+		t.Errorf("resume requests %+v, want one, with a nonce, received while the partner was stalled", r.Resumes)
 	}
 	b, err := os.ReadFile(r.ReportDir + "/guest-checks.txt")
 	if err != nil || string(b) != "written in the guest\n" {

@@ -282,6 +282,7 @@ func TestControlRead(t *testing.T) {
 func FuzzControlRead(f *testing.F) {
 	f.Add("TXTO HELLO\nTXTO FILE 3 a\nYWJj\nTXTO ENDFILE\nTXTO EXIT 0\n")
 	f.Add("TXTO FILE\nTXTO ENDFILE\nTXTO EXIT x\nTXTO ERROR boom\n")
+	f.Add("TXTO RESUME 0a1b2c3d\nTXTO RESUME\nTXTO READY eth0\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		if len(in) > 1<<16 {
 			return

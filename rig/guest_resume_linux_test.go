@@ -1,0 +1,114 @@
+package rig
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"txtimeout/faultinject"
+)
+
+// offerUDP sends 1400-byte datagrams to the partner's discard port every
+// 2 ms until ctx ends, counting the attempts; a write deadline keeps it
+// offering when a stalled queue has filled the socket's send buffer. The
+// returned function stops it and waits for it.
+func offerUDP(ctx context.Context, attempts *atomic.Uint64) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		udp, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: PeerIP, Port: 9})
+		if err != nil {
+			return
+		}
+		defer udp.Close()
+		payload := make([]byte, 1400)
+		for ctx.Err() == nil {
+			attempts.Add(1)
+			udp.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+			udp.Write(payload)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// testResumeEndsStall stalls the partner for 15 s through faultinject with
+// rig.ResumePartner as the resume hook, checks that TX froze, and has
+// Restore end the stall early: Restore must come back before the stall's
+// own end with the partner's acknowledgement of a resume frame, and TX
+// must move again before that end. The host checks that the partner
+// received the request while stalled (Result.Resumes).
+func testResumeEndsStall(t *testing.T) {
+	const stall = 15 * time.Second
+	var hookCalls atomic.Int32
+	hook := func(context.Context) error {
+		hookCalls.Add(1)
+		return ResumePartner()
+	}
+	s, err := faultinject.NewStall(DUTIface, faultinject.StallConfig{For: stall, PeerMAC: PeerMAC, Resume: hook},
+		faultinject.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stall+30*time.Second)
+	defer cancel()
+	if err := s.Inject(ctx); err != nil {
+		t.Fatalf("Inject: %v", err)
+	}
+	defer s.Restore(context.Background())
+	until := s.Until()
+
+	var attempts atomic.Uint64
+	stopUDP := offerUDP(ctx, &attempts)
+	defer stopUDP()
+
+	// Frozen: tx_packets stands still for 2 s while datagrams are offered.
+	// It must happen well inside the stall, or there is nothing to end.
+	var frozenAt uint64
+	lastTX, lastAttempts, since := txPackets(t), attempts.Load(), time.Now()
+	for deadline := until.Add(-5 * time.Second); ; {
+		time.Sleep(100 * time.Millisecond)
+		tx := txPackets(t)
+		if tx != lastTX {
+			lastTX, lastAttempts, since = tx, attempts.Load(), time.Now()
+		} else if time.Since(since) >= 2*time.Second && attempts.Load() > lastAttempts {
+			frozenAt = tx
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tx_packets never stood still for 2s before %v: the stall did not stop the device", deadline.Format("15:04:05.000"))
+		}
+	}
+	t.Logf("tx_packets frozen at %d, %v before the stall's own end", frozenAt, time.Until(until).Round(100*time.Millisecond))
+
+	if err := s.Restore(ctx); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	restored := time.Now()
+	t.Log(s.Describe())
+	if hookCalls.Load() != 1 {
+		t.Errorf("resume hook called %d times, want 1", hookCalls.Load())
+	}
+	if !restored.Before(until) {
+		t.Fatalf("Restore returned at %s, not before the stall's own end at %s: ResumePartner did not end it",
+			restored.Format("15:04:05.000"), until.Format("15:04:05.000"))
+	}
+	if d := s.Describe(); !strings.Contains(d, "ended early") {
+		t.Errorf("Describe = %q, want it to say the stall ended early", d)
+	}
+	for txPackets(t) <= frozenAt {
+		if !time.Now().Before(until) {
+			t.Fatalf("tx_packets stayed at %d until the stall's own end although it was resumed", frozenAt)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("tx_packets moving again %v before the stall's own end", time.Until(until).Round(10*time.Millisecond))
+	stopUDP()
+	if st := ping(t, 56, 1); st.PacketsRecv != 1 {
+		t.Errorf("no echo reply after the resumed stall")
+	}
+}
