@@ -1,12 +1,14 @@
 package scenarios
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"txtimeout/faultinject"
 	"txtimeout/harness"
+	"txtimeout/rig"
 	"txtimeout/traffic"
 )
 
@@ -100,7 +102,7 @@ func partnerStallScenario(t *testing.T, cfg harness.Config, source string) fault
 	if dst == nil || mac == nil {
 		t.Skip("skipping: PartnerStall needs the partner's IP and MAC (-peer-ip, -peer-mac)")
 	}
-	inj, err := faultinject.NewStall(cfg.Iface, faultinject.StallConfig{For: cfg.StallFor, PeerMAC: mac}, faultinject.Options{})
+	inj, err := faultinject.NewStall(cfg.Iface, faultinject.StallConfig{For: cfg.StallFor, PeerMAC: mac, Resume: rigResume(cfg)}, faultinject.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,4 +194,15 @@ func stallDecision(cfg harness.Config, what string) func(harness.Verdict, loadRe
 		return harness.Pass, fmt.Sprintf("the watchdog fired %d ms after %s (%d tx timeouts counted, driver line seen: %t) and the device recovered in %d ms",
 			v.FirstTimeoutMS, what, v.TxTimeoutCount, v.HandlerLogged, v.RecoverMS)
 	}
+}
+
+// rigResume ends a partner stall early on the virtual rig, through the
+// rig's control port: a stalled partner cannot read an in-band resume, and
+// without it every PartnerStall scenario waits out the whole stall after
+// the watchdog has already fired. Elsewhere the stall runs out by itself.
+func rigResume(cfg harness.Config) func(context.Context) error {
+	if !cfg.Rig {
+		return nil
+	}
+	return func(context.Context) error { return rig.ResumePartner() }
 }
