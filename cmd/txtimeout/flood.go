@@ -81,6 +81,11 @@ func runFlood(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *size == 0 {
 		return usagef("-size must be at least 1")
 	}
+	// Every flood stops by itself: a time bound beyond the one Flood puts
+	// on a count-only flood is refused rather than trusted.
+	if *dur > traffic.MaxUnboundedTime {
+		return usagef("-for %v is longer than %v", *dur, traffic.MaxUnboundedTime)
+	}
 	c := traffic.FloodConfig{
 		Dst: ip, Iface: *iface, Size: *size, Interval: *interval, Count: *count, For: *dur,
 		Senders: *senders, Unprivileged: *unpriv, NetNS: *netnsPath,

@@ -54,10 +54,26 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parseFlags parses args into fs and turns any failure into a usageError.
-// flag.ErrHelp is passed through so that -h exits 0.
+// The flag package would print its error and the whole usage before run's
+// one "txtimeout:" line, so it parses with its output discarded; only -h
+// or -help (flag.ErrHelp, passed through so that it exits 0) prints the
+// usage: the command's own fs.Usage, or the flag defaults on fs's output.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	// The flag package also calls Usage itself on every error; a command's
+	// own Usage may write to its stderr directly, so it is silenced too.
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			if fs.Usage != nil { // flag.NewFlagSet sets a default one
+				fs.Usage()
+			} else {
+				fs.PrintDefaults()
+			}
 			return err
 		}
 		return usageError{err.Error()}

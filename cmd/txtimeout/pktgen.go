@@ -50,6 +50,10 @@ type pktgenJSON struct {
 	Seconds float64            `json:"seconds"`
 }
 
+// maxPktgenSize bounds -size: pktgen builds one IPv4/UDP packet per frame
+// (net/core/pktgen.c fill_packet_ipv4), whose IPv4 total length is 16 bits.
+const maxPktgenSize = 65535
+
 func runPktgen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pktgen", stderr)
 	iface := fs.String("iface", "", "network `device` to send on (required)")
@@ -81,10 +85,14 @@ func runPktgen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("-iface is required")
 	case *size <= 0:
 		return usagef("-size must be positive (the kernel raises it to 42 at least)")
+	case *size > maxPktgenSize:
+		return usagef("-size %d is larger than %d, the largest frame pktgen is given here", *size, maxPktgenSize)
 	case *threads < 1:
 		return usagef("-threads must be at least 1")
 	case *dur <= 0:
 		return usagef("-for must be positive: pktgen runs are always time-bounded")
+	case *dur > traffic.MaxUnboundedTime:
+		return usagef("-for %v is longer than %v", *dur, traffic.MaxUnboundedTime)
 	}
 	ip := func(name, s string) (net.IP, error) {
 		v := net.ParseIP(s)

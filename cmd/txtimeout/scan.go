@@ -114,6 +114,12 @@ func scanLog(ctx context.Context, name string, in io.Reader, kernelOnly bool, st
 
 // scanFollow prints the events of new /dev/kmsg records until ctx ends.
 func scanFollow(ctx context.Context, path string, kernelOnly bool, stdout, stderr io.Writer) error {
+	// A regular file or a directory opens, but cannot be followed (the
+	// reader polls): refuse it here, so that a failed follow is one line
+	// and the progress line below is printed only for a log that follows.
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&(os.ModeCharDevice|os.ModeNamedPipe) == 0 {
+		return fmt.Errorf("%s is not a kernel log device (want a character device such as %s, or a named pipe)", path, kmsg.DefaultPath)
+	}
 	r, err := kmsg.Open(kmsg.Options{Path: path})
 	if errors.Is(err, os.ErrPermission) {
 		return fmt.Errorf("%w (run as root, or set kernel.dmesg_restrict=0)", err)
