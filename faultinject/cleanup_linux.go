@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -149,7 +152,8 @@ func removeLeftoverQdisc(o Options, iface string) ([]string, error) {
 }
 
 // CleanupAll runs Cleanup for every interface with a state file and every
-// interface (in o's namespace) with a leftover project qdisc.
+// interface (in o's namespace) with a leftover project qdisc, then removes
+// the project's pktgen devices (IFACE@N) left on any other interface.
 func CleanupAll(ctx context.Context, o Options) ([]string, error) {
 	ifaces, err := StaleState(o)
 	if err != nil {
@@ -193,10 +197,91 @@ func CleanupAll(ctx context.Context, o Options) ([]string, error) {
 			errs = append(errs, err)
 		}
 	}
+	// pktgen devices on interfaces without a state file or a leftover
+	// qdisc (a killed "txtimeout pktgen" or scenario leaves only those).
+	a, err := removeProjectPktgen(o)
+	actions = append(actions, a...)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if len(actions) == 0 && len(errs) == 0 {
 		actions = append(actions, "clean, nothing to do")
 	}
 	return actions, errors.Join(errs...)
+}
+
+// removeProjectPktgen runs cleanupProjectPktgen in o's namespace.
+func removeProjectPktgen(o Options) ([]string, error) {
+	var acts []string
+	err := inNetNS(o, func() error {
+		var err error
+		acts, err = cleanupProjectPktgen(pktgenDir)
+		return err
+	})
+	return acts, err
+}
+
+// cleanupProjectPktgen removes, under dir (a /proc/net/pktgen), the pktgen
+// devices this project leaves behind, whatever interface they are on: the
+// project adds every device as IFACE@THREAD (traffic.PktgenDevice), so any
+// device with an @ tag counts as the project's. A device added by hand
+// without a tag is left alone unless it shares a kernel thread with one of
+// them: pktgen can only empty a whole thread (rem_device_all), and the
+// actions name every device that goes. pktgen is stopped first when one
+// of the devices is still running. A kernel without pktgen is clean.
+func cleanupProjectPktgen(dir string) ([]string, error) {
+	threads, err := filepath.Glob(filepath.Join(dir, "kpktgend_*"))
+	if err != nil {
+		return nil, err
+	}
+	// First read every thread, so that pktgen is stopped before any
+	// thread is emptied.
+	type thread struct {
+		path         string
+		mine, others []string
+	}
+	var todo []thread
+	running := false
+	for _, th := range threads {
+		b, err := os.ReadFile(th)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pktgen: %w", err)
+		}
+		run, stop := parsePktgenThread(string(b))
+		t := thread{path: th}
+		for i, d := range append(run, stop...) {
+			if strings.Contains(d, "@") {
+				t.mine = append(t.mine, d)
+				running = running || i < len(run)
+			} else {
+				t.others = append(t.others, d)
+			}
+		}
+		if len(t.mine) > 0 {
+			todo = append(todo, t)
+		}
+	}
+	var actions []string
+	if running {
+		if err := os.WriteFile(filepath.Join(dir, "pgctrl"), []byte("stop"), 0); err != nil {
+			return nil, fmt.Errorf("pktgen: stopping: %w", err)
+		}
+		actions = append(actions, "pktgen: stopped pktgen, which was still sending")
+	}
+	for _, t := range todo {
+		if err := os.WriteFile(t.path, []byte("rem_device_all"), 0); err != nil {
+			return actions, fmt.Errorf("pktgen: rem_device_all on %s: %w", filepath.Base(t.path), err)
+		}
+		a := fmt.Sprintf("pktgen: removed leftover devices %s from %s", strings.Join(t.mine, " "), filepath.Base(t.path))
+		if len(t.others) > 0 {
+			a += fmt.Sprintf(" (rem_device_all removed %s with them: pktgen empties a whole thread)", strings.Join(t.others, " "))
+		}
+		actions = append(actions, a)
+	}
+	return actions, nil
 }
 
 // processAlive reports whether pid is a running process.
