@@ -252,49 +252,57 @@ func probeNetem() error {
 func tryNetem() error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		ns, err := netns.New()
-		if err != nil {
-			errc <- fmt.Errorf("new network namespace: %w", err)
-			return
-		}
-		defer ns.Close()
-		defer func() {
-			if netns.Set(orig) == nil {
-				runtime.UnlockOSThread()
-			}
-		}()
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			errc <- fmt.Errorf("loopback of the probe namespace: %w", err)
-			return
-		}
-		q := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: lo.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(1, 0)},
-			netlink.NetemQdiscAttrs{Latency: 1000, Limit: 1000})
-		err = netlink.QdiscAdd(q)
-		switch {
-		case err == nil:
-			errc <- nil
-		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EOPNOTSUPP):
-			reason := "the kernel does not know the netem qdisc"
-			switch kernelConfig("CONFIG_NET_SCH_NETEM") {
-			case "n":
-				reason += " (CONFIG_NET_SCH_NETEM is not set)"
-			case "m":
-				reason += " (sch_netem is a module that did not load)"
-			}
-			errc <- fmt.Errorf("%s: %w", reason, ErrNotSupported)
-		default:
-			errc <- fmt.Errorf("adding a netem qdisc: %w", err)
-		}
+		// The answer is sent only after the thread is back in its own
+		// namespace: a caller that went on while this (possibly main)
+		// thread was still in the probe namespace would see the probe's
+		// /proc/net.
+		errc <- netemInNewNamespace()
 	}()
 	return <-errc
+}
+
+// netemInNewNamespace does the work of tryNetem on the calling goroutine,
+// which it locks to its thread; the thread is unlocked only once it is back
+// in its original namespace.
+func netemInNewNamespace() error {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return fmt.Errorf("current network namespace: %w", err)
+	}
+	defer orig.Close()
+	ns, err := netns.New()
+	if err != nil {
+		return fmt.Errorf("new network namespace: %w", err)
+	}
+	defer ns.Close()
+	defer func() {
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("loopback of the probe namespace: %w", err)
+	}
+	q := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: lo.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(1, 0)},
+		netlink.NetemQdiscAttrs{Latency: 1000, Limit: 1000})
+	err = netlink.QdiscAdd(q)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EOPNOTSUPP):
+		reason := "the kernel does not know the netem qdisc"
+		switch kernelConfig("CONFIG_NET_SCH_NETEM") {
+		case "n":
+			reason += " (CONFIG_NET_SCH_NETEM is not set)"
+		case "m":
+			reason += " (sch_netem is a module that did not load)"
+		}
+		return fmt.Errorf("%s: %w", reason, ErrNotSupported)
+	default:
+		return fmt.Errorf("adding a netem qdisc: %w", err)
+	}
 }
 
 var (
