@@ -1,13 +1,17 @@
 package scenarios
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"txtimeout/harness"
 )
 
 // kernelRelease is uname -r of the machine the scenarios run on.
@@ -47,4 +51,20 @@ func peer(ip, mac string) (net.IP, net.HardwareAddr) {
 		hw, _ = net.ParseMAC(mac) // LoadConfig validated it
 	}
 	return net.ParseIP(ip).To4(), hw
+}
+
+// skip records a scenario that cannot run here in the report (so that
+// report.json and report.ktap list it with its reason), then skips it.
+func skip(t *testing.T, reason string) {
+	t.Helper()
+	harness.Finish(t, report, harness.ScenarioReport{
+		Result:  harness.Skip,
+		Reason:  reason,
+		Verdict: harness.Verdict{FirstTimeoutMS: -1, RecoverMS: -1},
+	})
+}
+
+func skipf(t *testing.T, format string, a ...any) {
+	t.Helper()
+	skip(t, fmt.Sprintf(format, a...))
 }

@@ -28,10 +28,10 @@ func TestPktgen(t *testing.T) {
 // pktgenThroughput runs the seed's per-CPU pktgen configuration, bounded
 // by count, and reports packets/s and Mb/s per thread and in total.
 func pktgenThroughput(t *testing.T, cfg harness.Config) {
-	harness.Need(t, preflight(), harness.CheckRoot, harness.CheckIface, harness.CheckPktgen)
+	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckIface, harness.CheckPktgen)
 	dst, mac := peer(cfg.PeerIP, cfg.PeerMAC)
 	if dst == nil || mac == nil {
-		t.Skip("skipping: Pktgen/Throughput needs the partner's IP and MAC (-peer-ip, -peer-mac) so that its packets are addressed to it")
+		skip(t, "skipping: Pktgen/Throughput needs the partner's IP and MAC (-peer-ip, -peer-mac) so that its packets are addressed to it")
 	}
 	threads := runtime.NumCPU()
 	pc := traffic.SeedConfig(cfg.Iface, threads, traffic.SeedOptions{

@@ -37,10 +37,10 @@ func netemDelay(t *testing.T, cfg harness.Config) { netemDelayScenario(t, cfg).r
 // netemDelayScenario checks what NetemDelay needs (skipping t when it is
 // missing) and returns the scenario.
 func netemDelayScenario(t *testing.T, cfg harness.Config) faultScenario {
-	harness.Need(t, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver, harness.CheckNetem)
+	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver, harness.CheckNetem)
 	dst, _ := peer(cfg.PeerIP, cfg.PeerMAC)
 	if dst == nil {
-		t.Skip("skipping: NetemDelay needs the partner's IP address to ping (set -peer-ip or TXTIMEOUT_PEER_IP)")
+		skip(t, "skipping: NetemDelay needs the partner's IP address to ping (set -peer-ip or TXTIMEOUT_PEER_IP)")
 	}
 	inj, err := faultinject.NewNetem(cfg.Iface, faultinject.NetemConfig{Delay: cfg.NetemDelay}, faultinject.Options{})
 	if err != nil {
@@ -94,13 +94,13 @@ func partnerStallScenario(t *testing.T, cfg harness.Config, source string) fault
 	if source == "pktgen" {
 		checks = append(checks, harness.CheckPktgen)
 	}
-	harness.Need(t, preflight(), checks...)
+	harness.NeedFor(t, report, preflight(), checks...)
 	if cfg.Partner != harness.PartnerInband {
-		t.Skipf("skipping: PartnerStall needs a link partner that runs the partner program (the virtual rig: leave TXTIMEOUT_IFACE unset); partner is %q", cfg.Partner)
+		skipf(t, "skipping: PartnerStall needs a link partner that runs the partner program (the virtual rig: leave TXTIMEOUT_IFACE unset); partner is %q", cfg.Partner)
 	}
 	dst, mac := peer(cfg.PeerIP, cfg.PeerMAC)
 	if dst == nil || mac == nil {
-		t.Skip("skipping: PartnerStall needs the partner's IP and MAC (-peer-ip, -peer-mac)")
+		skip(t, "skipping: PartnerStall needs the partner's IP and MAC (-peer-ip, -peer-mac)")
 	}
 	inj, err := faultinject.NewStall(cfg.Iface, faultinject.StallConfig{For: cfg.StallFor, PeerMAC: mac, Resume: rigResume(cfg)}, faultinject.Options{})
 	if err != nil {
@@ -130,16 +130,16 @@ func partnerStallScenario(t *testing.T, cfg harness.Config, source string) fault
 // port while pinging: the MAC stops transmitting.
 func pauseFlood(t *testing.T, cfg harness.Config) {
 	if cfg.Rig {
-		t.Skip("skipping: PauseFlood needs a hardware rig with a partner port (-partner-iface) wired to the DUT; " +
+		skip(t, "skipping: PauseFlood needs a hardware rig with a partner port (-partner-iface) wired to the DUT; "+
 			"the virtual rig's emulated NIC does not honour PAUSE frames, and PartnerStall covers it")
 	}
 	if cfg.PartnerIface == "" {
-		t.Skip("skipping: PauseFlood needs a partner port wired to the DUT that sends the PAUSE frames (-partner-iface or TXTIMEOUT_PARTNER_IFACE)")
+		skip(t, "skipping: PauseFlood needs a partner port wired to the DUT that sends the PAUSE frames (-partner-iface or TXTIMEOUT_PARTNER_IFACE)")
 	}
-	harness.Need(t, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	dst, _ := peer(cfg.PeerIP, cfg.PeerMAC)
 	if dst == nil {
-		t.Skip("skipping: PauseFlood needs the partner's IP address to flood (-peer-ip)")
+		skip(t, "skipping: PauseFlood needs the partner's IP address to flood (-peer-ip)")
 	}
 	inj, err := faultinject.NewPauseFlood(cfg.PartnerIface, faultinject.PauseConfig{For: cfg.StallFor, DUTIface: cfg.Iface}, faultinject.Options{})
 	if err != nil {
