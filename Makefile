@@ -5,7 +5,7 @@ DEPS     := scripts/install-deps
 # How long a few seconds of fuzzing in `make test` lasts per target.
 FUZZTIME ?= 3s
 
-.PHONY: all deps build test unit fuzz check bench txtimeout clean
+.PHONY: all deps build test unit fuzz check bench soak txtimeout clean
 
 all: build
 
@@ -45,6 +45,12 @@ check:
 
 bench: deps
 	$(GO) run ./cmd/benchreport
+
+# PartnerStall/ICMP many times in one rig boot: same verdict every run, no
+# goroutine or fd leak, flat memory. TXTIMEOUT_SOAK=N (default 20).
+soak: deps
+	TXTIMEOUT_SOAK=$${TXTIMEOUT_SOAK:-20} TXTIMEOUT_RIG_TIMEOUT=$${TXTIMEOUT_RIG_TIMEOUT:-30m} \
+		$(GO) test -count=1 -v -timeout 45m ./scenarios -run '^TestSoak$$'
 
 clean:
 	rm -rf bin
