@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/mdlayher/netlink"
-	"github.com/mdlayher/netlink/nlenc"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,9 +43,9 @@ type qdiscInfo struct {
 func tcmsg(ifindex int, handle, parent uint32) []byte {
 	b := make([]byte, tcmsgLen)
 	b[0] = unix.AF_UNSPEC
-	nlenc.PutInt32(b[4:8], int32(ifindex))
-	nlenc.PutUint32(b[8:12], handle)
-	nlenc.PutUint32(b[12:16], parent)
+	binary.NativeEndian.PutUint32(b[4:8], uint32(int32(ifindex)))
+	binary.NativeEndian.PutUint32(b[8:12], handle)
+	binary.NativeEndian.PutUint32(b[12:16], parent)
 	return b
 }
 
@@ -96,9 +95,9 @@ func parseQdiscMsg(b []byte) (qdiscInfo, error) {
 		return qdiscInfo{}, fmt.Errorf("qdisc message too short (%d bytes)", len(b))
 	}
 	q := qdiscInfo{
-		Ifindex: int(nlenc.Int32(b[4:8])),
-		Handle:  nlenc.Uint32(b[8:12]),
-		Parent:  nlenc.Uint32(b[12:16]),
+		Ifindex: int(int32(binary.NativeEndian.Uint32(b[4:8]))),
+		Handle:  binary.NativeEndian.Uint32(b[8:12]),
+		Parent:  binary.NativeEndian.Uint32(b[12:16]),
 	}
 	ad, err := netlink.NewAttributeDecoder(b[tcmsgLen:])
 	if err != nil {
@@ -119,16 +118,16 @@ func parseQdiscMsg(b []byte) (qdiscInfo, error) {
 					switch nad.Type() {
 					case tcaStatsBasic: // struct gnet_stats_basic: u64 bytes, u32 packets
 						if len(v) >= 12 {
-							q.Stats.Bytes = nlenc.Uint64(v[0:8])
-							q.Stats.Packets = uint64(nlenc.Uint32(v[8:12]))
+							q.Stats.Bytes = binary.NativeEndian.Uint64(v[0:8])
+							q.Stats.Packets = uint64(binary.NativeEndian.Uint32(v[8:12]))
 						}
 					case tcaStatsQueue: // struct gnet_stats_queue
 						if len(v) >= 20 {
-							q.Stats.QLen = nlenc.Uint32(v[0:4])
-							q.Stats.Backlog = nlenc.Uint32(v[4:8])
-							q.Stats.Drops = nlenc.Uint32(v[8:12])
-							q.Stats.Requeues = nlenc.Uint32(v[12:16])
-							q.Stats.Overlimits = nlenc.Uint32(v[16:20])
+							q.Stats.QLen = binary.NativeEndian.Uint32(v[0:4])
+							q.Stats.Backlog = binary.NativeEndian.Uint32(v[4:8])
+							q.Stats.Drops = binary.NativeEndian.Uint32(v[8:12])
+							q.Stats.Requeues = binary.NativeEndian.Uint32(v[12:16])
+							q.Stats.Overlimits = binary.NativeEndian.Uint32(v[16:20])
 						}
 					}
 				}
@@ -267,7 +266,7 @@ func parseNetemOptions(b []byte) (netemOptions, error) {
 	}
 	var n netemOptions
 	for i, p := range []*uint32{&n.Latency, &n.Limit, &n.Loss, &n.Gap, &n.Duplicate, &n.Jitter} {
-		*p = nlenc.Uint32(b[i*4 : i*4+4])
+		*p = binary.NativeEndian.Uint32(b[i*4 : i*4+4])
 	}
 	if len(b) == netemQoptLen {
 		return n, nil

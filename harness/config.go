@@ -202,7 +202,6 @@ func (f *flagValue) IsBoolFlag() bool   { return f.b }
 
 var (
 	flagsMu sync.Mutex
-	flagSet *flag.FlagSet
 	flagVal map[string]*flagValue
 )
 
@@ -221,7 +220,7 @@ func RegisterFlags(fs *flag.FlagSet) {
 		vals[s.flag] = v
 		fs.Var(v, s.flag, s.usage+" (env "+s.env+")")
 	}
-	flagSet, flagVal = fs, vals
+	flagVal = vals
 }
 
 // LoadConfig resolves the configuration from the defaults, the environment

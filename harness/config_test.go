@@ -114,7 +114,7 @@ func TestRegisterFlagsFlagsWin(t *testing.T) {
 	RegisterFlags(fs)
 	t.Cleanup(func() {
 		flagsMu.Lock()
-		flagSet, flagVal = nil, nil
+		flagVal = nil
 		flagsMu.Unlock()
 	})
 	mustNoErr(t, fs.Parse([]string{"-iface", "eth9", "-lava", "-senders=2"}))

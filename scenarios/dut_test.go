@@ -5,8 +5,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -33,15 +31,6 @@ func driverOf(iface string) string {
 		return ""
 	}
 	return filepath.Base(l)
-}
-
-// txPackets reads iface's tx_packets counter.
-func txPackets(iface string) (uint64, error) {
-	b, err := os.ReadFile(filepath.Join("/sys/class/net", iface, "statistics/tx_packets"))
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 }
 
 // peer returns the configured partner IP and MAC (either may be nil).

@@ -259,7 +259,8 @@ func firstLine(s string) string {
 func findModule(ctx context.Context) (goBin, dir string, err error) {
 	goBin, err = exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		// Go's usual install location (go.dev/doc/install).
+		goBin = "/usr/local/go/bin/go"
 		if _, serr := os.Stat(goBin); serr != nil {
 			return "", "", fmt.Errorf("the go command is not in PATH (add /usr/local/go/bin to PATH)")
 		}

@@ -458,7 +458,7 @@ func (b *bench) stepPktgen(ctx context.Context) error {
 		return errors.New(why)
 	}
 	b.res.add("pktgen_ratio_vs_shell", m["pktgen_ratio_vs_shell"], "ratio", "≈ 1: pktgen's own rate; the driver only configures it",
-		fmt.Sprintf("pps (pktgen's Result line) with traffic.RunPktgen / with plain echo-style writes; the seed's per-CPU configuration, 4 runs each (ABBA BAAB), in one guest boot"))
+		"pps (pktgen's Result line) with traffic.RunPktgen / with plain echo-style writes; the seed's per-CPU configuration, 4 runs each (ABBA BAAB), in one guest boot")
 	b.res.add("pktgen_go_pps", m["pktgen_go_pps"], "pps", "-", "traffic.RunPktgen (every write's Result line checked)")
 	b.res.add("pktgen_shell_pps", m["pktgen_shell_pps"], "pps", "-", "the seed's `echo CMD > FILE` pattern, no checks")
 	b.res.add("pktgen_go_wall_ms", m["pktgen_go_wall_ms"], "ms", "-", "configure, run, read results and clean up")
