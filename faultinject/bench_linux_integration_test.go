@@ -22,7 +22,7 @@ func BenchmarkIntegrationPauseResend(b *testing.B) {
 			var maxGap time.Duration
 			const dur = 300 * time.Millisecond
 			for b.Loop() {
-				p, err := NewPauseFlood(v.B, PauseConfig{For: dur, Quanta: q}, Options{NetNS: v.NS, StateDir: b.TempDir()})
+				p, err := NewPauseFlood(v.B, PauseConfig{For: dur, Quanta: q}, Options{NetNS: v.NS, StateDir: b.TempDir(), AllowNoTxTimeout: true})
 				if err != nil {
 					b.Fatal(err)
 				}

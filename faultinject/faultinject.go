@@ -14,9 +14,10 @@
 //     switched on for the duration.
 //
 // Every injector checks the interface before it changes anything (exists,
-// up, not loopback, no default route unless allowed), writes what it is
-// about to change to a state file (StateDir/IFACE.json) before changing it,
-// and restores exactly what it found. A crashed run leaves the state file
+// up, not loopback, and unless allowed no default route and a driver with
+// a tx-timeout handler), writes what it is about to change to a state file
+// (StateDir/IFACE.json) before changing it, and restores exactly what it
+// found. A crashed run leaves the state file
 // behind: Cleanup restores from it, and a new Inject refuses to start until
 // it has been cleaned.
 //
@@ -54,6 +55,11 @@ type Options struct {
 	// AllowDefaultRoute allows an interface that carries a default route
 	// (normally a rig's management link, which must never be stalled).
 	AllowDefaultRoute bool
+	// AllowNoTxTimeout allows a virtual interface whose driver has no
+	// ndo_tx_timeout (veth, dummy, bridge, tun, ...), on which the kernel's
+	// TX watchdog never fires: for tests of the injectors themselves,
+	// which run on veth pairs.
+	AllowNoTxTimeout bool
 	// StateDir holds the state files; DefaultStateDir when empty.
 	StateDir string
 	// NetNS is the path of a network namespace (for example
@@ -88,7 +94,8 @@ var (
 	// ErrNetemUnavailable means the kernel has no netem qdisc.
 	ErrNetemUnavailable = errors.New("netem qdisc not available in this kernel (CONFIG_NET_SCH_NETEM)")
 	// ErrUnsafeInterface means a safety check refused the interface
-	// (missing, down, loopback, carries the default route).
+	// (missing, down, loopback, carries the default route, has no
+	// tx-timeout handler).
 	ErrUnsafeInterface = errors.New("refusing interface")
 	// ErrStaleState means an earlier run left state behind that must be
 	// cleaned first ("txtimeout cleanup").

@@ -26,7 +26,8 @@ func TestMain(m *testing.M) {
 
 func helperInjectAndHang() int {
 	netemKind = "pfifo" // this host has no netem; see usePfifoSeam
-	o := Options{NetNS: os.Getenv("TXTO_FI_NETNS"), StateDir: os.Getenv("TXTO_FI_STATE")}
+	// The interface is a veth, which has no tx-timeout handler.
+	o := Options{NetNS: os.Getenv("TXTO_FI_NETNS"), StateDir: os.Getenv("TXTO_FI_STATE"), AllowNoTxTimeout: true}
 	n, err := NewNetem(os.Getenv("TXTO_FI_IFACE"), NetemConfig{}, o)
 	if err == nil {
 		err = n.Inject(context.Background())
@@ -118,7 +119,7 @@ func TestIntegrationKillThenCleanup(t *testing.T) {
 	}
 
 	// A new run refuses while the stale state is there.
-	_, stderr, code := runCLI(t, bin, "inject", "netem", "-iface", v.A, "-netns", v.NS, "-state-dir", stateDir, "-for", "1s")
+	_, stderr, code := runCLI(t, bin, "inject", "netem", "-iface", v.A, "-netns", v.NS, "-state-dir", stateDir, "-allow-no-handler", "-for", "1s")
 	if code != 1 || !strings.HasPrefix(stderr, "txtimeout: ") || !strings.Contains(stderr, "stale state") || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("inject over stale state: exit %d, stderr %q; want 1 and one 'stale state' line", code, stderr)
 	}

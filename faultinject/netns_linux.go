@@ -100,8 +100,9 @@ func (i ifaceInfo) netInterface() *net.Interface {
 }
 
 // checkIface refuses, with one line, an interface that must not be
-// touched: it does not exist, is down, is loopback, or carries a default
-// route (unless allowed).
+// touched: it does not exist, is down, is loopback, carries a default
+// route (unless allowed), or is a virtual device whose driver has no
+// ndo_tx_timeout (unless allowed).
 func checkIface(o Options, name string) (ifaceInfo, error) {
 	if err := validIfaceName(name); err != nil {
 		return ifaceInfo{}, err
@@ -136,7 +137,37 @@ func checkIface(o Options, name string) (ifaceInfo, error) {
 			return info, fmt.Errorf("%w %s: it carries a default route, probably the management link (allow it explicitly if it is the DUT link)", ErrUnsafeInterface, name)
 		}
 	}
+	if !o.AllowNoTxTimeout {
+		if kind, none := noTxTimeoutKind(l.Type()); none {
+			return info, fmt.Errorf("%w %s: it has no tx-timeout handler (%s), so the kernel never arms its TX watchdog (allow it explicitly to exercise the injector itself)", ErrUnsafeInterface, name, kind)
+		}
+	}
 	return info, nil
+}
+
+// noTxTimeoutKinds are link kinds (IFLA_INFO_KIND, as vishvananda/netlink
+// names them in Link.Type) whose drivers have no ndo_tx_timeout: the
+// kernel arms the TX watchdog only for devices that have one
+// (net/sched/sch_generic.c, dev_watchdog), so a stalled injection there can
+// never fire it. Physical NICs have no kind ("device") and are left to the
+// harness's driver table (harness.Drivers), which faultinject does not
+// import; loopback is refused on its own.
+var noTxTimeoutKinds = map[string]string{
+	"veth": "veth", "dummy": "dummy", "bridge": "bridge", "bond": "bond", "team": "team",
+	"macvlan": "macvlan", "macvtap": "macvtap", "ipvlan": "ipvlan", "ipvtap": "ipvtap",
+	"vlan": "vlan", "vxlan": "vxlan", "geneve": "geneve", "bareudp": "bareudp", "gtp": "gtp",
+	"tuntap": "tun", "tun": "tun", "wireguard": "wireguard", "vrf": "vrf", "ifb": "ifb",
+	"netkit": "netkit", "nlmon": "nlmon", "xfrm": "xfrm", "macsec": "macsec", "hsr": "hsr",
+	"gre": "gre", "gretap": "gretap", "ip6gre": "ip6gre", "ip6gretap": "ip6gretap",
+	"erspan": "erspan", "ip6erspan": "ip6erspan", "ipip": "ipip", "ip6tnl": "ip6tnl",
+	"sit": "sit", "vti": "vti", "vti6": "vti6",
+}
+
+// noTxTimeoutKind reports whether a link of this kind has no tx-timeout
+// handler, with the kernel's name of the kind.
+func noTxTimeoutKind(linkType string) (string, bool) {
+	k, ok := noTxTimeoutKinds[linkType]
+	return k, ok
 }
 
 // carriesDefaultRoute reports whether any routing table holds a default

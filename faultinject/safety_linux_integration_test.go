@@ -92,6 +92,66 @@ func TestIntegrationSafetyChecks(t *testing.T) {
 	}
 }
 
+// A veth has no ndo_tx_timeout, so the kernel never fires its TX
+// watchdog: every injector refuses it with one line naming that, unless
+// Options.AllowNoTxTimeout opts in (as the other tests here do).
+func TestIntegrationSafetyNoTxTimeoutHandler(t *testing.T) {
+	usePfifoSeam(t)
+	v := testVeth(t)
+	o := v.opts(t)
+	o.AllowNoTxTimeout = false
+	injectors := map[string]func() (Injector, error){
+		"netem": func() (Injector, error) { return NewNetem(v.A, NetemConfig{}, o) },
+		"stall": func() (Injector, error) { return NewStall(v.A, StallConfig{For: time.Second}, o) },
+		"pause": func() (Injector, error) { return NewPauseFlood(v.A, PauseConfig{For: time.Second}, o) },
+	}
+	for name, mk := range injectors {
+		inj, err := mk()
+		if err != nil {
+			t.Fatalf("%s: constructor: %v", name, err)
+		}
+		err = inj.Inject(context.Background())
+		if err == nil {
+			inj.Restore(context.Background())
+			t.Errorf("%s on veth %s: Inject succeeded, want refusal", name, v.A)
+			continue
+		}
+		if !errors.Is(err, ErrUnsafeInterface) || !strings.Contains(err.Error(), "has no tx-timeout handler (veth)") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s on veth %s: Inject = %q, want one line with ErrUnsafeInterface and \"has no tx-timeout handler (veth)\"", name, v.A, err)
+		}
+		if stale, _ := StaleState(o); len(stale) != 0 {
+			t.Errorf("%s: state written for a refused injection: %v", name, stale)
+		}
+		if r := v.root(t, v.AIdx); IsProjectHandle(r.Handle) {
+			t.Errorf("%s: the project's qdisc is on %s after a refusal", name, v.A)
+		}
+	}
+
+	o.AllowNoTxTimeout = true
+	n, _ := NewNetem(v.A, NetemConfig{}, o)
+	if err := n.Inject(context.Background()); err != nil {
+		t.Fatalf("with AllowNoTxTimeout: %v", err)
+	}
+	if err := n.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNoTxTimeoutKind(t *testing.T) {
+	for typ, want := range map[string]string{"veth": "veth", "dummy": "dummy", "tuntap": "tun", "bridge": "bridge", "vlan": "vlan"} {
+		if k, none := noTxTimeoutKind(typ); !none || k != want {
+			t.Errorf("noTxTimeoutKind(%q) = %q, %v; want %q, true", typ, k, none, want)
+		}
+	}
+	// Physical NICs (no IFLA_INFO_KIND) and kinds whose drivers have a
+	// handler (IPoIB) pass.
+	for _, typ := range []string{"device", "ipoib", ""} {
+		if k, none := noTxTimeoutKind(typ); none {
+			t.Errorf("noTxTimeoutKind(%q) = %q, true; want false", typ, k)
+		}
+	}
+}
+
 // A state file from an earlier run blocks a new injection until Cleanup.
 func TestIntegrationStaleStateRefused(t *testing.T) {
 	usePfifoSeam(t)

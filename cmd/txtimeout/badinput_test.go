@@ -27,8 +27,8 @@ import (
 // made for the test, passed with -netns where the command takes it.
 
 // badNS is the test namespace: a veth pair that is up (no tx-timeout
-// handler), a veth that is down, loopback, and a veth carrying the
-// namespace's default route.
+// handler, so refused unless -allow-no-handler), a veth that is down,
+// loopback, and a veth carrying the namespace's default route.
 type badNS struct {
 	path                  string
 	up, down, defaultLink string
@@ -186,8 +186,10 @@ func TestBadInput(t *testing.T) {
 		{name: "inject netem/down", args: with("inject", "netem", "-iface", n.down, "-for", "1s"), code: 1, want: "down"},
 		{name: "inject netem/loopback", args: with("inject", "netem", "-iface", "lo", "-for", "1s"), code: 1, want: "loopback"},
 		{name: "inject netem/default route", args: with("inject", "netem", "-iface", n.defaultLink, "-for", "1s"), code: 1, want: "default route"},
-		{name: "inject netem/kernel without netem (veth)", args: with("inject", "netem", "-iface", n.up, "-for", "1s"), code: 1, want: "netem qdisc not available", skip: netemPresent},
-		{name: "inject stall/veth without handler or partner", args: with("inject", "stall", "-iface", n.up, "-for", "1s", "-ack-timeout", "300ms"), code: 1, want: "did not acknowledge"},
+		{name: "inject netem/no tx-timeout handler (veth)", args: with("inject", "netem", "-iface", n.up, "-for", "1s"), code: 1, want: "has no tx-timeout handler (veth)"},
+		{name: "inject stall/no tx-timeout handler (veth)", args: with("inject", "stall", "-iface", n.up, "-for", "1s"), code: 1, want: "has no tx-timeout handler (veth)"},
+		{name: "inject netem/kernel without netem (veth allowed)", args: with("inject", "netem", "-iface", n.up, "-allow-no-handler", "-for", "1s"), code: 1, want: "netem qdisc not available", skip: netemPresent},
+		{name: "inject stall/veth allowed, without partner", args: with("inject", "stall", "-iface", n.up, "-allow-no-handler", "-for", "1s", "-ack-timeout", "300ms"), code: 1, want: "did not acknowledge"},
 		{name: "inject stall/down", args: with("inject", "stall", "-iface", n.down, "-for", "1s"), code: 1, want: "down"},
 		{name: "inject stall/default route", args: with("inject", "stall", "-iface", n.defaultLink, "-for", "1s"), code: 1, want: "default route"},
 		{name: "inject pause/nonexistent partner", args: with("inject", "pause", "-partner", "txto-none", "-for", "1s"), code: 1, want: "no such interface"},

@@ -24,7 +24,7 @@ const injectUsage = `usage:
   txtimeout inject netem -iface IFACE [-delay 9s] [-jitter D] [-loss PCT] [-limit N] -for D
   txtimeout inject stall -iface IFACE [-peer MAC] [-ack-timeout 2s] -for D
   txtimeout inject pause -partner IFACE [-quanta N] [-dut IFACE] -for D
-common flags: -netns PATH -state-dir DIR -allow-default-route -clean-stale`
+common flags: -netns PATH -state-dir DIR -allow-default-route -allow-no-handler -clean-stale`
 
 // maxHold bounds how long "inject" holds a fault.
 const maxHold = time.Hour
@@ -33,6 +33,7 @@ const maxHold = time.Hour
 type commonFlags struct {
 	netns, stateDir   string
 	allowDefaultRoute bool
+	allowNoHandler    bool
 	cleanStale        bool
 	hold              time.Duration
 }
@@ -41,12 +42,13 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.netns, "netns", "", "act in this network namespace (path, e.g. /run/netns/x)")
 	fs.StringVar(&c.stateDir, "state-dir", faultinject.DefaultStateDir, "directory of the crash-recovery state files")
 	fs.BoolVar(&c.allowDefaultRoute, "allow-default-route", false, "allow an interface that carries a default route")
+	fs.BoolVar(&c.allowNoHandler, "allow-no-handler", false, "allow an interface whose driver has no tx-timeout handler (veth, dummy, ...): the watchdog never fires there; for testing the injector itself")
 	fs.BoolVar(&c.cleanStale, "clean-stale", false, "clean up state left by an earlier run first")
 	fs.DurationVar(&c.hold, "for", 0, "how long to hold the fault (required)")
 }
 
 func (c *commonFlags) options() faultinject.Options {
-	return faultinject.Options{NetNS: c.netns, StateDir: c.stateDir, AllowDefaultRoute: c.allowDefaultRoute}
+	return faultinject.Options{NetNS: c.netns, StateDir: c.stateDir, AllowDefaultRoute: c.allowDefaultRoute, AllowNoTxTimeout: c.allowNoHandler}
 }
 
 func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) error {

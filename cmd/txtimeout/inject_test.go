@@ -122,7 +122,22 @@ func injectVeth(t *testing.T) injectPair {
 func TestIntegrationInjectCLI(t *testing.T) {
 	p := injectVeth(t)
 	sd := t.TempDir()
-	common := []string{"-netns", p.ns, "-state-dir", sd}
+	// The pair is veth, which has no tx-timeout handler: without the
+	// opt-in every injector refuses it, with one line and nothing changed.
+	for _, args := range [][]string{
+		{"inject", "netem", "-iface", p.a, "-for", "1s"},
+		{"inject", "stall", "-iface", p.a, "-for", "1s"},
+		{"inject", "pause", "-partner", p.b, "-for", "1s"},
+	} {
+		_, stderr, code := runTxt(t, append(args, "-netns", p.ns, "-state-dir", sd)...)
+		if code != 1 || !strings.HasPrefix(stderr, "txtimeout: ") || !strings.Contains(stderr, "has no tx-timeout handler (veth)") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%q without -allow-no-handler: exit %d, stderr %q; want 1 and one line naming the missing handler", args, code, stderr)
+		}
+	}
+	if ents, err := os.ReadDir(sd); err != nil || len(ents) != 0 {
+		t.Errorf("refusals left state in %s: %v %v", sd, ents, err)
+	}
+	common := []string{"-netns", p.ns, "-state-dir", sd, "-allow-no-handler"}
 
 	stdout, _, code := runTxt(t, append([]string{"inject", "pause", "-partner", p.b, "-for", "300ms"}, common...)...)
 	if code != 0 || !strings.Contains(stdout, "restored:") || !strings.Contains(stdout, "frames sent") {
@@ -170,7 +185,7 @@ func buildTxt(t *testing.T) string {
 // startHeld starts "txtimeout inject pause" and waits for "injected:".
 func startHeld(t *testing.T, bin string, p injectPair, sd string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(bin, "inject", "pause", "-partner", p.b, "-for", "30s", "-netns", p.ns, "-state-dir", sd)
+	cmd := exec.Command(bin, "inject", "pause", "-partner", p.b, "-for", "30s", "-netns", p.ns, "-state-dir", sd, "-allow-no-handler")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
