@@ -11,6 +11,8 @@
 //	TXTO HELLO                     init started
 //	TXTO MODULE name               module loaded (or built in)
 //	TXTO READY iface               network up, test binary about to start
+//	TXTO ALIVE seq=N uptime_ms=N   heartbeat while the test binary runs
+//	  load1=F test_cpu_ms=N        (see Heartbeat)
 //	TXTO RESUME nonce              the test binary asks the host to end the
 //	                               link partner's stall now (see below)
 //	TXTO FILE name size            a report file follows as base64 lines,
@@ -19,8 +21,15 @@
 //	TXTO ERROR message             init failed; EXIT follows
 //	TXTO EXIT code                 the test binary's exit status; power-off follows
 //
-// Every line but RESUME comes from the init, which writes nothing between
-// READY and the test binary's exit. RESUME is the one line the test binary
+// Every line but RESUME comes from the init. Between READY and the test
+// binary's exit the init writes only ALIVE lines, one every
+// HeartbeatInterval, each a single write(2) of the whole line: the host
+// takes a silent control port as a hung guest (its kernel no longer
+// schedules, or QEMU stalled). The numbers in the line come from the
+// guest kernel (/proc/uptime, /proc/loadavg, the test binary's
+// /proc/PID/stat), so a heartbeat proves the kernel schedules, not only
+// that the init runs, and the last one tells the host where the guest
+// stood. RESUME is the one line the test binary
 // itself writes, while it runs, as a single write(2) of the whole line (so
 // it cannot interleave with anything): a stalled partner does not read the
 // DUT link, so the in-band control frame cannot end a stall, but the host,
@@ -28,6 +37,14 @@
 // names the request in the host's log. The host answers nothing: the guest
 // sees the effect, its TX queue draining again.
 package guestproto
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Paths inside the guest.
 const (
@@ -52,12 +69,17 @@ const (
 	Hello   = "HELLO"
 	Module  = "MODULE"
 	Ready   = "READY"
+	Alive   = "ALIVE"
 	Resume  = "RESUME"
 	File    = "FILE"
 	EndFile = "ENDFILE"
 	Error   = "ERROR"
 	Exit    = "EXIT"
 )
+
+// HeartbeatInterval is how often the init sends ALIVE while the test
+// binary runs.
+const HeartbeatInterval = 2 * time.Second
 
 // ExitInitFailed is the exit status the init reports when it could not run
 // the test binary at all.
@@ -81,6 +103,10 @@ type Config struct {
 	// CrashForTest makes the init crash the kernel (sysrq c) right after
 	// HELLO: the rig's test of its panic report.
 	CrashForTest bool `json:"crash_for_test,omitempty"`
+	// FreezeHeartbeatAfter, when positive, makes the init send that many
+	// heartbeats and then no more while the test binary keeps running:
+	// the rig's test of its hang detector.
+	FreezeHeartbeatAfter int `json:"freeze_heartbeat_after,omitempty"`
 }
 
 // ModuleFile is one kernel module to load.
@@ -91,4 +117,81 @@ type ModuleFile struct {
 	// Compressed asks the kernel to decompress the file itself
 	// (finit_module with MODULE_INIT_COMPRESSED_FILE, CONFIG_MODULE_DECOMPRESS).
 	Compressed bool `json:"compressed,omitempty"`
+}
+
+// Heartbeat is the argument of an ALIVE line: key=value fields
+// separated by spaces. Unknown keys are ignored, so that fields can be
+// added; seq and uptime_ms are required.
+type Heartbeat struct {
+	// Seq counts the heartbeats from 1.
+	Seq int
+	// Uptime is the guest kernel's uptime (/proc/uptime).
+	Uptime time.Duration
+	// Load1 is the one-minute load average (/proc/loadavg); -1 unknown.
+	Load1 float64
+	// TestCPU is the CPU time (user and system) the test binary has used
+	// so far (/proc/PID/stat); -1 unknown.
+	TestCPU time.Duration
+}
+
+// String formats a as the argument of an ALIVE line.
+func (a Heartbeat) String() string {
+	s := fmt.Sprintf("seq=%d uptime_ms=%d", a.Seq, a.Uptime.Milliseconds())
+	if a.Load1 >= 0 {
+		s += " load1=" + strconv.FormatFloat(a.Load1, 'f', 2, 64)
+	}
+	if a.TestCPU >= 0 {
+		s += fmt.Sprintf(" test_cpu_ms=%d", a.TestCPU.Milliseconds())
+	}
+	return s
+}
+
+// ParseHeartbeat parses the argument of an ALIVE line.
+func ParseHeartbeat(arg string) (Heartbeat, error) {
+	a := Heartbeat{Seq: -1, Uptime: -1, Load1: -1, TestCPU: -1}
+	for _, f := range strings.Fields(arg) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return Heartbeat{}, fmt.Errorf("heartbeat field %q: want key=value", f)
+		}
+		var err error
+		switch k {
+		case "seq":
+			a.Seq, err = strconv.Atoi(v)
+			if err == nil && a.Seq < 0 {
+				err = errors.New("negative")
+			}
+		case "uptime_ms":
+			a.Uptime, err = parseMillis(v)
+		case "load1":
+			a.Load1, err = strconv.ParseFloat(v, 64)
+			if err == nil && !(a.Load1 >= 0 && a.Load1 < 1e6) {
+				err = errors.New("out of range")
+			}
+		case "test_cpu_ms":
+			a.TestCPU, err = parseMillis(v)
+		default:
+			continue
+		}
+		if err != nil {
+			return Heartbeat{}, fmt.Errorf("heartbeat field %s=%q: %w", k, v, err)
+		}
+	}
+	if a.Seq < 0 || a.Uptime < 0 {
+		return Heartbeat{}, fmt.Errorf("heartbeat %q: want seq and uptime_ms", arg)
+	}
+	return a, nil
+}
+
+// parseMillis parses a non-negative count of milliseconds that fits a
+// time.Duration.
+func parseMillis(v string) (time.Duration, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 || n > int64(time.Duration(1<<62)/time.Millisecond) {
+		return 0, errors.New("out of range")
+	}
+	return time.Duration(n) * time.Millisecond, nil
 }
