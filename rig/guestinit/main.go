@@ -24,7 +24,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,13 +40,20 @@ import (
 // include/uapi/linux/module.h (Linux 5.17+, CONFIG_MODULE_DECOMPRESS).
 const moduleInitCompressedFile = 4
 
-// ctl is the control port; nil until it is open.
+// ctl is the control port; nil until it is open. ctlMu serialises the
+// main goroutine's lines and the heartbeat's.
 var (
+	ctlMu   sync.Mutex
 	ctl     *bufio.Writer
 	ctlFile *os.File
 )
 
+// send writes one control line. The buffer is empty between calls, so the
+// line leaves in one write(2): openTTY's Fd call put the port in blocking
+// mode, where a tty write is not split.
 func send(verb string, args ...any) {
+	ctlMu.Lock()
+	defer ctlMu.Unlock()
 	if ctl == nil {
 		return
 	}
@@ -275,7 +284,12 @@ func runTest(cfg guestproto.Config, out *os.File) int {
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.Env = append([]string{"PATH=/", "HOME=/", "TMPDIR=/tmp"}, cfg.Env...)
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		stop := startHeartbeat(cmd.Process.Pid, cfg.FreezeHeartbeatAfter)
+		err = cmd.Wait()
+		stop()
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -290,6 +304,81 @@ func runTest(cfg guestproto.Config, out *os.File) int {
 		fmt.Fprintf(out, "\nguestinit: %v\n", err)
 		return guestproto.ExitInitFailed
 	}
+}
+
+// startHeartbeat sends an ALIVE line at once and then every
+// guestproto.HeartbeatInterval until the returned function is called
+// (which waits for the last line to be out). After freezeAfter lines
+// (when positive) it goes silent, as a hung guest would.
+func startHeartbeat(pid, freezeAfter int) (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(guestproto.HeartbeatInterval)
+		defer t.Stop()
+		for seq := 1; ; seq++ {
+			if freezeAfter <= 0 || seq <= freezeAfter {
+				send(guestproto.Alive, heartbeat(seq, pid))
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+// heartbeat reads what the guest kernel says about itself and the test
+// binary (pid); a number it cannot read is left out (-1).
+func heartbeat(seq, pid int) guestproto.Heartbeat {
+	h := guestproto.Heartbeat{Seq: seq, Load1: -1, TestCPU: -1}
+	if b, err := os.ReadFile("/proc/uptime"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if s, err := strconv.ParseFloat(f[0], 64); err == nil {
+				h.Uptime = time.Duration(s * float64(time.Second))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if l, err := strconv.ParseFloat(f[0], 64); err == nil {
+				h.Load1 = l
+			}
+		}
+	}
+	if cpu, ok := processCPU(pid); ok {
+		h.TestCPU = cpu
+	}
+	return h
+}
+
+// processCPU returns the user and system time of process pid and all its
+// threads (/proc/PID/stat fields 14 and 15, in USER_HZ ticks, which is 100
+// on every Linux architecture's user ABI).
+func processCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) may hold spaces and parentheses: the
+	// fields that follow start after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 63)
+	stime, err2 := strconv.ParseUint(f[12], 10, 63)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * (time.Second / 100), true
 }
 
 func sendReports() error {
