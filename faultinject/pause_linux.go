@@ -123,7 +123,11 @@ func (p *PauseFlood) Inject(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	info, err := checkIface(p.opt, p.partner)
+	// The partner port only sends PAUSE frames: it needs no tx-timeout
+	// handler of its own (a veth may stand in for it), unlike the DUT.
+	popt := p.opt
+	popt.AllowNoTxTimeout = true
+	info, err := checkIface(popt, p.partner)
 	if err != nil {
 		return err
 	}

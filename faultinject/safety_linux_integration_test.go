@@ -103,7 +103,9 @@ func TestIntegrationSafetyNoTxTimeoutHandler(t *testing.T) {
 	injectors := map[string]func() (Injector, error){
 		"netem": func() (Injector, error) { return NewNetem(v.A, NetemConfig{}, o) },
 		"stall": func() (Injector, error) { return NewStall(v.A, StallConfig{For: time.Second}, o) },
-		"pause": func() (Injector, error) { return NewPauseFlood(v.A, PauseConfig{For: time.Second}, o) },
+		// The DUT whose flow control the flood switches on must have a
+		// handler; the partner port that sends the frames need not.
+		"pause": func() (Injector, error) { return NewPauseFlood(v.A, PauseConfig{For: time.Second, DUTIface: v.B}, o) },
 	}
 	for name, mk := range injectors {
 		inj, err := mk()
@@ -125,6 +127,17 @@ func TestIntegrationSafetyNoTxTimeoutHandler(t *testing.T) {
 		if r := v.root(t, v.AIdx); IsProjectHandle(r.Handle) {
 			t.Errorf("%s: the project's qdisc is on %s after a refusal", name, v.A)
 		}
+	}
+
+	// A veth as the partner port alone is fine.
+	p, err := NewPauseFlood(v.A, PauseConfig{For: 50 * time.Millisecond}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Inject(context.Background()); err != nil {
+		t.Errorf("pause from veth partner port %s: %v, want it accepted (only the DUT needs a handler)", v.A, err)
+	} else if err := p.Restore(context.Background()); err != nil {
+		t.Error(err)
 	}
 
 	o.AllowNoTxTimeout = true
