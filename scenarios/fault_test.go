@@ -250,32 +250,11 @@ func echoWithin(ctx context.Context, dst net.IP, d time.Duration) error {
 	}
 }
 
-// reachable is traffic.Reachable with a 56-byte payload, bounded by ctx
-// even when the probe is not: pro-bing v0.9.1 retries a send that fails
-// with ENOBUFS at once and forever, without looking at its context
-// (ping.go, sendICMP), so on a device whose queue never drains again
-// Reachable never returns. The probe is then abandoned (its goroutine
-// spins until the queue drains or the process ends) and the caller gets
-// an error saying so.
+// reachable is traffic.Reachable with a 56-byte payload. It returns by
+// its timeout even on a device whose queue never drains again (it retries
+// ENOBUFS only until its deadline).
 func reachable(ctx context.Context, dst net.IP, timeout time.Duration) (time.Duration, error) {
-	type result struct {
-		rtt time.Duration
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		rtt, err := traffic.Reachable(ctx, dst, 56, timeout)
-		ch <- result{rtt, err}
-	}()
-	guard := time.NewTimer(timeout + 5*time.Second)
-	defer guard.Stop()
-	select {
-	case r := <-ch:
-		return r.rtt, r.err
-	case <-guard.C:
-	case <-ctx.Done():
-	}
-	return 0, fmt.Errorf("echo request to %s: the probe did not return within %v (its sends keep failing with ENOBUFS: the transmit queue does not drain)", dst, timeout+5*time.Second)
+	return traffic.Reachable(ctx, dst, 56, timeout)
 }
 
 // checkCleanup marks whether the DUT is as the scenario found it: the

@@ -14,7 +14,9 @@
 //     /proc/net/pktgen, checking every write by reading the device's Result
 //     line back.
 //
-// [Reachable] sends one echo request with pro-bing, for recovery checks.
+// [Reachable] sends one echo request over the same ICMP sockets, for
+// recovery checks; it always returns by its deadline, even when the queue
+// never drains (pro-bing v0.9.1 retries a failed send forever there).
 //
 // # Why Flood does not use pro-bing
 //

@@ -28,9 +28,6 @@ const (
 	MaxUnboundedTime = 10 * time.Minute
 )
 
-// errNotLinux is returned on systems other than Linux.
-var errNotLinux = fmt.Errorf("traffic: needs Linux: %w", ErrNotSupported)
-
 // FloodConfig describes one bounded ICMP echo flood.
 type FloodConfig struct {
 	Dst      net.IP        // IPv4 destination
@@ -90,6 +87,8 @@ func (c FloodConfig) Validate() error {
 		return fmt.Errorf("flood: negative count %d", c.Count)
 	case c.For < 0:
 		return fmt.Errorf("flood: negative duration %v", c.For)
+	case c.For > MaxUnboundedTime:
+		return fmt.Errorf("flood: duration %v is over the %v bound", c.For, MaxUnboundedTime)
 	case c.Count == 0 && c.For == 0:
 		return errors.New("flood: unbounded: set a count, a duration or both")
 	case c.Senders < 0 || c.Senders > MaxSenders:

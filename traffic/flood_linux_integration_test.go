@@ -131,7 +131,7 @@ func TestIntegrationFloodCancel(t *testing.T) {
 	var err error
 	go func() {
 		defer close(done)
-		st, err = Flood(ctx, FloodConfig{Dst: v.addrB, NetNS: v.nsA, For: time.Hour, Count: 1 << 30, Interval: 100 * time.Microsecond,
+		st, err = Flood(ctx, FloodConfig{Dst: v.addrB, NetNS: v.nsA, For: MaxUnboundedTime, Count: 1 << 30, Interval: 100 * time.Microsecond,
 			Progress: func(s FloodStats) {
 				if first.Sent == 0 {
 					first = s

@@ -34,6 +34,8 @@ func TestFloodConfigValidate(t *testing.T) {
 		{"negative interval", func(c *FloodConfig) { c.Interval = -time.Millisecond }, "negative interval"},
 		{"negative count", func(c *FloodConfig) { c.Count = -5 }, "negative count"},
 		{"negative for", func(c *FloodConfig) { c.For = -time.Second }, "negative duration"},
+		{"max for", func(c *FloodConfig) { c.For = MaxUnboundedTime }, ""},
+		{"for over the bound", func(c *FloodConfig) { c.For = MaxUnboundedTime + time.Second }, "over the 10m0s bound"},
 		{"too many senders", func(c *FloodConfig) { c.Senders = MaxSenders + 1 }, "senders"},
 		{"negative senders", func(c *FloodConfig) { c.Senders = -1 }, "senders"},
 		{"long iface", func(c *FloodConfig) { c.Iface = strings.Repeat("e", 16) }, "longer than 15"},
