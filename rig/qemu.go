@@ -21,6 +21,9 @@ type qemuSpec struct {
 	// Serials are the unix sockets of ttyS0, ttyS1, ttyS2, in order;
 	// the host listens on each and QEMU connects.
 	Serials []string
+	// Monitor, if set, is a unix socket QEMU serves its human monitor
+	// on; the host connects only to report a hung guest's state.
+	Monitor string
 }
 
 // kernelCmdline is the guest kernel's command line:
@@ -46,6 +49,9 @@ func qemuArgs(s qemuSpec) ([]string, error) {
 	}
 	if len(s.Serials) != 3 {
 		return nil, fmt.Errorf("want 3 serial ports (console, output, control), got %d", len(s.Serials))
+	}
+	if strings.ContainsAny(s.Monitor, ",\n") {
+		return nil, fmt.Errorf("QEMU monitor socket %q holds a comma", s.Monitor)
 	}
 	for _, p := range append([]string{s.NetSock, s.Kernel, s.Initrd, s.MAC, s.NIC}, s.Serials...) {
 		// QEMU's option syntax uses commas as separators.
@@ -77,6 +83,10 @@ func qemuArgs(s qemuSpec) ([]string, error) {
 	)
 	for _, p := range s.Serials {
 		args = append(args, "-serial", "unix:"+p)
+	}
+	if s.Monitor != "" {
+		// wait=off: QEMU does not wait for a client before it runs.
+		args = append(args, "-monitor", "unix:"+s.Monitor+",server=on,wait=off")
 	}
 	return args, nil
 }

@@ -18,6 +18,8 @@
 //	TXTIMEOUT_ACCEL        tcg (default), kvm, or auto (KVM if a probe boot succeeds)
 //	TXTIMEOUT_REPORT_DIR   where the guest's report files and the console log go
 //	TXTIMEOUT_RIG_TIMEOUT  hard deadline of one guest run (default 15m), a Go duration
+//	TXTIMEOUT_RIG_HANG     how long the guest may send nothing on its control port
+//	                       once its tests run before it counts as hung (default 90s)
 //	TXTIMEOUT_RIG_KEEP     1 keeps the work directory (initramfs, logs) and prints it
 //	TXTIMEOUT_CACHE        cache directory for the kernel (default $XDG_CACHE_HOME/txtimeout)
 //
@@ -29,8 +31,19 @@
 //
 // ttyS0 is the kernel console (kept as console.log), ttyS1 the test
 // binary's output, ttyS2 the control channel of package
-// rig/internal/guestproto (boot, exit status, report files, and
-// ResumePartner's requests to end a partner stall early).
+// rig/internal/guestproto (boot, exit status, report files,
+// ResumePartner's requests to end a partner stall early, and the init's
+// heartbeat).
+//
+// # Hangs
+//
+// While the guest's tests run, its init sends a heartbeat every 2 s with
+// numbers only a scheduling kernel produces (uptime, load, the test
+// binary's CPU time). When the control port stays silent for
+// Config.HangTimeout (TXTIMEOUT_RIG_HANG, default 90s), Run asks QEMU's
+// monitor for the VM state and each vCPU's instruction pointer, stops QEMU
+// and returns ErrGuestHung with the last heartbeat and console lines,
+// instead of waiting for the run's deadline.
 package rig
 
 import (
@@ -43,6 +56,7 @@ import (
 	"strings"
 	"time"
 
+	"txtimeout/rig/internal/guestproto"
 	"txtimeout/rig/partner"
 )
 
@@ -71,6 +85,10 @@ const (
 	// boots the Debian kernel in about 2.5 s on an idle machine; this leaves
 	// room for a loaded 2-core CI machine.
 	DefaultBootTimeout = 2 * time.Minute
+	// DefaultHangTimeout is how long a running guest may stay silent
+	// (its init sends a heartbeat every 2 s) before it counts as hung:
+	// 45 heartbeats, for TCG on a loaded 2-core machine.
+	DefaultHangTimeout = 90 * time.Second
 )
 
 // Config configures a guest run. The zero value means: the pinned Debian
@@ -93,6 +111,10 @@ type Config struct {
 	// Timeout is the hard deadline of the whole run; BootTimeout the
 	// deadline from QEMU's start to the guest init's first word.
 	Timeout, BootTimeout time.Duration
+	// HangTimeout is how long the guest may send nothing on its control
+	// port once its tests run (its init sends a heartbeat every 2 s)
+	// before Run stops QEMU with ErrGuestHung.
+	HangTimeout time.Duration
 	// Progress receives one line per stage (fetching kernel, building
 	// initramfs, booting, running test N). Nil: no progress.
 	Progress io.Writer
@@ -101,6 +123,9 @@ type Config struct {
 
 	// crashForTest makes the guest init crash the kernel (test seam).
 	crashForTest bool
+	// freezeHeartbeatAfter makes the guest init stop its heartbeat after
+	// that many (test seam of the hang detector).
+	freezeHeartbeatAfter int
 }
 
 // ConfigFromEnv reads the Config from the TXTIMEOUT_* variables listed in
@@ -123,6 +148,9 @@ func ConfigFromEnv() Config {
 	}
 	if d, err := time.ParseDuration(os.Getenv("TXTIMEOUT_RIG_TIMEOUT")); err == nil {
 		c.Timeout = d
+	}
+	if d, err := time.ParseDuration(os.Getenv("TXTIMEOUT_RIG_HANG")); err == nil {
+		c.HangTimeout = d
 	}
 	return c
 }
@@ -160,6 +188,11 @@ type Result struct {
 	PartnerStats partner.Stats
 	// Resumes are the guest's ResumePartner requests, in order.
 	Resumes []ResumeRequest
+	// Heartbeats counts the guest init's heartbeats, and MaxSilence is the
+	// longest time without a control line from READY to EXIT (or to the
+	// end, if the guest never reported EXIT).
+	Heartbeats int
+	MaxSilence time.Duration
 }
 
 // Errors of Run, for errors.Is.
@@ -181,6 +214,10 @@ var (
 	ErrGuestDied = errors.New("guest stopped before reporting a result")
 	// ErrGuestInit: the guest init could not prepare the guest or run the tests.
 	ErrGuestInit = errors.New("guest init failed")
+	// ErrGuestHung: the guest sent nothing on its control port for
+	// Config.HangTimeout while its tests ran (no heartbeat): its kernel
+	// hung or QEMU stalled. Run stopped QEMU.
+	ErrGuestHung = errors.New("the guest made no progress")
 	// ErrRunTimeout: the run exceeded Config.Timeout.
 	ErrRunTimeout = errors.New("guest run exceeded its deadline")
 )
@@ -272,6 +309,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BootTimeout == 0 {
 		c.BootTimeout = DefaultBootTimeout
 	}
+	if c.HangTimeout == 0 {
+		c.HangTimeout = DefaultHangTimeout
+	}
 	if c.BootTimeout > c.Timeout {
 		c.BootTimeout = c.Timeout
 	}
@@ -282,8 +322,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("rig: %d MiB of guest memory out of range 256..65536", c.MemMB)
 	case c.Accel != "tcg" && c.Accel != "kvm" && c.Accel != "auto":
 		return c, fmt.Errorf("rig: accelerator %q: want tcg, kvm or auto", c.Accel)
-	case c.Timeout < 0 || c.BootTimeout < 0:
+	case c.Timeout < 0 || c.BootTimeout < 0 || c.HangTimeout < 0:
 		return c, fmt.Errorf("rig: negative timeout")
+	case c.HangTimeout < 2*guestproto.HeartbeatInterval:
+		return c, fmt.Errorf("rig: hang timeout %v is shorter than two heartbeats (%v)", c.HangTimeout, 2*guestproto.HeartbeatInterval)
 	case (c.Kernel == "") != (c.Modules == ""):
 		return c, fmt.Errorf("rig: a kernel needs its modules and modules their kernel (give both -kernel and -modules): %w", ErrKernelMissing)
 	}

@@ -59,6 +59,80 @@ func TestIntegrationRigBoot(t *testing.T) {
 	if !strings.Contains(r.ConsoleLog, "Linux version") && r.ConsoleLog == "" {
 		t.Errorf("empty console log")
 	}
+	// The init sent heartbeats while the tests ran (tens of seconds,
+	// one every 2 s), and the host never went a hang window without a
+	// control line.
+	t.Logf("heartbeats: %d, longest silence of the control port: %v", r.Heartbeats, r.MaxSilence.Round(10*time.Millisecond))
+	if r.Heartbeats < 2 {
+		t.Errorf("%d heartbeats from the guest, want at least 2 during a run of several stalls", r.Heartbeats)
+	}
+	if hang := mustDefaults(t, c).HangTimeout; r.MaxSilence <= 0 || r.MaxSilence >= hang {
+		t.Errorf("longest control-port silence %v, want between 0 and the hang window %v", r.MaxSilence, hang)
+	}
+}
+
+func mustDefaults(t *testing.T, c Config) Config {
+	t.Helper()
+	c, err := c.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestGuestWaitsForHangDetector runs inside the guest only, for
+// TestIntegrationGuestHung: it stands for a test that keeps running while
+// the init's heartbeat has stopped, and waits for the host to stop QEMU.
+// The wait is bounded so that a host that never acts ends the run anyway,
+// with a failure.
+func TestGuestWaitsForHangDetector(t *testing.T) {
+	if !InGuest() {
+		t.Skip("runs only inside the virtual rig's guest (TestIntegrationGuestHung boots it)")
+	}
+	time.Sleep(2 * time.Minute)
+	t.Error("the host did not stop the guest within 2 minutes of its heartbeat stopping")
+}
+
+// TestIntegrationGuestHung boots a small guest whose init stops its
+// heartbeat after two beats while the guest test keeps running: the host
+// must stop QEMU about one hang window later and name ErrGuestHung, with
+// the last heartbeat, QEMU's state and the console. It runs alongside
+// TestIntegrationRigBoot.
+func TestIntegrationGuestHung(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: boots QEMU")
+	}
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "rig.test")
+	if err := BuildTest(context.Background(), "txtimeout/rig", bin); err != nil {
+		t.Fatal(err)
+	}
+	const window = 8 * time.Second
+	c := Config{SMP: 1, MemMB: 512, HangTimeout: window, freezeHeartbeatAfter: 2, Progress: testWriter{t}}
+	r, err := Run(context.Background(), c, bin, []string{"-test.v", "-test.run=^TestGuestWaitsForHangDetector$"}, io.Discard)
+	if !errors.Is(err, ErrGuestHung) {
+		t.Fatalf("Run: %v, want ErrGuestHung", err)
+	}
+	t.Logf("%v", err)
+	msg := err.Error()
+	for _, want := range []string{"the guest made no progress for 8s", "last heartbeat (#", "guest uptime", "QEMU monitor: VM status: running", "CPU#0 RIP=", "last console lines:"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("hang error lacks %q", want)
+		}
+	}
+	// Heartbeats came until the freeze, none after (one if the first gap
+	// already ran out on a slow host).
+	if r.Heartbeats < 1 || r.Heartbeats > 2 {
+		t.Errorf("%d heartbeats, want 1 or 2 (the init froze after 2)", r.Heartbeats)
+	}
+	if r.MaxSilence < window {
+		t.Errorf("longest silence %v, shorter than the window %v the detector waited for", r.MaxSilence, window)
+	}
+	if r.WorkDir == "" {
+		t.Errorf("a failed run did not keep its work directory")
+	} else {
+		os.RemoveAll(r.WorkDir)
+	}
 }
 
 // TestIntegrationMissingModule hides virtio_net from the module tree: the

@@ -34,7 +34,9 @@ func TestQEMUArgs(t *testing.T) {
 			"-netdev stream,id=n0,server=off,addr.type=unix,addr.path=/w/net.sock",
 			"-device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
 			"-serial unix:/w/console.sock -serial unix:/w/out.sock -serial unix:/w/ctl.sock",
-		}, notWant: []string{"-enable-kvm", "-cpu host"}},
+		}, notWant: []string{"-enable-kvm", "-cpu host", "-monitor"}},
+		{name: "monitor", edit: func(s *qemuSpec) { s.Monitor = "/w/monitor.sock" }, want: []string{"-monitor unix:/w/monitor.sock,server=on,wait=off"}},
+		{name: "comma in the monitor path", edit: func(s *qemuSpec) { s.Monitor = "/w,x/monitor.sock" }, err: true},
 		{name: "kvm", edit: func(s *qemuSpec) { s.Accel = "kvm" }, want: []string{"-accel kvm", "-cpu host"}},
 		{name: "smp4", edit: func(s *qemuSpec) { s.SMP = 4; s.MemMB = 512 }, want: []string{"-smp 4", "-m 512"}},
 		{name: "e1000", edit: func(s *qemuSpec) { s.NIC = "e1000" }, want: []string{"-device e1000,netdev=n0,mac=52:54:00:12:34:56"}},
@@ -107,8 +109,11 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("TXTIMEOUT_REPORT_DIR", "/r")
 	t.Setenv("TXTIMEOUT_RIG_TIMEOUT", "3m")
 	t.Setenv("TXTIMEOUT_ACCEL", "auto")
+	t.Setenv("TXTIMEOUT_RIG_HANG", "2m")
 	c := ConfigFromEnv()
-	assert.Equal(t, Config{Kernel: "/k", Modules: "/m", NIC: "e1000", SMP: 4, ReportDir: "/r", Timeout: 3 * time.Minute, Accel: "auto"}, c)
+	assert.Equal(t, Config{Kernel: "/k", Modules: "/m", NIC: "e1000", SMP: 4, ReportDir: "/r", Timeout: 3 * time.Minute, Accel: "auto", HangTimeout: 2 * time.Minute}, c)
+	t.Setenv("TXTIMEOUT_RIG_HANG", "90")
+	assert.Zero(t, ConfigFromEnv().HangTimeout, "a duration without a unit is ignored")
 }
 
 func TestWithDefaults(t *testing.T) {
@@ -118,8 +123,10 @@ func TestWithDefaults(t *testing.T) {
 	assert.Equal(t, 2, c.SMP)
 	assert.Equal(t, "tcg", c.Accel)
 	assert.Equal(t, DefaultTimeout, c.Timeout)
+	assert.Equal(t, 90*time.Second, c.HangTimeout)
 	for _, bad := range []Config{
 		{SMP: -1}, {MemMB: 100}, {Accel: "xen"}, {NIC: "ne2k"}, {Kernel: "/k"}, {Modules: "/m"}, {Timeout: -time.Second},
+		{HangTimeout: -time.Second}, {HangTimeout: 3 * time.Second},
 	} {
 		_, err := bad.withDefaults()
 		assert.Error(t, err, "%+v", bad)
@@ -283,6 +290,7 @@ func FuzzControlRead(f *testing.F) {
 	f.Add("TXTO HELLO\nTXTO FILE 3 a\nYWJj\nTXTO ENDFILE\nTXTO EXIT 0\n")
 	f.Add("TXTO FILE\nTXTO ENDFILE\nTXTO EXIT x\nTXTO ERROR boom\n")
 	f.Add("TXTO RESUME 0a1b2c3d\nTXTO RESUME\nTXTO READY eth0\n")
+	f.Add("TXTO READY eth0\nTXTO ALIVE seq=1 uptime_ms=3000 load1=0.10 test_cpu_ms=20\nTXTO ALIVE seq=x\nTXTO ALIVE\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		if len(in) > 1<<16 {
 			return

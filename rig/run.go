@@ -110,10 +110,11 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 		return r, err
 	}
 	gc := guestproto.Config{
-		CrashForTest: c.crashForTest,
-		Iface:        DUTIface,
-		Addr:         dutCIDR,
-		Args:         args,
+		CrashForTest:         c.crashForTest,
+		FreezeHeartbeatAfter: c.freezeHeartbeatAfter,
+		Iface:                DUTIface,
+		Addr:                 dutCIDR,
+		Args:                 args,
 		Env: []string{
 			"TXTIMEOUT_RIG=1",
 			"TXTIMEOUT_IFACE=" + DUTIface,
@@ -281,6 +282,7 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 		Kernel: b.image, Initrd: initrd, Append: kernelCmdline(),
 		NIC: b.nic.Name, MAC: DUTMAC.String(), NetSock: socks["net"],
 		Serials: []string{socks["console"], socks["out"], socks["ctl"]},
+		Monitor: filepath.Join(b.work, "monitor.sock"),
 	})
 	if err != nil {
 		return fmt.Errorf("rig: %w", err)
@@ -392,6 +394,7 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 		watch.flush()
 	}()
 	ctl := newControl(c.ReportDir)
+	ctl.watch = newHangWatch(c.HangTimeout, time.Now)
 	// The guest's test ends a partner stall early through the control
 	// port (rig.ResumePartner): the stalled partner reads nothing from
 	// the link, but it is ours.
@@ -412,10 +415,15 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 
 	bootTimer := time.NewTimer(c.BootTimeout)
 	defer bootTimer.Stop()
+	// The hang watch arms itself at READY; checking it every second (or
+	// more often for a short window) is precise enough.
+	hangTick := time.NewTicker(min(time.Second, c.HangTimeout/4))
+	defer hangTick.Stop()
+	var hangInfo, qemuState string
 	var powerOff <-chan time.Time
 	hello, exit := ctl.hello, ctl.exit
 	var qemuErr error
-	bootTimedOut, powerOffTimedOut := false, false
+	bootTimedOut, powerOffTimedOut, hung := false, false, false
 	ctxDone := ctx.Done()
 	for !qemuDone {
 		select {
@@ -434,6 +442,14 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 		case <-bootTimer.C:
 			if hello != nil {
 				bootTimedOut = true
+				kill()
+			}
+		case <-hangTick.C:
+			if silent, h := ctl.watch.check(); h && !hung {
+				hung = true
+				hangInfo = ctl.watch.describe()
+				c.progressf("the guest made no progress for %v: stopping QEMU", silent.Round(time.Second))
+				qemuState = queryMonitor(filepath.Join(b.work, "monitor.sock"), 5*time.Second)
 				kill()
 			}
 		case <-ctxDone:
@@ -462,6 +478,7 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 	r.BootTime = watch.bootTime()
 	r.ReportFiles = ctl.files
 	r.Resumes = ctl.resumes
+	r.Heartbeats, r.MaxSilence = ctl.watch.stats()
 	if c.ReportDir != "" {
 		r.ReportDir = c.ReportDir
 	}
@@ -479,6 +496,9 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 	}
 	if bootTimedOut {
 		return fmt.Errorf("%w (%v after QEMU started); last console lines:\n%s", ErrBootTimeout, c.BootTimeout, tail)
+	}
+	if hung {
+		return fmt.Errorf("%w for %v: its kernel hung or QEMU stalled; %s; %s; last console lines:\n%s", ErrGuestHung, c.HangTimeout, hangInfo, qemuState, tail)
 	}
 	code, gotExit := ctl.exitCode()
 	if msg := ctl.errorText(); msg != "" {
@@ -689,6 +709,8 @@ func (rw *runWatcher) bootTime() time.Duration {
 type control struct {
 	reportDir   string
 	hello, exit chan struct{}
+	// watch, if set, hears every line and the heartbeats.
+	watch *hangWatch
 	// resume ends the partner's stall and reports whether there was one;
 	// nil ignores RESUME lines.
 	resume func(nonce string) bool
@@ -718,6 +740,7 @@ func (c *control) read(r io.Reader) {
 	)
 	for s.Scan() {
 		line := strings.TrimRight(s.Text(), "\r")
+		c.watch.line()
 		if inFile && !strings.HasPrefix(line, guestproto.Prefix) {
 			b64.WriteString(strings.TrimSpace(line))
 			continue
@@ -732,6 +755,13 @@ func (c *control) read(r io.Reader) {
 			if !helloed {
 				helloed = true
 				close(c.hello)
+			}
+		case guestproto.Ready:
+			c.watch.arm()
+		case guestproto.Alive:
+			// A malformed heartbeat is still a sign of life (the line).
+			if hb, err := guestproto.ParseHeartbeat(arg); err == nil {
+				c.watch.beat(hb)
 			}
 		case guestproto.Resume:
 			nonce := strings.TrimSpace(arg)
@@ -763,6 +793,7 @@ func (c *control) read(r io.Reader) {
 				c.code, c.gotExit = n, true
 				close(c.exit)
 			}
+			c.watch.disarm()
 			c.mu.Unlock()
 		}
 	}

@@ -133,8 +133,11 @@ func run() (int, error) {
 		return guestproto.ExitInitFailed, err
 	}
 	send(guestproto.Ready, cfg.Iface)
-	code := runTest(cfg, out)
+	code, stopHeartbeat := runTest(cfg, out)
+	// The heartbeat goes on while the output drains: a host slow to read
+	// it is no hung guest.
 	drain(out)
+	stopHeartbeat()
 	if err := sendReports(); err != nil {
 		send(guestproto.Error, "sending reports: "+err.Error())
 	}
@@ -277,32 +280,34 @@ func setupNetwork(iface, addr string) error {
 	return nil
 }
 
-func runTest(cfg guestproto.Config, out *os.File) int {
+// runTest runs the test binary with a heartbeat, which it leaves running
+// for the caller to stop.
+func runTest(cfg guestproto.Config, out *os.File) (code int, stopHeartbeat func()) {
 	cmd := exec.Command(guestproto.TestPath, cfg.Args...)
 	cmd.Dir = "/"
 	cmd.Stdin = nil
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.Env = append([]string{"PATH=/", "HOME=/", "TMPDIR=/tmp"}, cfg.Env...)
+	stopHeartbeat = func() {}
 	err := cmd.Start()
 	if err == nil {
-		stop := startHeartbeat(cmd.Process.Pid, cfg.FreezeHeartbeatAfter)
+		stopHeartbeat = startHeartbeat(cmd.Process.Pid, cfg.FreezeHeartbeatAfter)
 		err = cmd.Wait()
-		stop()
 	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return 0
+		return 0, stopHeartbeat
 	case errors.As(err, &ee):
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			fmt.Fprintf(out, "\nguestinit: test binary killed by %v\n", ws.Signal())
-			return 128 + int(ws.Signal())
+			return 128 + int(ws.Signal()), stopHeartbeat
 		}
-		return ee.ExitCode()
+		return ee.ExitCode(), stopHeartbeat
 	default:
 		fmt.Fprintf(out, "\nguestinit: %v\n", err)
-		return guestproto.ExitInitFailed
+		return guestproto.ExitInitFailed, stopHeartbeat
 	}
 }
 
@@ -315,6 +320,14 @@ func startHeartbeat(pid, freezeAfter int) (stop func()) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
+		// A panic here would end PID 1 and panic the kernel; a silent
+		// heartbeat makes the host report the guest as hung instead,
+		// with this line on the console.
+		defer func() {
+			if r := recover(); r != nil {
+				logf("heartbeat panicked: %v", r)
+			}
+		}()
 		t := time.NewTicker(guestproto.HeartbeatInterval)
 		defer t.Stop()
 		for seq := 1; ; seq++ {

@@ -21,8 +21,9 @@
 //	TXTO ERROR message             init failed; EXIT follows
 //	TXTO EXIT code                 the test binary's exit status; power-off follows
 //
-// Every line but RESUME comes from the init. Between READY and the test
-// binary's exit the init writes only ALIVE lines, one every
+// Every line but RESUME comes from the init. From READY until the test
+// binary has exited and its output has drained the init writes only ALIVE
+// lines, one every
 // HeartbeatInterval, each a single write(2) of the whole line: the host
 // takes a silent control port as a hung guest (its kernel no longer
 // schedules, or QEMU stalled). The numbers in the line come from the
