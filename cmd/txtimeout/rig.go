@@ -42,6 +42,7 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	report := fs.String("report", env.ReportDir, "directory that receives the guest's report files and console.log")
 	keep := fs.Bool("keep", env.Keep, "keep the work directory (initramfs, logs) and print its path")
 	timeout := fs.Duration("timeout", orDefaultDur(env.Timeout, rig.DefaultTimeout), "hard deadline of the guest run")
+	hang := fs.Duration("hang", orDefaultDur(env.HangTimeout, rig.DefaultHangTimeout), "fail when the running guest sends no heartbeat for this long")
 	pkg := fs.String("pkg", "txtimeout/scenarios", "test package to run in the guest")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: txtimeout rig [flags] [-- go test flags, e.g. -run TxTimeout/NetemDelay]")
@@ -62,6 +63,9 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *timeout < time.Minute {
 		return usagef("-timeout %v: want at least 1m", *timeout)
 	}
+	if *hang < 4*time.Second {
+		return usagef("-hang %v: want at least 4s (two heartbeats)", *hang)
+	}
 	if _, err := rig.LookupNIC(*nic); err != nil {
 		return usagef("-nic: %v", err)
 	}
@@ -77,7 +81,7 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	c := rig.Config{
 		Kernel: *kernel, Modules: *modules, NIC: *nic, SMP: *smp, MemMB: *mem,
 		Accel: *accel, ReportDir: *report, Keep: *keep, Timeout: *timeout,
-		Progress: stderr,
+		HangTimeout: *hang, Progress: stderr,
 	}
 	if err := rig.Preflight(ctx, c); err != nil {
 		return err
