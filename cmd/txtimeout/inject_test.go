@@ -123,11 +123,13 @@ func TestIntegrationInjectCLI(t *testing.T) {
 	p := injectVeth(t)
 	sd := t.TempDir()
 	// The pair is veth, which has no tx-timeout handler: without the
-	// opt-in every injector refuses it, with one line and nothing changed.
+	// opt-in every injector refuses it as the DUT, with one line and
+	// nothing changed (a PAUSE partner port needs no handler; the DUT
+	// whose flow control it switches on does).
 	for _, args := range [][]string{
 		{"inject", "netem", "-iface", p.a, "-for", "1s"},
 		{"inject", "stall", "-iface", p.a, "-for", "1s"},
-		{"inject", "pause", "-partner", p.b, "-for", "1s"},
+		{"inject", "pause", "-partner", p.b, "-dut", p.a, "-for", "1s"},
 	} {
 		_, stderr, code := runTxt(t, append(args, "-netns", p.ns, "-state-dir", sd)...)
 		if code != 1 || !strings.HasPrefix(stderr, "txtimeout: ") || !strings.Contains(stderr, "has no tx-timeout handler (veth)") || strings.Count(stderr, "\n") != 1 {
