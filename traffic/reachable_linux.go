@@ -89,8 +89,15 @@ func reach(ctx context.Context, dst net.IP, size int, timeout time.Duration) (ti
 		return 0, fmt.Errorf("reachable: marshal echo request: %w", err)
 	}
 	setSeq(pkt, seq)
+	ctxDeadline, hasCtxDeadline := ctx.Deadline()
 	fail := func(err error) (time.Duration, error) {
-		if cerr := ctx.Err(); cerr != nil {
+		cerr := ctx.Err()
+		if cerr == nil && hasCtxDeadline && !time.Now().Before(ctxDeadline) {
+			// The socket's deadline is ctx's, and it can fire a moment
+			// before ctx's own timer: the cause is still ctx's deadline.
+			cerr = context.DeadlineExceeded
+		}
+		if cerr != nil {
 			return 0, fmt.Errorf("reachable: ping %s: %w", dst, cerr)
 		}
 		return 0, fmt.Errorf("reachable: ping %s: %w", dst, err)
