@@ -53,8 +53,7 @@ func (c *commonFlags) options() faultinject.Options {
 
 func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, injectUsage)
-		return usagef("missing injector (netem, stall or pause)")
+		return usagef("missing injector (netem, stall or pause; 'txtimeout inject -h' lists them)")
 	}
 	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
 		fmt.Fprintln(stderr, injectUsage)
@@ -128,7 +127,6 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return faultinject.NewPauseFlood(*partner, faultinject.PauseConfig{For: c.hold, Quanta: uint16(*quanta), DUTIface: *dut}, o)
 		}
 	default:
-		fmt.Fprintln(stderr, injectUsage)
 		return usagef("unknown injector %q (want netem, stall or pause)", kind)
 	}
 	if err := parseFlags(fs, args[1:]); err != nil {

@@ -26,12 +26,6 @@ func runTxt(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return o.String(), e.String(), code
 }
 
-// lastLine is the last line of s: the error line after any help text.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return lines[len(lines)-1]
-}
-
 func TestInjectCleanupUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"inject"},
@@ -56,8 +50,8 @@ func TestInjectCleanupUsage(t *testing.T) {
 		{"cleanup", "-all", "extra"},
 	} {
 		_, stderr, code := runTxt(t, args...)
-		if code != 2 || !strings.HasPrefix(lastLine(stderr), "txtimeout: "+args[0]+": ") {
-			t.Errorf("%q: exit %d, last stderr line %q; want 2 and a 'txtimeout: %s:' line", args, code, lastLine(stderr), args[0])
+		if code != 2 || !strings.HasPrefix(stderr, "txtimeout: "+args[0]+": ") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and exactly one 'txtimeout: %s:' line", args, code, stderr, args[0])
 		}
 	}
 	for _, args := range [][]string{{"inject", "-h"}, {"inject", "netem", "-h"}, {"cleanup", "-h"}} {
@@ -243,7 +237,7 @@ func TestIntegrationInjectSignals(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(sd, p.b+".json")); err != nil {
 		t.Fatalf("no state file after SIGKILL: %v", err)
 	}
-	c := exec.Command(bin, "cleanup", "-all", "-state-dir", sd)
+	c := exec.Command(bin, "cleanup", "-all", "-netns", p.ns, "-state-dir", sd)
 	out, err := c.CombinedOutput()
 	t.Logf("cleanup -all: %s", out)
 	if err != nil || !strings.Contains(string(out), "PAUSE flood died") {

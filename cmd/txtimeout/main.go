@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -123,10 +124,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "txtimeout: %s: %v\n", c.name, err)
+		fmt.Fprintf(stderr, "txtimeout: %s: %s\n", c.name, oneLine(err))
 		return 2
 	default:
-		fmt.Fprintf(stderr, "txtimeout: %s: %v\n", c.name, err)
+		fmt.Fprintf(stderr, "txtimeout: %s: %s\n", c.name, oneLine(err))
 		return 1
 	}
+}
+
+// oneLine is err's message on one line: errors.Join and some kernel
+// messages carry newlines, and an error is one line on stderr.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
 }
