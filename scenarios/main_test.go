@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 	// host of the virtual rig nothing is injected: the rig's own
 	// cancellation stops QEMU.
 	if c, err := harness.LoadConfig(); err == nil && !c.VirtualRig() {
+		suiteHandlerArmed = true
 		stop := installSignalHandler(os.Stderr, os.Exit)
 		code := m.Run()
 		stop()
@@ -31,6 +32,10 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// suiteHandlerArmed is set when TestMain installed the SIGINT/SIGTERM
+// handler that restores the DUT.
+var suiteHandlerArmed bool
 
 var (
 	configOnce sync.Once

@@ -179,6 +179,11 @@ func stallDecision(cfg harness.Config, what string) func(harness.Verdict, loadRe
 			return r, why
 		}
 		switch {
+		case !v.Stalled && !v.TimeoutFired && cfg.Rig && (cfg.NIC == "" || cfg.NIC == "virtio-net-pci"):
+			// The rig's virtio-net backpressures when its partner stops
+			// reading (measured): no stall there is a broken rig or
+			// injector, not an untestable device.
+			return harness.Fail, fmt.Sprintf("stall not achieved on the virtual rig's virtio-net, which does backpressure: %s, yet tx_packets kept moving (%d packets sent during the fault)", what, v.TxPacketsDuringFault)
 		case !v.Stalled && !v.TimeoutFired:
 			nic := ""
 			if cfg.NIC != "" {
