@@ -74,3 +74,6 @@ func Cleanup(ctx context.Context, iface string, o Options) ([]string, error) {
 
 // CleanupAll is unsupported outside Linux.
 func CleanupAll(ctx context.Context, o Options) ([]string, error) { return nil, errPlatform }
+
+// CarriesDefaultRoute reports that routes cannot be read on this system.
+func CarriesDefaultRoute(iface string, o Options) (bool, error) { return false, errPlatform }

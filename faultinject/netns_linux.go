@@ -170,6 +170,26 @@ func noTxTimeoutKind(linkType string) (string, bool) {
 	return k, ok
 }
 
+// CarriesDefaultRoute reports whether iface (in o's namespace) carries a
+// default route, IPv4 or IPv6, in any table: the sign of a management
+// link, which tools that flood an interface (pktgen) must not pick by
+// accident.
+func CarriesDefaultRoute(iface string, o Options) (bool, error) {
+	if err := validIfaceName(iface); err != nil {
+		return false, err
+	}
+	h, err := linkHandle(o)
+	if err != nil {
+		return false, err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(iface)
+	if err != nil {
+		return false, fmt.Errorf("looking up %s: %w", iface, err)
+	}
+	return carriesDefaultRoute(h, l.Attrs().Index)
+}
+
 // carriesDefaultRoute reports whether any routing table holds a default
 // route (IPv4 or IPv6) through ifindex.
 func carriesDefaultRoute(h *netlink.Handle, ifindex int) (bool, error) {

@@ -80,6 +80,15 @@ func TestIntegrationSafetyChecks(t *testing.T) {
 		}
 	}
 
+	// CarriesDefaultRoute, for tools without an injector (pktgen), tells
+	// the management-like link from its peer.
+	for iface, want := range map[string]bool{v.A: true, v.B: false} {
+		got, err := CarriesDefaultRoute(iface, v.opts(t))
+		if err != nil || got != want {
+			t.Errorf("CarriesDefaultRoute(%s) = %v, %v; want %v", iface, got, err, want)
+		}
+	}
+
 	// AllowDefaultRoute lets the DUT link through.
 	o := v.opts(t)
 	o.AllowDefaultRoute = true

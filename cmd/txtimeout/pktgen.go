@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"txtimeout/faultinject"
 	"txtimeout/traffic"
 )
 
@@ -72,6 +73,7 @@ func runPktgen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	flows := fs.Int("flows", 1024, "concurrent flows")
 	flowlen := fs.Int("flowlen", 8, "packets per flow")
 	xmit := fs.String("xmit-mode", "", "start_xmit (kernel default), netif_receive or queue_xmit")
+	allowDefault := fs.Bool("allow-default-route", false, "allow an interface that carries the default route (normally the management link)")
 	var extra pktgenFlagList
 	fs.Var(&extra, "flag", "extra pktgen `FLAG` (repeatable), e.g. NO_TIMESTAMP or !IPDST_RND")
 	jsonOut := fs.Bool("json", false, "print the summary as JSON")
@@ -133,6 +135,13 @@ func runPktgen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if err := c.Validate(); err != nil {
 		return usagef("%s", strings.TrimPrefix(err.Error(), "pktgen: "))
+	}
+	// pktgen floods the device: never the management link by accident.
+	// (A device that does not exist is left to pktgen's own error.)
+	if !*allowDefault {
+		if def, err := faultinject.CarriesDefaultRoute(*iface, faultinject.Options{}); err == nil && def {
+			return fmt.Errorf("refusing interface %s: it carries a default route, probably the management link (-allow-default-route if it is the DUT link)", *iface)
+		}
 	}
 
 	runCtx, cancel := context.WithTimeout(ctx, *dur)
