@@ -284,6 +284,9 @@ func (s faultScenario) checkCleanup(t *testing.T, tl *harness.Timeline, restoreE
 			}
 		}
 	}
+	for _, d := range pktgenDevices() {
+		problems = append(problems, "pktgen device left: "+d)
+	}
 	if len(problems) > 0 {
 		tl.MarkNote(harness.MarkCleanupFailed, strings.Join(problems, "; "))
 		return

@@ -44,7 +44,8 @@ func pktgenThroughput(t *testing.T, cfg harness.Config) {
 	res, err := traffic.RunPktgen(ctx, pc)
 	elapsed := time.Since(start)
 
-	s := harness.ScenarioReport{Result: harness.Pass, Verdict: harness.Verdict{FirstTimeoutMS: -1, RecoverMS: -1, CleanupOK: true}}
+	left := pktgenDevices()
+	s := harness.ScenarioReport{Result: harness.Pass, Verdict: harness.Verdict{FirstTimeoutMS: -1, RecoverMS: -1, CleanupOK: len(left) == 0}}
 	for _, th := range res.Threads {
 		t.Logf("thread %d (%s): %d packets, %.0f pps, %.1f Mb/s, %d errors", th.Thread, th.Iface, th.Sent, th.PPS, th.Mbps, th.Errors)
 		s.Measurements = append(s.Measurements,
@@ -60,6 +61,8 @@ func pktgenThroughput(t *testing.T, cfg harness.Config) {
 	switch {
 	case err != nil:
 		s.Result, s.Reason = harness.Fail, fmt.Sprintf("pktgen failed: %v", err)
+	case len(left) > 0:
+		s.Result, s.Reason = harness.Fail, fmt.Sprintf("pktgen devices left behind: %v", left)
 	case res.Errors > 0:
 		s.Result, s.Reason = harness.Fail, fmt.Sprintf("pktgen counted %d transmit errors", res.Errors)
 	case res.Sent == 0 || res.PPS <= 0:
