@@ -197,6 +197,10 @@ func crashOne(t *testing.T, cfg harness.Config, exe string, c crashCase, dst net
 		ch.kill()
 		t.Fatalf("the child never reached phase %q; its output:\n%s", c.phase, ch.output())
 	}
+	if l := ch.markerLine("flood not seen running"); l != "" {
+		ch.kill()
+		t.Fatalf("the child reached phase %q but its flood never ran (%s): killing it now would not test a death during the flood", c.phase, l)
+	}
 	t.Logf("child at phase %q; dying by %s", c.phase, c.way)
 	// The fault must really be in place (or not yet) when the child dies,
 	// or restoring it would prove nothing.
