@@ -141,19 +141,7 @@ type badRow struct {
 	stdin []byte // for scan -
 	// skip, when it returns a reason, skips the row on this machine.
 	skip func() string
-	// knownBad names a known defect of the command (outside this file's
-	// owner's paths) and its fix: the row's exit status, stderr and
-	// message checks are expected to fail and are logged as KNOWN BAD; the
-	// row fails once they pass, so that the mark is removed with the fix.
-	// A panic or a change to the system fails the row regardless, and
-	// TXTIMEOUT_STRICT_BADINPUT=1 fails known-bad rows too.
-	knownBad string
 }
-
-// Known defects found by this table are named in a const here and marked
-// on their rows with knownBad until fixed. None is left: the flag syntax
-// rows, flood and pktgen -for, pktgen -size and scan -follow of a file
-// that is not a log device were fixed for issue 8.
 
 func TestBadInput(t *testing.T) {
 	n := makeBadNS(t)
@@ -272,14 +260,8 @@ func TestBadInput(t *testing.T) {
 			if strings.Contains(stderr, "panic:") || strings.Contains(stderr, "goroutine ") {
 				t.Fatalf("%q panicked:\n%s", r.args, stderr)
 			}
-			if problems := badRowProblems(r, code, stdout, stderr); r.knownBad == "" || os.Getenv("TXTIMEOUT_STRICT_BADINPUT") == "1" {
-				for _, p := range problems {
-					t.Error(p)
-				}
-			} else if len(problems) == 0 {
-				t.Errorf("%q now passes its row: remove its knownBad mark (%s)", r.args, r.knownBad)
-			} else {
-				t.Logf("KNOWN BAD: %s\n%s", r.knownBad, strings.Join(problems, "\n"))
+			for _, p := range badRowProblems(r, code, stdout, stderr) {
+				t.Error(p)
 			}
 			if after := n.world(t, sd); after != before {
 				t.Errorf("%q changed the system:\nbefore:\n%s\nafter:\n%s", r.args, before, after)

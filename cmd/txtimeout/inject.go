@@ -166,7 +166,7 @@ func holdFault(ctx context.Context, inj faultinject.Injector, d time.Duration, s
 	fmt.Fprintln(stdout, "injecting:", inj.Describe())
 	if err := inj.Inject(ctx); err != nil {
 		if rerr := inj.Restore(context.Background()); rerr != nil {
-			return fmt.Errorf("%w; restoring: %v", err, rerr)
+			return fmt.Errorf("%w; restoring: %w", err, rerr)
 		}
 		return err
 	}
