@@ -43,7 +43,9 @@ func parseXmitTimeout(line string) (kmsg.Event, error) {
 			}
 		}
 	}
-	seen := 0
+	// The print format is "dev=%s driver=%s queue=%d": all three, each
+	// once (a repeated key does not stand in for a missing one).
+	var haveDev, haveDriver, haveQueue bool
 	for _, f := range strings.Fields(line[i+len(tag):]) {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
@@ -51,21 +53,18 @@ func parseXmitTimeout(line string) (kmsg.Event, error) {
 		}
 		switch k {
 		case "dev":
-			ev.Iface = v
-			seen++
+			ev.Iface, haveDev = v, true
 		case "driver":
-			ev.Driver = v
-			seen++
+			ev.Driver, haveDriver = v, true
 		case "queue":
 			q, err := strconv.Atoi(v)
 			if err != nil || q < 0 || q > 1<<16 {
 				return kmsg.Event{}, errors.New("net_dev_xmit_timeout: bad queue " + strconv.Quote(v))
 			}
-			ev.Queue = q
-			seen++
+			ev.Queue, haveQueue = q, true
 		}
 	}
-	if ev.Iface == "" || seen < 3 {
+	if ev.Iface == "" || !haveDev || !haveDriver || !haveQueue {
 		return kmsg.Event{}, errors.New("net_dev_xmit_timeout: missing dev, driver or queue")
 	}
 	return ev, nil
