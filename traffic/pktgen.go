@@ -276,8 +276,8 @@ func (d PktgenDevice) commands() []string {
 //	"OK: %llu(c%llu+d%llu) usec, %llu (%dbyte,%dfrags)\n"
 //	"  %llupps %lluMb/sec (%llubps) errors: %llu"
 var (
-	resultOKRe   = regexp.MustCompile(`OK: (\d+)\(c(\d+)\+d(\d+)\) usec, (\d+) \((\d+)byte,(\d+)frags\)`)
-	resultRateRe = regexp.MustCompile(`(\d+)pps (\d+) ?Mb/sec \((\d+)bps\) errors: (\d+)`)
+	resultOKRe   = regexp.MustCompile(`^OK: (\d+)\(c(\d+)\+d(\d+)\) usec, (\d+) \((\d+)byte,(\d+)frags\)`)
+	resultRateRe = regexp.MustCompile(`^\s*(\d+)pps (\d+) ?Mb/sec \((\d+)bps\) errors: (\d+)`)
 	ifnameRe     = regexp.MustCompile(`ifname: (\S+)`)
 )
 
