@@ -2,7 +2,6 @@ package rig
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,31 +9,6 @@ import (
 
 	"txtimeout/faultinject"
 )
-
-// offerUDP sends 1400-byte datagrams to the partner's discard port every
-// 2 ms until ctx ends, counting the attempts; a write deadline keeps it
-// offering when a stalled queue has filled the socket's send buffer. The
-// returned function stops it and waits for it.
-func offerUDP(ctx context.Context, attempts *atomic.Uint64) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		udp, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: PeerIP, Port: 9})
-		if err != nil {
-			return
-		}
-		defer udp.Close()
-		payload := make([]byte, 1400)
-		for ctx.Err() == nil {
-			attempts.Add(1)
-			udp.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
-			udp.Write(payload)
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	return func() { cancel(); <-done }
-}
 
 // testResumeEndsStall stalls the partner for 15 s through faultinject with
 // rig.ResumePartner as the resume hook, checks that TX froze, and has
@@ -62,8 +36,8 @@ func testResumeEndsStall(t *testing.T) {
 	defer s.Restore(context.Background())
 	until := s.Until()
 
-	var attempts atomic.Uint64
-	stopUDP := offerUDP(ctx, &attempts)
+	var attempts, sent atomic.Uint64
+	stopUDP := offerUDP(t, ctx, &attempts, &sent)
 	defer stopUDP()
 
 	// Frozen: tx_packets stands still for 2 s while datagrams are offered.

@@ -187,27 +187,8 @@ func testStallFreezesTX(t *testing.T) {
 	ctx, cancel := context.WithDeadline(context.Background(), stallEnd.Add(20*time.Second))
 	defer cancel()
 	var attempts, sent atomic.Uint64
-	senderDone := make(chan struct{})
-	go func() {
-		defer close(senderDone)
-		udp, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: PeerIP, Port: 9})
-		if err != nil {
-			return
-		}
-		defer udp.Close()
-		payload := make([]byte, 1400)
-		for ctx.Err() == nil {
-			attempts.Add(1)
-			// A stalled queue fills the socket's send buffer: a write
-			// deadline keeps offering instead of blocking.
-			udp.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
-			if _, err := udp.Write(payload); err == nil {
-				sent.Add(1)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	defer func() { cancel(); <-senderDone }()
+	stopUDP := offerUDP(t, ctx, &attempts, &sent)
+	defer stopUDP()
 
 	type sample struct {
 		at           time.Time
@@ -245,11 +226,38 @@ func testStallFreezesTX(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cancel()
-	<-senderDone
+	stopUDP()
 	t.Logf("tx_packets moving again %v after the stall's end", time.Since(stallEnd).Round(10*time.Millisecond))
 	st := ping(t, 56, 1)
 	if st.PacketsRecv != 1 {
 		t.Errorf("no echo reply after the stall")
 	}
+}
+
+// offerUDP sends 1400-byte datagrams to the partner's discard port every
+// 2 ms until ctx ends or stop is called, counting attempts and successful
+// writes; a write deadline keeps it offering when a stalled queue has
+// filled the socket's send buffer. stop may be called more than once.
+func offerUDP(t *testing.T, ctx context.Context, attempts, sent *atomic.Uint64) (stop func()) {
+	t.Helper()
+	udp, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: PeerIP, Port: 9})
+	if err != nil {
+		t.Fatalf("UDP socket to the partner: %v", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer udp.Close()
+		payload := make([]byte, 1400)
+		for ctx.Err() == nil {
+			attempts.Add(1)
+			udp.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+			if _, err := udp.Write(payload); err == nil {
+				sent.Add(1)
+			}
+			time.Sleep(2 * time.Millisecond) // pacing, not a wait for an event
+		}
+	}()
+	return func() { cancel(); <-done }
 }
