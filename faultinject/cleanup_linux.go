@@ -110,6 +110,14 @@ func cleanupState(ctx context.Context, o Options, st *state) ([]string, error) {
 		} else {
 			actions = append(actions, fmt.Sprintf("%s: the partner stall ended by itself at %s", st.Iface, st.StallUntil.Local().Format("15:04:05.000")))
 		}
+	case "napi":
+		did, err := restoreNapi(o, st, "/sys", "/proc")
+		for _, d := range did {
+			actions = append(actions, st.Iface+": "+d)
+		}
+		if err != nil {
+			return actions, fmt.Errorf("%s: %w", st.Iface, err)
+		}
 	case "pause":
 		actions = append(actions, fmt.Sprintf("%s: the PAUSE flood died with pid %d", st.Iface, st.PID))
 		if fc := st.FlowControl; fc != nil {

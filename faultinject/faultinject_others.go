@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"time"
 )
 
 // Outside Linux every injector exists, so that callers build, and every
@@ -66,6 +67,30 @@ func (p *PauseFlood) Inject(context.Context) error  { return errPlatform }
 func (p *PauseFlood) Restore(context.Context) error { return nil }
 func (p *PauseFlood) Sent() uint64                  { return 0 }
 func (p *PauseFlood) Done() <-chan struct{}         { return nil }
+
+// NapiStarve starves a device's NAPI threads (Linux only).
+type NapiStarve struct{ iface string }
+
+// NewNapiStarve validates its input; on this platform the injector cannot act.
+func NewNapiStarve(iface string, c NapiConfig, o Options) (*NapiStarve, error) {
+	if err := validIfaceName(iface); err != nil {
+		return nil, err
+	}
+	if _, err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &NapiStarve{iface: iface}, nil
+}
+
+func (n *NapiStarve) Name() string { return "napi" }
+func (n *NapiStarve) Describe() string {
+	return "NAPI starvation of " + n.iface + " (unsupported here)"
+}
+func (n *NapiStarve) Inject(context.Context) error  { return errPlatform }
+func (n *NapiStarve) Restore(context.Context) error { return nil }
+func (n *NapiStarve) RestoreBound() time.Duration   { return 0 }
+func (n *NapiStarve) Running() bool                 { return false }
+func (n *NapiStarve) Diagnose(pktgen bool) string   { return "" }
 
 // Cleanup is unsupported outside Linux.
 func Cleanup(ctx context.Context, iface string, o Options) ([]string, error) {

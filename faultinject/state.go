@@ -38,6 +38,45 @@ type state struct {
 	// Pause: the DUT's flow control found before, when it is changed.
 	FlowControl *savedPause `json:"flow_control,omitempty"`
 	PauseUntil  time.Time   `json:"pause_until,omitzero"`
+
+	// Napi: what a NAPI starvation changed, each part recorded before
+	// it is changed.
+	Napi *savedNapi `json:"napi,omitempty"`
+}
+
+// savedNapi is what NapiStarve changes and Cleanup puts back, in the
+// order Cleanup follows: the hog is killed first, then the RT throttling
+// sysctl, the threads' policies and affinities, and threaded last (it
+// takes rtnl, which a pending driver reset may hold while the hog runs).
+type savedNapi struct {
+	CPU int `json:"cpu"`
+	// Threaded is the interface's /sys/class/net/IFACE/threaded as found
+	// ("0" or "1"); "" when it was not read yet.
+	Threaded string `json:"threaded,omitempty"`
+	// RTRuntime is /proc/sys/kernel/sched_rt_runtime_us as found; ""
+	// until it is about to be changed.
+	RTRuntime string `json:"rt_runtime_us,omitempty"`
+	// Threads are the NAPI kthreads and the hogged CPU's ksoftirqd, as
+	// found.
+	Threads []savedThread `json:"threads,omitempty"`
+	// Hog identifies the hog process: its pid and start time (so that a
+	// reused pid is never killed).
+	HogPID   int    `json:"hog_pid,omitempty"`
+	HogStart uint64 `json:"hog_start,omitempty"`
+	// Until is when the hog ends by itself at the latest.
+	Until time.Time `json:"until,omitzero"`
+}
+
+// savedThread is a kernel thread's scheduling as found.
+type savedThread struct {
+	PID   int    `json:"pid"`
+	Name  string `json:"name"`
+	Start uint64 `json:"start"` // /proc/PID/stat starttime, the thread's identity with PID
+	CPUs  string `json:"cpus"`  // affinity, as a CPU list
+	// Policy, Priority and Nice are sched_getattr's.
+	Policy   uint32 `json:"policy"`
+	Priority uint32 `json:"priority"`
+	Nice     int32  `json:"nice"`
 }
 
 // savedQdisc is an explicitly configured root qdisc, kept as the kernel
@@ -135,7 +174,7 @@ func parseState(b []byte) (*state, error) {
 		return nil, fmt.Errorf("state file version %d, want %d", s.Version, stateVersion)
 	}
 	switch s.Injector {
-	case "netem", "stall", "pause":
+	case "netem", "stall", "pause", "napi":
 	default:
 		return nil, fmt.Errorf("state file names unknown injector %q", s.Injector)
 	}
