@@ -389,6 +389,12 @@ func restoreThread(t savedThread) (string, error) {
 	}
 	var errs []error
 	cpus, err := parseCPUList(t.CPUs)
+	var now unix.CPUSet
+	// Per-CPU kthreads (ksoftirqd) refuse any affinity change, even to
+	// the CPU they are bound to: only what was changed is put back.
+	if unix.SchedGetaffinity(t.PID, &now) == nil && formatCPUList(cpuSetList(&now)) == t.CPUs {
+		cpus = nil
+	}
 	if err == nil && len(cpus) > 0 {
 		var set unix.CPUSet
 		for _, c := range cpus {

@@ -15,7 +15,7 @@ import (
 func init() {
 	register(command{
 		name:    "inject",
-		summary: "stall a transmit path by hand (netem, stall, pause), hold, restore",
+		summary: "stall a transmit path by hand (netem, stall, pause, napi), hold, restore",
 		run:     runInject,
 	})
 }
@@ -24,6 +24,7 @@ const injectUsage = `usage:
   txtimeout inject netem -iface IFACE [-delay 9s] [-jitter D] [-loss PCT] [-limit N] -for D
   txtimeout inject stall -iface IFACE [-peer MAC] [-ack-timeout 2s] -for D
   txtimeout inject pause -partner IFACE [-quanta N] [-dut IFACE] -for D
+  txtimeout inject napi -iface IFACE [-cpu N] [-priority 50] -for D (at most 10s)
 common flags: -netns PATH -state-dir DIR -allow-default-route -allow-no-handler -clean-stale`
 
 // maxHold bounds how long "inject" holds a fault.
@@ -53,7 +54,7 @@ func (c *commonFlags) options() faultinject.Options {
 
 func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("missing injector (netem, stall or pause; 'txtimeout inject -h' lists them)")
+		return usagef("missing injector (netem, stall, pause or napi; 'txtimeout inject -h' lists them)")
 	}
 	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
 		fmt.Fprintln(stderr, injectUsage)
@@ -126,8 +127,19 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			return faultinject.NewPauseFlood(*partner, faultinject.PauseConfig{For: c.hold, Quanta: uint16(*quanta), DUTIface: *dut}, o)
 		}
+	case "napi":
+		iface := fs.String("iface", "", "DUT interface (required)")
+		cpu := fs.Int("cpu", faultinject.AutoCPU, "CPU to starve (-1: the highest online CPU)")
+		prio := fs.Int("priority", faultinject.DefaultHogPriority, "the hog's SCHED_FIFO priority (2..98)")
+		build = func(o faultinject.Options) (faultinject.Injector, error) {
+			if *iface == "" {
+				return nil, usagef("-iface is required")
+			}
+			ifaces = []string{*iface}
+			return faultinject.NewNapiStarve(*iface, faultinject.NapiConfig{For: c.hold, CPU: *cpu, Priority: *prio}, o)
+		}
 	default:
-		return usagef("unknown injector %q (want netem, stall or pause)", kind)
+		return usagef("unknown injector %q (want netem, stall, pause or napi)", kind)
 	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -224,6 +236,11 @@ func progressDetail(ctx context.Context, inj faultinject.Injector) string {
 		return fmt.Sprintf(" (qdisc backlog %d packets %d bytes, drops %d)", st.QLen, st.Backlog, st.Drops)
 	case *faultinject.PauseFlood:
 		return fmt.Sprintf(" (%d PAUSE frames sent)", i.Sent())
+	case *faultinject.NapiStarve:
+		if i.Running() {
+			return " (hog spinning)"
+		}
+		return " (the hog has ended)"
 	}
 	return ""
 }
