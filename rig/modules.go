@@ -21,6 +21,8 @@ type kmod struct {
 	Path string // on the host
 	// Data is the module's uncompressed ELF image.
 	Data []byte
+	// params are the parameters the module declares (see paramsOf).
+	params []string
 }
 
 // moduleIndex is a kernel's module tree: the files under it by module name
@@ -205,7 +207,7 @@ func (ix *moduleIndex) resolve(want []string, reasons map[string]string) ([]kmod
 		}
 		onPath[name] = false
 		done[name] = true
-		out = append(out, kmod{Name: name, Path: path, Data: img})
+		out = append(out, kmod{Name: name, Path: path, Data: img, params: paramsOf(info)})
 		return nil
 	}
 	for _, w := range want {

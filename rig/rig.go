@@ -14,6 +14,9 @@
 //	TXTIMEOUT_MODULES      its module tree (lib/modules/VERSION); required with TXTIMEOUT_KERNEL
 //	TXTIMEOUT_NIC          NIC model: virtio-net-pci (default), e1000, e1000e, igb, rtl8139
 //	TXTIMEOUT_SMP          vCPUs (default 2)
+//	TXTIMEOUT_MODPARAMS    parameters for the modules the rig loads, MODULE.PARAM=VALUE
+//	                       items separated by spaces or commas (see Config.ModParams),
+//	                       e.g. "e1000e.IntMode=1"
 //	TXTIMEOUT_MEM          guest memory in MiB (default 1024)
 //	TXTIMEOUT_ACCEL        tcg (default), kvm, or auto (KVM if a probe boot succeeds)
 //	TXTIMEOUT_REPORT_DIR   where the guest's report files and the console log go
@@ -25,7 +28,8 @@
 //
 // Inside the guest the init sets TXTIMEOUT_RIG=1, TXTIMEOUT_IFACE=eth0,
 // TXTIMEOUT_PEER_IP, TXTIMEOUT_PEER_MAC, TXTIMEOUT_PARTNER=inband,
-// TXTIMEOUT_NIC and TXTIMEOUT_REPORT_DIR=/report.
+// TXTIMEOUT_NIC, TXTIMEOUT_MODPARAMS (the parameters given, normalised,
+// space-separated) and TXTIMEOUT_REPORT_DIR=/report.
 //
 // # Serial ports
 //
@@ -100,6 +104,14 @@ type Config struct {
 	Kernel, Modules string
 	// NIC is the QEMU NIC model (see NICModels).
 	NIC string
+	// ModParams are parameters for the kernel modules the rig loads, as
+	// "MODULE.PARAM=VALUE" items (e.g. "e1000e.IntMode=1"), which the
+	// guest init passes to finit_module: a module loaded that way does not
+	// read module.param=value from the kernel command line (modprobe does
+	// that, and the guest has none). Run refuses an item for a module it
+	// does not load or a parameter the module does not declare. See
+	// ParseModParams for the syntax.
+	ModParams []string
 	// SMP is the number of vCPUs, MemMB the memory in MiB.
 	SMP, MemMB int
 	// Accel is "tcg", "kvm" or "auto".
@@ -130,7 +142,8 @@ type Config struct {
 
 // ConfigFromEnv reads the Config from the TXTIMEOUT_* variables listed in
 // the package documentation. Malformed numbers are ignored (the default
-// applies); Run reports values out of range.
+// applies); Run reports values out of range and malformed module
+// parameters.
 func ConfigFromEnv() Config {
 	c := Config{
 		Kernel:    os.Getenv("TXTIMEOUT_KERNEL"),
@@ -139,6 +152,9 @@ func ConfigFromEnv() Config {
 		Accel:     os.Getenv("TXTIMEOUT_ACCEL"),
 		ReportDir: os.Getenv("TXTIMEOUT_REPORT_DIR"),
 		Keep:      os.Getenv("TXTIMEOUT_RIG_KEEP") == "1",
+		// Checked by Run (withDefaults): a malformed item must fail the
+		// run, not be dropped.
+		ModParams: splitModParams(os.Getenv("TXTIMEOUT_MODPARAMS")),
 	}
 	if n, err := strconv.Atoi(os.Getenv("TXTIMEOUT_SMP")); err == nil {
 		c.SMP = n
@@ -173,6 +189,9 @@ type Result struct {
 	Kernel string
 	// NIC is the NIC model.
 	NIC string
+	// ModParams are the module parameters the guest's modules were
+	// loaded with (Config.ModParams, normalised).
+	ModParams []string
 	// ConsoleLog is the kernel console text (the last 4 MiB);
 	// ConsoleLogPath the file it is kept in, if it was kept.
 	ConsoleLog, ConsoleLogPath string
@@ -332,6 +351,11 @@ func (c Config) withDefaults() (Config, error) {
 	if _, err := LookupNIC(c.NIC); err != nil {
 		return c, err
 	}
+	mp, err := normalizeModParams(c.ModParams)
+	if err != nil {
+		return c, fmt.Errorf("rig: %w", err)
+	}
+	c.ModParams = mp
 	return c, nil
 }
 

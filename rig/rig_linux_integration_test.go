@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,6 +69,25 @@ func TestIntegrationRigBoot(t *testing.T) {
 	}
 	if hang := mustDefaults(t, c).HangTimeout; r.MaxSilence <= 0 || r.MaxSilence >= hang {
 		t.Errorf("longest control-port silence %v, want between 0 and the hang window %v", r.MaxSilence, hang)
+	}
+}
+
+// TestIntegrationModParams boots e1000e with e1000e.IntMode=1, the
+// NapiStarve scenario's setup, and mirrors TestGuestModParams: the
+// parameter must reach the driver through the guest init's finit_module
+// (no MSI-X TX vector in /proc/interrupts). A small guest (1 vCPU) that
+// runs one short test, alongside TestIntegrationRigBoot.
+func TestIntegrationModParams(t *testing.T) {
+	t.Parallel()
+	c := ConfigFromEnv()
+	c.NIC, c.SMP, c.MemMB = "e1000e", 1, 512
+	c.ModParams = []string{"e1000e.IntMode=1"}
+	r := RunTest(t, "txtimeout/rig", "^TestGuestModParams$", c)
+	if !slices.Equal(r.ModParams, c.ModParams) {
+		t.Errorf("Result.ModParams %q, want %q", r.ModParams, c.ModParams)
+	}
+	if want := "module e1000e loaded with IntMode=1"; !strings.Contains(r.ConsoleLog, want) {
+		t.Errorf("console log lacks the init's %q", want)
 	}
 }
 

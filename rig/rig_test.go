@@ -110,8 +110,12 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("TXTIMEOUT_RIG_TIMEOUT", "3m")
 	t.Setenv("TXTIMEOUT_ACCEL", "auto")
 	t.Setenv("TXTIMEOUT_RIG_HANG", "2m")
+	t.Setenv("TXTIMEOUT_MODPARAMS", "e1000e.IntMode=1,foo.bar=x bad")
 	c := ConfigFromEnv()
-	assert.Equal(t, Config{Kernel: "/k", Modules: "/m", NIC: "e1000", SMP: 4, ReportDir: "/r", Timeout: 3 * time.Minute, Accel: "auto", HangTimeout: 2 * time.Minute}, c)
+	// Module parameters are split here and checked by Run: "bad" stays,
+	// to fail the run.
+	assert.Equal(t, Config{Kernel: "/k", Modules: "/m", NIC: "e1000", SMP: 4, ReportDir: "/r", Timeout: 3 * time.Minute, Accel: "auto", HangTimeout: 2 * time.Minute,
+		ModParams: []string{"e1000e.IntMode=1", "foo.bar=x", "bad"}}, c)
 	t.Setenv("TXTIMEOUT_RIG_HANG", "90")
 	assert.Zero(t, ConfigFromEnv().HangTimeout, "a duration without a unit is ignored")
 }

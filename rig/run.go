@@ -39,7 +39,7 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{NIC: c.NIC}
+	r := &Result{NIC: c.NIC, ModParams: c.ModParams}
 	ctx, cancel := context.WithTimeoutCause(ctx, c.Timeout, ErrRunTimeout)
 	defer cancel()
 
@@ -89,6 +89,10 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 	if err != nil {
 		return r, err
 	}
+	params, err := moduleParams(c.ModParams, mods, ix)
+	if err != nil {
+		return r, fmt.Errorf("rig: %w", err)
+	}
 
 	work, err := os.MkdirTemp("", "txtimeout-rig-")
 	if err != nil {
@@ -122,6 +126,7 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 			"TXTIMEOUT_PEER_MAC=" + PeerMAC.String(),
 			"TXTIMEOUT_PARTNER=inband",
 			"TXTIMEOUT_NIC=" + nic.Name,
+			"TXTIMEOUT_MODPARAMS=" + strings.Join(c.ModParams, " "),
 			"TXTIMEOUT_REPORT_DIR=" + guestproto.ReportDir,
 			"TXTIMEOUT_KERNEL_RELEASE=" + ix.release,
 		},
@@ -132,7 +137,7 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 	}
 	for _, m := range mods {
 		p := path.Join(guestproto.ModuleDir, m.Name+".ko")
-		gc.Modules = append(gc.Modules, guestproto.ModuleFile{Name: m.Name, Path: p})
+		gc.Modules = append(gc.Modules, guestproto.ModuleFile{Name: m.Name, Path: p, Params: params[m.Name]})
 		files = append(files, initramfsFile{Name: strings.TrimPrefix(p, "/"), Data: m.Data, Mode: 0o644})
 	}
 	accel, err := c.accel(ctx, qemu, image, work)
@@ -316,7 +321,7 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 	cmd.Stdout = &qstderr
 	cmd.Stderr = &qstderr
 	cmd.SysProcAttr = qemuProcAttr()
-	c.progressf("booting %s (%s, %d vCPUs, %d MiB, %s)", r.Kernel, b.accel, c.SMP, c.MemMB, b.nic.Name)
+	c.progressf("booting %s (%s, %d vCPUs, %d MiB, %s)", r.Kernel, b.accel, c.SMP, c.MemMB, strings.Join(append([]string{b.nic.Name}, c.ModParams...), ", "))
 	qemuStart := time.Now()
 	exited, err := startReaped(cmd)
 	if err != nil {

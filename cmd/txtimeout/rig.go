@@ -44,6 +44,8 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	timeout := fs.Duration("timeout", orDefaultDur(env.Timeout, rig.DefaultTimeout), "hard deadline of the guest run")
 	hang := fs.Duration("hang", orDefaultDur(env.HangTimeout, rig.DefaultHangTimeout), "fail when the running guest sends no heartbeat for this long")
 	pkg := fs.String("pkg", "txtimeout/scenarios", "test package to run in the guest")
+	modParams := &modParamFlag{items: env.ModParams}
+	fs.Var(modParams, "modparam", "parameter `MODULE.PARAM=VALUE` for a module the rig loads, e.g. e1000e.IntMode=1 (repeatable; added to TXTIMEOUT_MODPARAMS, a later value of a parameter wins)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: txtimeout rig [flags] [-- go test flags, e.g. -run TxTimeout/NetemDelay]")
 		fs.PrintDefaults()
@@ -74,6 +76,12 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	default:
 		return usagef("-accel %q: want tcg, kvm or auto", *accel)
 	}
+	// TXTIMEOUT_MODPARAMS is checked here too, so that a malformed item
+	// is a usage error wherever it came from.
+	mp, err := rig.ParseModParams(modParams.String())
+	if err != nil {
+		return usagef("-modparam or TXTIMEOUT_MODPARAMS: %v", err)
+	}
 	testArgs, err := guestFlags(fs.Args())
 	if err != nil {
 		return err
@@ -81,7 +89,7 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	c := rig.Config{
 		Kernel: *kernel, Modules: *modules, NIC: *nic, SMP: *smp, MemMB: *mem,
 		Accel: *accel, ReportDir: *report, Keep: *keep, Timeout: *timeout,
-		HangTimeout: *hang, Progress: stderr,
+		HangTimeout: *hang, Progress: stderr, ModParams: mp,
 	}
 	if err := rig.Preflight(ctx, c); err != nil {
 		return err
@@ -106,7 +114,7 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	out.Flush()
 	if r != nil {
 		if r.BootTime > 0 {
-			fmt.Fprintf(stderr, "rig: first test ran %.1fs after start (kernel %s, %s)\n", r.BootTime.Seconds(), r.Kernel, r.NIC)
+			fmt.Fprintf(stderr, "rig: first test ran %.1fs after start (kernel %s, %s)\n", r.BootTime.Seconds(), r.Kernel, strings.Join(append([]string{r.NIC}, r.ModParams...), ", "))
 		}
 		if r.ReportDir != "" {
 			fmt.Fprintf(stderr, "rig: report files and console.log in %s\n", r.ReportDir)
@@ -203,6 +211,30 @@ func (u *unframe) Flush() error {
 	err := u.line(u.buf.Bytes())
 	u.buf.Reset()
 	return err
+}
+
+// modParamFlag is the repeatable -modparam flag: each value is one or
+// more MODULE.PARAM=VALUE items (see rig.ParseModParams), appended to the
+// items before it.
+type modParamFlag struct{ items []string }
+
+func (f *modParamFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return strings.Join(f.items, " ")
+}
+
+func (f *modParamFlag) Set(v string) error {
+	items, err := rig.ParseModParams(v)
+	if err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		return errors.New("want MODULE.PARAM=VALUE")
+	}
+	f.items = append(f.items, items...)
+	return nil
 }
 
 func nicNames() string {

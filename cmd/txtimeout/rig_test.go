@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"txtimeout/rig"
 )
 
 func TestRigGuestFlags(t *testing.T) {
@@ -41,6 +43,9 @@ func TestRigUsage(t *testing.T) {
 		{"rig", "-kernel", "/boot/vmlinuz"},
 		{"rig", "-accel", "xen"},
 		{"rig", "-timeout", "1s"},
+		{"rig", "-modparam", "e1000e.IntMode"},
+		{"rig", "-modparam", "e1000e.IntMode=1", "-modparam", `e1000e.x="a b"`},
+		{"rig", "-modparam", ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code != 2 {
@@ -49,5 +54,40 @@ func TestRigUsage(t *testing.T) {
 		if !strings.HasPrefix(stderr.String(), "txtimeout: rig: ") || strings.Count(stderr.String(), "\n") != 1 {
 			t.Errorf("%q: stderr %q, want one line beginning txtimeout: rig:", args, stderr.String())
 		}
+	}
+}
+
+func TestRigModParamFlag(t *testing.T) {
+	f := &modParamFlag{items: []string{"e1000e.IntMode=2"}} // as from TXTIMEOUT_MODPARAMS
+	for _, v := range []string{"e1000e.IntMode=1", "virtio-net.napi_tx=1,pktgen.pg_count_d=5"} {
+		if err := f.Set(v); err != nil {
+			t.Fatalf("Set(%q): %v", v, err)
+		}
+	}
+	got, err := rig.ParseModParams(f.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"e1000e.IntMode=1", "virtio_net.napi_tx=1", "pktgen.pg_count_d=5"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("flag items %q, want %q (a later value of a parameter wins)", got, want)
+	}
+	for _, bad := range []string{"", "IntMode=1", "e1000e.IntMode=", "e1000e.IntMode='1'"} {
+		if err := (&modParamFlag{}).Set(bad); err == nil {
+			t.Errorf("Set(%q): no error", bad)
+		}
+	}
+}
+
+// A malformed TXTIMEOUT_MODPARAMS is a usage error of one line, as a
+// malformed flag is.
+func TestRigModParamEnv(t *testing.T) {
+	t.Setenv("TXTIMEOUT_MODPARAMS", "e1000e.IntMode=1 oops")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"rig"}, &stdout, &stderr); code != 2 {
+		t.Errorf("exit %d, want 2 (stderr %q)", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `TXTIMEOUT_MODPARAMS: bad module parameter "oops"`) || strings.Count(stderr.String(), "\n") != 1 {
+		t.Errorf("stderr %q, want one line naming the bad item", stderr.String())
 	}
 }

@@ -210,9 +210,17 @@ func loadModule(m guestproto.ModuleFile) error {
 	if m.Compressed {
 		flags = moduleInitCompressedFile
 	}
-	err = unix.FinitModule(int(f.Fd()), "", flags)
+	// The kernel parses the parameters itself (kernel/params.c); a bad
+	// value fails the load with EINVAL and a line on the console.
+	err = unix.FinitModule(int(f.Fd()), m.Params, flags)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
+		if m.Params != "" {
+			return fmt.Errorf("loading module %s with %q: %w", m.Name, m.Params, err)
+		}
 		return fmt.Errorf("loading module %s: %w", m.Name, err)
+	}
+	if m.Params != "" {
+		logf("module %s loaded with %s", m.Name, m.Params)
 	}
 	return nil
 }

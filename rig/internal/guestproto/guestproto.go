@@ -118,6 +118,9 @@ type ModuleFile struct {
 	// Compressed asks the kernel to decompress the file itself
 	// (finit_module with MODULE_INIT_COMPRESSED_FILE, CONFIG_MODULE_DECOMPRESS).
 	Compressed bool `json:"compressed,omitempty"`
+	// Params is finit_module's param_values: "param=value" items
+	// separated by spaces, as the host checked them ("IntMode=1").
+	Params string `json:"params,omitempty"`
 }
 
 // Heartbeat is the argument of an ALIVE line: key=value fields
