@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -38,6 +39,10 @@ type Observers struct {
 	nl       *netlink.Handle
 	link     netlink.Link
 	kr       *kmsg.Reader
+
+	carrier        *os.File // carrier, nil where it could not be opened
+	carrierChanges *os.File // carrier_changes (3.15+), nil where absent
+
 	// The tracefs instance is removed through open descriptors, so that
 	// Stop works from any thread, whatever mount namespace it is in.
 	tpDir    *os.File // tracefs "instances" directory
@@ -50,6 +55,12 @@ type Observers struct {
 	// running holds one channel per observer goroutine, closed when it
 	// ends, so that Stop can name one that does not.
 	running map[string]chan struct{}
+
+	// sampleMu makes one sample at a time (the sampler's, SampleNow's,
+	// Stop's), so that samples reach the timeline in time order; closed
+	// is set once Stop has released the files.
+	sampleMu sync.Mutex
+	closed   atomic.Bool
 
 	mu       sync.Mutex
 	errs     []error
@@ -80,28 +91,8 @@ func startObservers(ctx context.Context, c Config, tl *Timeline, sysRoot string,
 			o.closeAll(true)
 		}
 	}()
-	dir := filepath.Join(sysRoot, "class/net", c.Iface)
-	for _, n := range statNames {
-		f, err := os.Open(filepath.Join(dir, "statistics", n))
-		if err != nil {
-			return nil, fmt.Errorf("harness: observers: interface %s: %w", c.Iface, err)
-		}
-		o.stats = append(o.stats, f)
-	}
-	qs, _ := filepath.Glob(filepath.Join(dir, "queues", "tx-*", "tx_timeout"))
-	sort.Slice(qs, func(i, j int) bool { return queueIndex(qs[i]) < queueIndex(qs[j]) })
-	for _, q := range qs {
-		f, err := os.Open(q)
-		if err != nil {
-			return nil, fmt.Errorf("harness: observers: %w", err)
-		}
-		o.queues = append(o.queues, f)
-	}
-	bql, _ := filepath.Glob(filepath.Join(dir, "queues", "tx-*", "byte_queue_limits", "inflight"))
-	for _, q := range bql {
-		if f, err := os.Open(q); err == nil { // optional: kernels without CONFIG_BQL have none
-			o.inflight = append(o.inflight, f)
-		}
+	if err := o.openSysfs(filepath.Join(sysRoot, "class/net", c.Iface)); err != nil {
+		return nil, err
 	}
 	if o.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 		return nil, fmt.Errorf("harness: observers: netlink: %w", err)
@@ -130,6 +121,42 @@ func startObservers(ctx context.Context, c Config, tl *Timeline, sysRoot string,
 		o.spawn("trace_pipe reader", o.traceLoop)
 	}
 	return o, nil
+}
+
+// openSysfs opens the interface's counter files in dir
+// (/sys/class/net/IFACE): the statistics are required, the rest optional.
+func (o *Observers) openSysfs(dir string) error {
+	for _, n := range statNames {
+		f, err := os.Open(filepath.Join(dir, "statistics", n))
+		if err != nil {
+			return fmt.Errorf("harness: observers: interface %s: %w", o.iface, err)
+		}
+		o.stats = append(o.stats, f)
+	}
+	qs, _ := filepath.Glob(filepath.Join(dir, "queues", "tx-*", "tx_timeout"))
+	sort.Slice(qs, func(i, j int) bool { return queueIndex(qs[i]) < queueIndex(qs[j]) })
+	for _, q := range qs {
+		f, err := os.Open(q)
+		if err != nil {
+			return fmt.Errorf("harness: observers: %w", err)
+		}
+		o.queues = append(o.queues, f)
+	}
+	bql, _ := filepath.Glob(filepath.Join(dir, "queues", "tx-*", "byte_queue_limits", "inflight"))
+	for _, q := range bql {
+		if f, err := os.Open(q); err == nil { // optional: kernels without CONFIG_BQL have none
+			o.inflight = append(o.inflight, f)
+		}
+	}
+	// Opening carrier works whatever the interface's state; reading it
+	// is what fails while the interface is down.
+	if f, err := os.Open(filepath.Join(dir, "carrier")); err == nil {
+		o.carrier = f
+	}
+	if f, err := os.Open(filepath.Join(dir, "carrier_changes")); err == nil { // 3.15+
+		o.carrierChanges = f
+	}
+	return nil
 }
 
 // TracepointReason says why the tracepoint is not observed ("" when it is).
@@ -191,23 +218,25 @@ func (o *Observers) sample() Sample {
 			s.BQLInflight += v
 		}
 	}
-	if qds, err := o.nl.QdiscList(o.link); err == nil {
-		for _, q := range qds {
-			a := q.Attrs()
-			if a.Parent != netlink.HANDLE_ROOT {
-				continue
-			}
-			s.HaveQdisc = true
-			s.QdiscKind = q.Type()
-			if st := a.Statistics; st != nil && st.Queue != nil {
-				s.QdiscBacklog = st.Queue.Qlen
-				s.QdiscBacklogBytes = st.Queue.Backlog
-				s.QdiscDrops = st.Queue.Drops
-				s.QdiscRequeues = st.Queue.Requeues
-			}
+	if o.carrier != nil {
+		on, err := carrierState(readUint(o.carrier))
+		if err != nil {
+			firstErr = cmpErr(firstErr, err)
+		} else {
+			s.HaveCarrier, s.Carrier = true, on
 		}
-	} else {
-		firstErr = cmpErr(firstErr, fmt.Errorf("qdisc statistics: %w", err))
+	}
+	if o.carrierChanges != nil {
+		if v, err := readUint(o.carrierChanges); err == nil {
+			s.CarrierChanges = v
+		} else {
+			firstErr = cmpErr(firstErr, err)
+		}
+	}
+	if o.nl != nil { // nil only in the unit tests
+		if err := o.sampleQdisc(&s); err != nil {
+			firstErr = cmpErr(firstErr, err)
+		}
 	}
 	s.Time = o.tl.now()
 	if firstErr != nil {
@@ -219,6 +248,67 @@ func (o *Observers) sample() Sample {
 		o.mu.Unlock()
 	}
 	return s
+}
+
+// sampleQdisc reads the root qdisc's statistics into s.
+func (o *Observers) sampleQdisc(s *Sample) error {
+	qds, err := o.nl.QdiscList(o.link)
+	if err != nil {
+		return fmt.Errorf("qdisc statistics: %w", err)
+	}
+	for _, q := range qds {
+		a := q.Attrs()
+		if a.Parent != netlink.HANDLE_ROOT {
+			continue
+		}
+		s.HaveQdisc = true
+		s.QdiscKind = q.Type()
+		if st := a.Statistics; st != nil && st.Queue != nil {
+			s.QdiscBacklog = st.Queue.Qlen
+			s.QdiscBacklogBytes = st.Queue.Backlog
+			s.QdiscDrops = st.Queue.Drops
+			s.QdiscRequeues = st.Queue.Requeues
+		}
+	}
+	return nil
+}
+
+// carrierState reads a value of /sys/class/net/IFACE/carrier. The kernel
+// fails the read with EINVAL while the interface is down (netif_running
+// false): that is no carrier, not an error.
+func carrierState(v uint64, err error) (bool, error) {
+	if errors.Is(err, unix.EINVAL) {
+		return false, nil
+	}
+	return v == 1, err
+}
+
+// errStopped is SampleNow's error after Stop.
+var errStopped = errors.New("harness: observers: stopped")
+
+// SampleNow takes a sample at once and adds it to the timeline. A scenario
+// calls it right before it marks MarkFaultRemoved, so that the fault
+// window ends with the counters as they are then: a timeout seen first in
+// the kernel log or the tracepoint otherwise ends the window up to
+// SampleInterval before any sample shows the tx_timeout counter's rise.
+// Counters that cannot be read are reported by Stop, as for every sample;
+// after Stop, SampleNow does nothing and returns an error.
+func (o *Observers) SampleNow() error {
+	if !o.sampleOnce() {
+		return errStopped
+	}
+	return nil
+}
+
+// sampleOnce adds a sample to the timeline unless the files are closed.
+func (o *Observers) sampleOnce() bool {
+	o.sampleMu.Lock()
+	defer o.sampleMu.Unlock()
+	if o.closed.Load() {
+		return false
+	}
+	o.tl.AddSample(o.sample())
+	return true
 }
 
 func cmpErr(first, err error) error {
@@ -249,7 +339,7 @@ func (o *Observers) sampleLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			o.tl.AddSample(o.sample())
+			o.sampleOnce()
 		}
 	}
 }
@@ -387,13 +477,20 @@ func (o *Observers) Stop() error {
 		o.fail(fmt.Errorf("harness: observers: %s did not stop within %v", strings.Join(stuck, ", "), stopWait))
 		o.tl.MarkNote(MarkObserverError, "did not stop: "+strings.Join(stuck, ", "))
 	}
-	if !samplerStuck {
-		o.tl.AddSample(o.sample())
-	}
 	// Files and the tracefs instance are released even when an observer
 	// is stuck (its reads then fail); the netlink handle is not, while
-	// the sampler may still be using it.
-	o.closeAll(!samplerStuck)
+	// the sampler may still be using it. A stuck sampler may hold
+	// sampleMu, so Stop takes it only when the sampler has ended.
+	if samplerStuck {
+		o.closed.Store(true)
+		o.closeAll(false)
+	} else {
+		o.sampleMu.Lock()
+		o.tl.AddSample(o.sample())
+		o.closed.Store(true)
+		o.closeAll(true)
+		o.sampleMu.Unlock()
+	}
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -410,6 +507,12 @@ func (o *Observers) closeAll(closeNetlink bool) {
 		}
 	}
 	o.stats, o.queues, o.inflight = nil, nil, nil
+	for _, f := range []**os.File{&o.carrier, &o.carrierChanges} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
+	}
 	if o.nl != nil && closeNetlink {
 		o.nl.Close()
 		o.nl = nil

@@ -27,6 +27,9 @@ func StartObservers(ctx context.Context, c Config, tl *Timeline) (*Observers, er
 	return nil, errUnsupported
 }
 
+// SampleNow returns an error outside Linux.
+func (o *Observers) SampleNow() error { return errUnsupported }
+
 // Stop does nothing.
 func (o *Observers) Stop() error { return errors.New("harness: observers not running") }
 

@@ -222,6 +222,9 @@ func oneLine(s string) string {
 // WriteKTAP writes the report in KTAP version 1: a plan, one test line per
 // scenario in the order they were added, "# SKIP reason" on skipped and
 // inconclusive ones, and the reason as a diagnostic line before a failure.
+// A scenario whose verdict saw a driver reset or a link flap gets
+// diagnostic lines for them ("# reset_seen: true", "# reset_lines: 1",
+// "# link_flap: true", "# link_down_ms: 2000") before its reason.
 func (r *Report) WriteKTAP(w io.Writer) error {
 	s := r.snapshot()
 	var b bytes.Buffer
@@ -235,6 +238,9 @@ func (r *Report) WriteKTAP(w io.Writer) error {
 	for i, sc := range s.Scenarios {
 		n := i + 1
 		name := ktapName(sc.Name)
+		for _, d := range verdictDiagnostics(sc.Verdict) {
+			fmt.Fprintf(&b, "# %s\n", d)
+		}
 		switch sc.Result {
 		case Pass:
 			if sc.Reason != "" {
@@ -254,6 +260,22 @@ func (r *Report) WriteKTAP(w io.Writer) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// verdictDiagnostics are the KTAP diagnostic lines of a verdict's
+// recovery evidence, as "json_name: value".
+func verdictDiagnostics(v Verdict) []string {
+	var d []string
+	if v.ResetSeen {
+		d = append(d, "reset_seen: true", fmt.Sprintf("reset_lines: %d", v.ResetLines))
+	}
+	if v.LinkFlap {
+		d = append(d, "link_flap: true")
+		if v.LinkDownMS > 0 {
+			d = append(d, fmt.Sprintf("link_down_ms: %d", v.LinkDownMS))
+		}
+	}
+	return d
 }
 
 func orDash(s string) string {
@@ -326,14 +348,16 @@ func LAVALine(s ScenarioReport) string {
 
 // LAVALines returns LAVALine and one more test case per measurement that
 // LAVALine did not carry, named SCENARIO_MEASUREMENT, so that LAVA keeps
-// every number.
+// every number; then, the same way, the verdict's numbers that exist:
+// recover_ms when the device recovered, reset_lines when the driver reset
+// it, link_down_ms when a link flap was timed (verdictMeasurements).
 func LAVALines(s ScenarioReport) []string {
 	lines := []string{LAVALine(s)}
 	rest := s.Measurements
 	if !(s.TimeoutFired && s.FirstTimeoutMS >= 0) && len(rest) > 0 {
 		rest = rest[1:]
 	}
-	for _, m := range rest {
+	for _, m := range append(append([]Measurement{}, rest...), verdictMeasurements(s)...) {
 		if !finite(m.Value) {
 			continue
 		}
@@ -341,6 +365,27 @@ func LAVALines(s ScenarioReport) []string {
 			lavaID(s.Name), lavaID(m.Name), lavaResult(s.Result), formatValue(m.Value), lavaID(m.Units)))
 	}
 	return lines
+}
+
+// verdictMeasurements are the verdict's numbers that LAVA should keep,
+// those that exist for this scenario and that it does not report itself.
+func verdictMeasurements(s ScenarioReport) []Measurement {
+	var out []Measurement
+	add := func(ok bool, name string, v int64, units string) {
+		if !ok {
+			return
+		}
+		for _, m := range s.Measurements {
+			if m.Name == name {
+				return
+			}
+		}
+		out = append(out, Measurement{Name: name, Value: float64(v), Units: units})
+	}
+	add(s.Recovered && s.RecoverMS >= 0, "recover_ms", s.RecoverMS, "ms")
+	add(s.ResetSeen, "reset_lines", int64(s.ResetLines), "lines")
+	add(s.LinkFlap && s.LinkDownMS > 0, "link_down_ms", s.LinkDownMS, "ms")
+	return out
 }
 
 // ScenarioName is the scenario name of a test: its name without the

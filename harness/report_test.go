@@ -47,6 +47,15 @@ func sampleReport() *Report {
 	r.Add(ScenarioReport{Name: "Pktgen/Throughput", Result: Pass, Verdict: Verdict{FirstTimeoutMS: -1, RecoverMS: -1},
 		Events: []kmsg.Event{}, Reason: "2 threads, no errors",
 		Measurements: []Measurement{{Name: "pps", Value: 81234, Units: "pps"}, {Name: "mbps", Value: 909.82, Units: "Mb/sec"}}})
+
+	// e1000 with its NAPI thread starved: the watchdog, the reset, the
+	// link bouncing after the release (kernel-facts.md 9).
+	nb := stallTimeline()
+	nb.event(6200, SourceKmsg, kmsg.KindWatchdog, "eth0").reset(6210, "eth0").
+		link(7150, "eth0", false).link(9150, "eth0", true)
+	napi := nb.s
+	r.Add(ScenarioReport{Name: "TxTimeout/NapiStarve/e1000", Result: Pass, Verdict: napi.Verdict(VerdictOptions{}),
+		Events: napi.KmsgEvents(), Timeline: napi, Reason: "watchdog fired, the driver reset the device and it recovered"})
 	return r
 }
 
@@ -145,13 +154,19 @@ func TestLAVALines(t *testing.T) {
 	}
 	want := []string{
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_NetemDelay RESULT=pass>",
+		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_NetemDelay_recover_ms RESULT=pass MEASUREMENT=100 UNITS=ms>",
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_PartnerStall_ICMP RESULT=pass MEASUREMENT=5200 UNITS=ms>",
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_PartnerStall_ICMP_flood_pps RESULT=pass MEASUREMENT=2400.5 UNITS=pps>",
+		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_PartnerStall_ICMP_recover_ms RESULT=pass MEASUREMENT=300 UNITS=ms>",
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_PartnerStall_Pktgen RESULT=fail>",
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_PauseFlood RESULT=skip>",
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_PartnerStall_e1000 RESULT=unknown>",
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=Pktgen_Throughput RESULT=pass MEASUREMENT=81234 UNITS=pps>",
 		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=Pktgen_Throughput_mbps RESULT=pass MEASUREMENT=909.82 UNITS=Mb_sec>",
+		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_NapiStarve_e1000 RESULT=pass MEASUREMENT=5200 UNITS=ms>",
+		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_NapiStarve_e1000_recover_ms RESULT=pass MEASUREMENT=300 UNITS=ms>",
+		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_NapiStarve_e1000_reset_lines RESULT=pass MEASUREMENT=1 UNITS=lines>",
+		"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=TxTimeout_NapiStarve_e1000_link_down_ms RESULT=pass MEASUREMENT=2000 UNITS=ms>",
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("LAVA lines (-want +got):\n%s", d)
@@ -211,7 +226,8 @@ func TestFinishMapsResults(t *testing.T) {
 		t.Errorf("an invalid result must fail the test, got errors %q", bad.errors)
 	}
 
-	wantEq(t, strings.Count(lava.String(), "<LAVA_SIGNAL_TESTCASE"), 5, "LAVA lines printed")
+	// Five scenarios, and the recover_ms of the one that recovered.
+	wantEq(t, strings.Count(lava.String(), "<LAVA_SIGNAL_TESTCASE"), 6, "LAVA lines printed")
 	back, err := ReadReport(filepath.Join(dir, ReportJSON))
 	mustNoErr(t, err)
 	wantEq(t, len(back.Scenarios), 5, "scenarios in report.json")
@@ -298,4 +314,47 @@ func FuzzParseReport(f *testing.F) {
 			_ = LAVALines(s)
 		}
 	})
+}
+
+// A report.json written before the reset, link and carrier fields gives
+// the same verdicts from its timelines as it stored.
+func TestOldReportSameVerdicts(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "report.json.golden"))
+	mustNoErr(t, err)
+	var doc map[string]any
+	mustNoErr(t, json.Unmarshal(data, &doc))
+	var kept []any
+	for _, sc := range doc["scenarios"].([]any) {
+		m := sc.(map[string]any)
+		if m["reset_seen"] == true || m["link_flap"] == true {
+			continue // new evidence an old report cannot hold
+		}
+		for _, k := range []string{"reset_seen", "reset_lines", "link_flap", "link_down_ms"} {
+			delete(m, k)
+		}
+		tl, _ := m["timeline"].(map[string]any)
+		smp, _ := tl["samples"].([]any)
+		for _, s := range smp {
+			for _, k := range []string{"have_carrier", "carrier", "carrier_changes"} {
+				delete(s.(map[string]any), k)
+			}
+		}
+		kept = append(kept, m)
+	}
+	doc["scenarios"] = kept
+	old, err := json.Marshal(doc)
+	mustNoErr(t, err)
+	r, err := ParseReport(old)
+	mustNoErr(t, err)
+	n := 0
+	for _, sc := range r.Scenarios {
+		if len(sc.Timeline.Samples) == 0 {
+			continue
+		}
+		n++
+		if d := cmp.Diff(sc.Verdict, sc.Timeline.Verdict(VerdictOptions{})); d != "" {
+			t.Errorf("%s: verdict from the old timeline (-stored +derived):\n%s", sc.Name, d)
+		}
+	}
+	wantEq(t, n, 2, "old scenarios with a timeline")
 }

@@ -72,6 +72,16 @@ type Sample struct {
 	// drivers without byte queue limits.
 	BQLInflight uint64 `json:"bql_inflight_bytes"`
 
+	// Carrier is /sys/class/net/IFACE/carrier, true for carrier on; an
+	// interface that is down reads as no carrier. HaveCarrier says it was
+	// read (timelines from before these fields have neither).
+	// CarrierChanges is carrier_changes (3.15+; 0 where absent), which
+	// the kernel counts on every change, so it shows a flap that came and
+	// went between two samples.
+	HaveCarrier    bool   `json:"have_carrier,omitempty"`
+	Carrier        bool   `json:"carrier,omitempty"`
+	CarrierChanges uint64 `json:"carrier_changes,omitempty"`
+
 	// Root qdisc statistics (netlink); HaveQdisc is false when they could
 	// not be read.
 	HaveQdisc         bool   `json:"have_qdisc"`

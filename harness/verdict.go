@@ -45,6 +45,8 @@ type Verdict struct {
 	Splat          bool  `json:"splat"`
 	CleanupOK      bool  `json:"cleanup_ok"`
 	FirstTimeoutMS int64 `json:"first_timeout_ms"` // -1: no timeout signal
+	ResetSeen      bool  `json:"reset_seen"`
+	LinkFlap       bool  `json:"link_flap"`
 
 	// The numbers behind the fields.
 	TxTimeoutCount        uint64 `json:"tx_timeout_count"`        // increase of the sysfs tx_timeout sum during the fault
@@ -61,6 +63,8 @@ type Verdict struct {
 	BQLInflightMax        uint64 `json:"bql_inflight_max_bytes"` // bytes in the driver's rings not completed, at most (BQL drivers)
 	RecoverMS             int64  `json:"recover_ms"`             // from fault_removed to recovery; -1: not recovered
 	Samples               int    `json:"samples"`
+	ResetLines            int    `json:"reset_lines"`  // the driver's lines saying it resets the device
+	LinkDownMS            int64  `json:"link_down_ms"` // longest time the link was seen down in a flap; 0: none, or shorter than a sample
 }
 
 // Verdict derives the verdict from the snapshot:
@@ -83,6 +87,18 @@ type Verdict struct {
 //   - FirstTimeoutMS: from the window's start to the earliest signal; for
 //     the counter, the first sample that shows the increase. -1 if none.
 //   - HandlerLogged: a driver event at or after the window's start.
+//   - ResetSeen: a driver event marked as a reset (kmsg.Event.Reset) at or
+//     after the window's start, up to the end of the timeline: drivers
+//     reset after the release too. ResetLines counts them (they are
+//     among DriverLines as well).
+//   - LinkFlap: from the window's start to the end of the timeline the
+//     link went down and came back up, by any one of: carrier_changes
+//     rose by 2 or more above the baseline in a sample that does not
+//     read carrier 0; a carrier 0 sample followed by a carrier 1 sample;
+//     a link-down event followed by a link-up event. LinkDownMS is the
+//     longest such down time, from the samples or from the events (each
+//     source on its own: a sample and a kernel log line race each other),
+//     0 when only the counter saw the flap.
 //   - Splat: any splat event on the whole timeline.
 //   - Recovered: a MarkFaultRemoved exists and, within RecoverWithin after
 //     it, a sample shows tx_packets above its value at the removal (the
@@ -217,8 +233,13 @@ func (s Snapshot) Verdict(o VerdictOptions) Verdict {
 			signal(e.Time)
 		case e.Kind == kmsg.KindDriver:
 			v.DriverLines++
+			if e.Reset {
+				v.ResetLines++
+			}
 		}
 	}
+	v.ResetSeen = v.ResetLines > 0
+	v.LinkFlap, v.LinkDownMS = s.linkFlap(start, base, ours)
 	v.Splat = v.SplatCount > 0
 	v.HandlerLogged = v.DriverLines > 0
 	v.TimeoutFired = !first.IsZero()
@@ -270,6 +291,43 @@ func (s Snapshot) Verdict(o VerdictOptions) Verdict {
 	return v
 }
 
+// linkFlap says whether the link went down and came back up at or after
+// start, and the longest time it was seen down (Snapshot.Verdict).
+func (s Snapshot) linkFlap(start time.Time, base *Sample, ours func(Event) bool) (bool, int64) {
+	flap := false
+	var longest time.Duration
+	// downUp walks one source's signals in time order.
+	var downAt time.Time
+	downUp := func(t time.Time, up bool) {
+		switch {
+		case !up && downAt.IsZero():
+			downAt = t
+		case up && !downAt.IsZero():
+			flap = true
+			longest = max(longest, t.Sub(downAt))
+			downAt = time.Time{}
+		}
+	}
+	for _, smp := range s.Samples {
+		if smp.Time.Before(start) {
+			continue
+		}
+		if base != nil && smp.CarrierChanges >= base.CarrierChanges+2 && (!smp.HaveCarrier || smp.Carrier) {
+			flap = true
+		}
+		if smp.HaveCarrier {
+			downUp(smp.Time, smp.Carrier)
+		}
+	}
+	downAt = time.Time{}
+	for _, e := range s.Events {
+		if e.Kind == kmsg.KindLink && ours(e) && !e.Time.Before(start) {
+			downUp(e.Time, e.LinkUp)
+		}
+	}
+	return flap, longest.Milliseconds()
+}
+
 // Summary says in plain words what the verdict shows, with the numbers.
 func (v Verdict) Summary() string {
 	var b strings.Builder
@@ -293,6 +351,16 @@ func (v Verdict) Summary() string {
 	if v.HandlerLogged {
 		fmt.Fprintf(&b, "; the driver logged %d tx-timeout lines", v.DriverLines)
 	}
+	if v.ResetSeen {
+		fmt.Fprintf(&b, "; the driver reset the device (%d reset %s)", v.ResetLines, plural(v.ResetLines, "line", "lines"))
+	}
+	if v.LinkFlap {
+		if v.LinkDownMS > 0 {
+			fmt.Fprintf(&b, "; the link went down for %d ms and came back up", v.LinkDownMS)
+		} else {
+			b.WriteString("; the link went down and came back up (between two samples)")
+		}
+	}
 	if v.Recovered {
 		fmt.Fprintf(&b, "; recovered %d ms after the fault was removed", v.RecoverMS)
 	} else {
@@ -307,4 +375,11 @@ func (v Verdict) Summary() string {
 		b.WriteString("; cleanup not confirmed")
 	}
 	return b.String()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

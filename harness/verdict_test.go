@@ -30,6 +30,40 @@ func (b *synth) event(ms int64, src string, kind kmsg.Kind, iface string) *synth
 	return b
 }
 
+// kevent adds a kernel-log event.
+func (b *synth) kevent(ms int64, ev kmsg.Event) *synth {
+	b.s.Events = append(b.s.Events, Event{Time: at(ms), SinceMS: ms, Source: SourceKmsg, Event: ev})
+	return b
+}
+
+// reset adds a driver reset line; link a link-state line.
+func (b *synth) reset(ms int64, iface string) *synth {
+	return b.kevent(ms, kmsg.Event{Kind: kmsg.KindDriver, Iface: iface, Driver: "e1000", Queue: -1, Reset: true,
+		Text: "e1000 0000:00:02.0 " + iface + ": Reset adapter"})
+}
+
+func (b *synth) link(ms int64, iface string, up bool) *synth {
+	text := "e1000: " + iface + " NIC Link is Down"
+	if up {
+		text = "e1000: " + iface + " NIC Link is Up 1000 Mbps Full Duplex, Flow Control: RX"
+	}
+	return b.kevent(ms, kmsg.Event{Kind: kmsg.KindLink, Iface: iface, Driver: "e1000", Queue: -1, LinkUp: up, Text: text})
+}
+
+// carrier sets the carrier in every sample: off from downMS to before
+// upMS, carrier_changes counting the two changes.
+func carrier(downMS, upMS int64) func(int64, *Sample) {
+	return func(ms int64, s *Sample) {
+		s.HaveCarrier, s.Carrier, s.CarrierChanges = true, true, 1
+		switch {
+		case ms >= upMS:
+			s.CarrierChanges = 3
+		case ms >= downMS:
+			s.Carrier, s.CarrierChanges = false, 2
+		}
+	}
+}
+
 // samples fills samples from 0 to 10 s; f sets each one from its time.
 func (b *synth) samples(f func(ms int64, s *Sample)) *synth {
 	for ms := int64(0); ms <= 10000; ms += 100 {
@@ -86,6 +120,13 @@ func TestVerdictTable(t *testing.T) {
 			FirstTimeoutMS: 5200, TxTimeoutCount: 1, WatchdogLines: 1, TracepointHits: 1, DriverLines: 1, StallMS: 6000,
 			TxPacketsDuringFault: 0, OfferedDuringFault: 600, QdiscBacklogMax: 600, QdiscBacklogBytesMax: 600 * 2090,
 			RecoverMS: 300, Samples: 101}
+	}
+	// noSignal is full without any timeout signal or driver line.
+	noSignal := func() Verdict {
+		v := full()
+		v.TimeoutFired, v.FirstTimeoutMS = false, -1
+		v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
+		return v
 	}
 	withCounter := func(fromMS int64) func(int64, *Sample) {
 		return func(ms int64, s *Sample) {
@@ -291,6 +332,91 @@ func TestVerdictTable(t *testing.T) {
 			},
 		},
 		{
+			// A NAPI-starve run on e1000: the watchdog, the reset at once,
+			// the link bouncing after the release.
+			name: "reset and link flap in the kernel log",
+			build: func() *synth {
+				return stallTimeline().event(6200, SourceKmsg, kmsg.KindWatchdog, "eth0").reset(6210, "eth0").
+					link(7150, "eth0", false).link(9150, "eth0", true)
+			},
+			want: func() Verdict {
+				v := full()
+				v.TracepointHits, v.TxTimeoutCount = 0, 0
+				v.ResetSeen, v.ResetLines, v.LinkFlap, v.LinkDownMS = true, 1, true, 2000
+				return v
+			},
+		},
+		{
+			name:  "link flap in the carrier samples",
+			build: func() *synth { return stallTimeline().mutate(carrier(7200, 8100)) },
+			want: func() Verdict {
+				v := noSignal()
+				v.LinkFlap, v.LinkDownMS = true, 900
+				return v
+			},
+		},
+		{
+			name: "link flap between two samples: carrier_changes only",
+			build: func() *synth {
+				return stallTimeline().mutate(func(ms int64, s *Sample) {
+					s.HaveCarrier, s.Carrier, s.CarrierChanges = true, true, 5
+					if ms >= 7200 {
+						s.CarrierChanges = 7
+					}
+				})
+			},
+			want: func() Verdict { v := noSignal(); v.LinkFlap = true; return v },
+		},
+		{
+			name: "carrier_changes without carrier (an old kernel's sysfs read partly)",
+			build: func() *synth {
+				return stallTimeline().mutate(func(ms int64, s *Sample) {
+					s.CarrierChanges = 5
+					if ms >= 7200 {
+						s.CarrierChanges = 7
+					}
+				})
+			},
+			want: func() Verdict { v := noSignal(); v.LinkFlap = true; return v },
+		},
+		{
+			name:  "link down and not up again: no flap",
+			build: func() *synth { return stallTimeline().mutate(carrier(7200, 99999)).link(7150, "eth0", false) },
+			want:  noSignal,
+		},
+		{
+			name:  "link up, then down in the log: no flap",
+			build: func() *synth { return stallTimeline().link(7150, "eth0", true).link(8000, "eth0", false) },
+			want:  noSignal,
+		},
+		{
+			// A sample and a log line race: the log's down and the
+			// samples' up do not make a flap together.
+			name: "each source on its own",
+			build: func() *synth {
+				return stallTimeline().link(7150, "eth0", false).mutate(func(ms int64, s *Sample) {
+					s.HaveCarrier, s.Carrier = true, true
+				})
+			},
+			want: noSignal,
+		},
+		{
+			name: "another interface's reset and link flap do not count",
+			build: func() *synth {
+				return stallTimeline().reset(6210, "eth1").link(7150, "eth1", false).link(9150, "eth1", true)
+			},
+			opts: VerdictOptions{Iface: "eth0"},
+			want: noSignal,
+		},
+		{
+			name: "a reset and a flap before the fault do not count",
+			build: func() *synth {
+				return stallTimeline().reset(300, "eth0").link(400, "eth0", false).link(600, "eth0", true).
+					mutate(carrier(400, 600))
+			},
+			want: noSignal,
+		},
+		{
 			name:  "netem: the queue never stops",
 			build: netemTimeline,
 			want: func() Verdict {
@@ -345,6 +471,25 @@ func TestVerdictSummaryPlainWords(t *testing.T) {
 	for _, want := range []string{"the device stalled: tx_packets stood still for 6000 ms", "the tx watchdog fired 5200 ms after the fault"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary %q lacks %q", s, want)
+		}
+	}
+}
+
+func TestVerdictSummaryResetAndFlap(t *testing.T) {
+	b := stallTimeline().event(6200, SourceKmsg, kmsg.KindWatchdog, "eth0").reset(6210, "eth0").
+		link(7150, "eth0", false).link(9150, "eth0", true)
+	s := b.s.Verdict(VerdictOptions{}).Summary()
+	for _, want := range []string{"the driver reset the device (1 reset line)", "the link went down for 2000 ms and came back up"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary %q lacks %q", s, want)
+		}
+	}
+	s = Verdict{LinkFlap: true}.Summary()
+	wantContains(t, s, "the link went down and came back up (between two samples)")
+	s = stallTimeline().s.Verdict(VerdictOptions{}).Summary()
+	for _, not := range []string{"reset", "link"} {
+		if strings.Contains(s, not) {
+			t.Errorf("summary %q mentions %q without one", s, not)
 		}
 	}
 }

@@ -21,6 +21,20 @@ const (
 	// KindSplat is a kernel warning or crash: WARNING, BUG, Oops,
 	// general protection fault, lockups, hung tasks, RCU stalls, panic.
 	KindSplat Kind = "splat"
+	// KindLink is a driver's link-state line ("NIC Link is Down",
+	// "Link is Up - 1Gbps/Full - flow control off"); Event.LinkUp says
+	// which way the link went.
+	KindLink Kind = "link"
+)
+
+// LinkState is the state a link-state row of the driver table reports.
+type LinkState int8
+
+// Link states of DriverPattern.Link.
+const (
+	LinkNone LinkState = iota // not a link-state row
+	LinkDown                  // the line says the link went down
+	LinkUp                    // the line says the link came up
 )
 
 // Event is a record that matters to a tx-timeout test.
@@ -37,69 +51,136 @@ type Event struct {
 	TSUsec     int64  `json:"ts_usec"`
 	Seq        uint64 `json:"seq"`
 	Text       string `json:"text"`
+	// Reset is set on driver events whose line says the driver is
+	// resetting the device (DriverPattern.Reset).
+	Reset bool `json:"reset,omitempty"`
+	// LinkUp is set on link events that say the link came up; a link
+	// event without it says the link went down.
+	LinkUp bool `json:"link_up,omitempty"`
 }
 
 // DriverPattern is one row of the driver table: a line that a driver
-// prints when its transmit path times out, hangs or is reset.
+// prints when its transmit path times out, hangs or is reset, or when its
+// link goes down or comes up.
 type DriverPattern struct {
 	// Driver is the driver's name as the kernel prints it at the start
-	// of the line (dev_driver_string: "mlx5_core", "bnxt_en").
+	// of the line (dev_driver_string: "mlx5_core", "bnxt_en"); empty for
+	// a line that many drivers print through a common helper (phylib).
 	Driver string
 	// Re matches the message after the "DRIVER BUS-ID IFACE: " prefix.
 	// Named groups fill the Event: "queue" its Queue, "ms" or "usecs"
-	// its TimedOutMS.
+	// its TimedOutMS, "iface" its Iface.
 	Re *regexp.Regexp
+	// Whole makes Re match the whole message instead of the text after
+	// the prefix: for pr_info lines that begin with the module's own
+	// pr_fmt ("e1000: eth0 NIC Link is Down") and name the interface in
+	// an "iface" group.
+	Whole bool
+	// Reset marks a line that says the driver is resetting the device
+	// (its reset task runs, or its timeout handler starts or requests a
+	// reset), not one that only reports a timeout or a hang.
+	Reset bool
+	// Link marks a link-state line (LinkDown or LinkUp); its events are
+	// of KindLink rather than KindDriver.
+	Link LinkState
 	// Source is where the line comes from, for whoever extends the table.
 	Source string
 }
 
 // DriverPatterns is the driver table (kernel-facts.md, section 3). A line
-// matches the first row whose Re matches and whose Driver is the one the
-// line's prefix names; failing that, the first row whose Re matches. Add a
-// row (and a test row) to teach the Matcher a new driver.
+// matches the first Whole row whose Re matches the message, else the first
+// row whose Re matches and whose Driver is the one the line's prefix names,
+// else the first row whose Re matches. Add a row (and a test row) to teach
+// the Matcher a new driver.
 var DriverPatterns = []DriverPattern{
-	{Driver: "virtio_net", Source: "drivers/net/virtio_net.c virtnet_tx_timeout (5.16+)",
+	{Driver: "virtio_net", Source: "drivers/net/virtio_net.c virtnet_tx_timeout (5.16+; logs only, no reset)",
 		Re: regexp.MustCompile(`^TX timeout on queue: (?P<queue>\d+), sq: \S+, vq: 0x[0-9a-fA-F]+, name: \S+, (?P<usecs>\d+) usecs ago`)},
+	// mlx5 reports the timeout here; the recovery that may follow (its
+	// devlink health reporter) prints lines of its own.
 	{Driver: "mlx5_core", Source: "drivers/net/ethernet/mellanox/mlx5/core/en_main.c mlx5e_tx_timeout_work",
 		Re: regexp.MustCompile(`^TX timeout on queue: (?P<queue>\d+), SQ: 0x[0-9a-fA-F]+, CQ: 0x[0-9a-fA-F]+, SQ Cons: 0x[0-9a-fA-F]+ SQ Prod: 0x[0-9a-fA-F]+, usecs since last trans: (?P<usecs>\d+)`)},
 	{Driver: "mlx5_core", Source: "mlx5e_tx_timeout, older kernels",
 		Re: regexp.MustCompile(`^TX timeout detected$`)},
-	{Driver: "bnxt_en", Source: "drivers/net/ethernet/broadcom/bnxt/bnxt.c bnxt_tx_timeout",
+	{Driver: "bnxt_en", Source: "drivers/net/ethernet/broadcom/bnxt/bnxt.c bnxt_tx_timeout", Reset: true,
 		Re: regexp.MustCompile(`^TX timeout detected, starting reset task!`)},
-	{Driver: "e1000e", Source: "drivers/net/ethernet/intel/e1000e/netdev.c e1000_reset_task",
+	{Driver: "e1000e", Source: "drivers/net/ethernet/intel/e1000e/netdev.c e1000_reset_task", Reset: true,
 		Re: regexp.MustCompile(`^Reset adapter unexpectedly`)},
 	{Driver: "e1000e", Source: "e1000_print_hw_hang",
 		Re: regexp.MustCompile(`^Detected Hardware Unit Hang:`)},
-	{Driver: "e1000", Source: "drivers/net/ethernet/intel/e1000/e1000_main.c e1000_reset_task",
+	{Driver: "e1000", Source: "drivers/net/ethernet/intel/e1000/e1000_main.c e1000_reset_task", Reset: true,
 		Re: regexp.MustCompile(`^Reset adapter$`)},
 	{Driver: "e1000", Source: "e1000_clean_tx_irq",
 		Re: regexp.MustCompile(`(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`)},
-	{Driver: "igb", Source: "drivers/net/ethernet/intel/igb/igb_main.c igb_reset_task",
+	{Driver: "igb", Source: "drivers/net/ethernet/intel/igb/igb_main.c igb_reset_task", Reset: true,
 		Re: regexp.MustCompile(`^Reset adapter$`)},
 	{Driver: "igb", Source: "igb_clean_tx_irq",
 		Re: regexp.MustCompile(`(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`)},
-	{Driver: "ixgbe", Source: "drivers/net/ethernet/intel/ixgbe/ixgbe_main.c ixgbe_tx_timeout_reset",
+	{Driver: "ixgbe", Source: "drivers/net/ethernet/intel/ixgbe/ixgbe_main.c ixgbe_tx_timeout_reset", Reset: true,
 		Re: regexp.MustCompile(`^initiating reset due to tx timeout`)},
-	{Driver: "ixgbe", Source: "ixgbe_clean_tx_irq",
+	{Driver: "ixgbe", Source: "ixgbe_clean_tx_irq", Reset: true,
 		Re: regexp.MustCompile(`^tx hang \d+ detected on queue (?P<queue>\d+), resetting adapter`)},
 	{Driver: "ixgbe", Source: "ixgbe_clean_tx_irq",
 		Re: regexp.MustCompile(`(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`)},
-	{Driver: "ixgbe", Source: "ixgbe_reset_subtask",
+	{Driver: "ixgbe", Source: "ixgbe_reset_subtask", Reset: true,
 		Re: regexp.MustCompile(`^Reset adapter$`)},
 	{Driver: "i40e", Source: "drivers/net/ethernet/intel/i40e/i40e_main.c i40e_tx_timeout",
 		Re: regexp.MustCompile(`^tx_timeout: VSI_seid: \d+, Q (?P<queue>\d+),`)},
-	{Driver: "i40e", Source: "i40e_tx_timeout",
+	// Levels 1 to 3 request a PF, core or global reset.
+	{Driver: "i40e", Source: "i40e_tx_timeout", Reset: true,
 		Re: regexp.MustCompile(`^tx_timeout recovery level \d+, txqueue (?P<queue>\d+)`)},
+	// Past level 3 the driver gives up and takes the device down.
 	{Driver: "i40e", Source: "i40e_tx_timeout",
 		Re: regexp.MustCompile(`^tx_timeout recovery unsuccessful`)},
 	{Driver: "ice", Source: "drivers/net/ethernet/intel/ice/ice_main.c ice_tx_timeout",
 		Re: regexp.MustCompile(`^tx_timeout: VSI_num: \d+, Q (?P<queue>\d+),`)},
-	{Driver: "ice", Source: "ice_tx_timeout",
+	{Driver: "ice", Source: "ice_tx_timeout (levels 1 to 3: PF, core, global reset)", Reset: true,
 		Re: regexp.MustCompile(`^tx_timeout recovery level \d+, txqueue (?P<queue>\d+)`)},
-	{Driver: "tg3", Source: "drivers/net/ethernet/broadcom/tg3.c tg3_tx_timeout",
+	{Driver: "tg3", Source: "drivers/net/ethernet/broadcom/tg3.c tg3_tx_timeout (then tg3_reset_task_schedule)", Reset: true,
 		Re: regexp.MustCompile(`^transmit timed out, resetting`)},
-	{Driver: "8139too", Source: "drivers/net/ethernet/realtek/8139too.c rtl8139_tx_timeout (debug level)",
+	// The first line of the task that clears the TX ring and restarts
+	// the chip.
+	{Driver: "8139too", Source: "drivers/net/ethernet/realtek/8139too.c rtl8139_tx_timeout_task (debug level)", Reset: true,
 		Re: regexp.MustCompile(`^Transmit timeout, status `)},
+
+	// Link state. e1000, and e1000e before netdev_info, print it with
+	// pr_info and their pr_fmt: "e1000: eth0 NIC Link is Up ...".
+	{Driver: "e1000", Source: "drivers/net/ethernet/intel/e1000/e1000_main.c e1000_watchdog (pr_info)", Whole: true, Link: LinkUp,
+		Re: regexp.MustCompile(`^e1000: (?P<iface>[^\s:/]+) NIC Link is Up `)},
+	{Driver: "e1000", Source: "e1000_watchdog (pr_info)", Whole: true, Link: LinkDown,
+		Re: regexp.MustCompile(`^e1000: (?P<iface>[^\s:/]+) NIC Link is Down$`)},
+	{Driver: "e1000e", Source: "drivers/net/ethernet/intel/e1000e/netdev.c e1000_print_link_info (pr_info, older kernels)", Whole: true, Link: LinkUp,
+		Re: regexp.MustCompile(`^e1000e: (?P<iface>[^\s:/]+) NIC Link is Up `)},
+	{Driver: "e1000e", Source: "e1000_watchdog_task, e1000e_down (pr_info)", Whole: true, Link: LinkDown,
+		Re: regexp.MustCompile(`^e1000e: (?P<iface>[^\s:/]+) NIC Link is Down$`)},
+	// igb repeats its name and the interface after the netdev prefix.
+	{Driver: "igb", Source: "drivers/net/ethernet/intel/igb/igb_main.c igb_watchdog_task", Link: LinkUp,
+		Re: regexp.MustCompile(`^igb: (?P<iface>[^\s:/]+) NIC Link is Up `)},
+	{Driver: "igb", Source: "igb_watchdog_task", Link: LinkDown,
+		Re: regexp.MustCompile(`^igb: (?P<iface>[^\s:/]+) NIC Link is Down$`)},
+	// netdev_info forms: e1000e (newer), igc, ixgbe, i40e, bnxt_en, and
+	// ice, which writes "up" in lower case.
+	{Source: "e1000e e1000_print_link_info, igc/ixgbe watchdog, i40e_print_link_message, ice_print_link_msg, bnxt_report_link", Link: LinkUp,
+		Re: regexp.MustCompile(`^NIC Link is [Uu]p\b`)},
+	{Source: "the same drivers' link-down paths", Link: LinkDown,
+		Re: regexp.MustCompile(`^NIC Link is Down$`)},
+	// phylib and phylink (r8169, stmmac, mvneta, lan78xx, DSA ports ...).
+	{Source: "drivers/net/phy/phy.c phy_print_status, drivers/net/phy/phylink.c phylink_link_up", Link: LinkUp,
+		Re: regexp.MustCompile(`^Link is Up - `)},
+	{Source: "phy_print_status, phylink_link_down", Link: LinkDown,
+		Re: regexp.MustCompile(`^Link is Down$`)},
+	{Driver: "tg3", Source: "tg3.c tg3_link_report", Link: LinkUp,
+		Re: regexp.MustCompile(`^Link is up at \d+ Mbps`)},
+	{Driver: "tg3", Source: "tg3_link_report", Link: LinkDown,
+		Re: regexp.MustCompile(`^Link is down$`)},
+	{Driver: "mlx5_core", Source: "drivers/net/ethernet/mellanox/mlx5/core/en_main.c mlx5e_update_carrier", Link: LinkUp,
+		Re: regexp.MustCompile(`^Link up$`)},
+	{Driver: "mlx5_core", Source: "mlx5e_update_carrier", Link: LinkDown,
+		Re: regexp.MustCompile(`^Link down$`)},
+	// The generic MII helper (8139too, 8139cp, via-rhine, sis900 ...).
+	{Source: "drivers/net/mii.c mii_check_media", Link: LinkUp,
+		Re: regexp.MustCompile(`^link up, \d+Mbps, `)},
+	{Source: "mii_check_media", Link: LinkDown,
+		Re: regexp.MustCompile(`^link down$`)},
 }
 
 var (
@@ -230,10 +311,20 @@ func (m *Matcher) Match(r Record) []Event {
 	}
 
 	// Drivers' own lines.
-	if row, g := matchDriver(p); row != nil {
-		ev.Kind = KindDriver
-		if p.driver == "" {
+	if row, g := matchDriver(p, msg); row != nil {
+		ev.Kind, ev.Reset = KindDriver, row.Reset
+		if row.Link != LinkNone {
+			ev.Kind, ev.LinkUp = KindLink, row.Link == LinkUp
+		}
+		if row.Whole {
+			// What splitPrefix took for an interface is the module name.
+			ev.Bus, ev.Iface = "", ""
+		}
+		if p.driver == "" || row.Whole {
 			ev.Driver = row.Driver
+		}
+		if ev.Iface == "" {
+			ev.Iface = g["iface"]
 		}
 		ev.Queue = atoi(g["queue"], -1)
 		if ms := atoi(g["ms"], 0); ms > 0 {
@@ -301,15 +392,25 @@ func isIfname(s string) bool {
 	return s != "" && !strings.ContainsAny(s, ":/")
 }
 
-// matchDriver finds the DriverPatterns row for p: the first matching row of
-// the driver p names, else the first matching row. Without a prefix, a line
-// that several drivers print ("Reset adapter") is attributed to none.
-func matchDriver(p prefix) (*DriverPattern, map[string]string) {
+// matchDriver finds the DriverPatterns row for msg, split as p: the first
+// Whole row matching msg, else the first row matching p's body of the
+// driver p names, else the first row matching the body. Without a prefix,
+// a line that several drivers print ("Reset adapter") is attributed to
+// none.
+func matchDriver(p prefix, msg string) (*DriverPattern, map[string]string) {
 	var first *DriverPattern
 	var firstG map[string]string
 	ambiguous := false
 	for i := range DriverPatterns {
 		row := &DriverPatterns[i]
+		if row.Whole {
+			if strings.HasPrefix(msg, literalPrefix(row.Re)) {
+				if g := submatch(row.Re, msg); g != nil {
+					return row, g
+				}
+			}
+			continue
+		}
 		if !strings.HasPrefix(p.body, literalPrefix(row.Re)) {
 			continue
 		}

@@ -16,6 +16,14 @@ func ev(kind Kind, iface, driver, bus string, queue, ms int) Event {
 	return Event{Kind: kind, Iface: iface, Driver: driver, Bus: bus, Queue: queue, TimedOutMS: ms}
 }
 
+// reset marks an expected driver event as a reset.
+func reset(e Event) Event { e.Reset = true; return e }
+
+// link builds the expected link event.
+func link(iface, driver, bus string, up bool) Event {
+	return Event{Kind: KindLink, Iface: iface, Driver: driver, Bus: bus, Queue: -1, LinkUp: up}
+}
+
 // matchOne runs a fresh Matcher over one line.
 func matchOne(line string) []Event {
 	return NewMatcher().Match(Record{Message: line, Seq: 42, Time: 9164193 * time.Microsecond})
@@ -100,56 +108,109 @@ func TestMatchDriver(t *testing.T) {
 		{"mlx5_core 0000:08:00.0 enp8s0f0: TX timeout detected",
 			ev(KindDriver, "enp8s0f0", "mlx5_core", "0000:08:00.0", -1, 0)},
 		{"bnxt_en 0000:3b:00.0 eno1np0: TX timeout detected, starting reset task!",
-			ev(KindDriver, "eno1np0", "bnxt_en", "0000:3b:00.0", -1, 0)},
+			reset(ev(KindDriver, "eno1np0", "bnxt_en", "0000:3b:00.0", -1, 0))},
 		{"e1000e 0000:00:19.0 eth0: Reset adapter unexpectedly",
-			ev(KindDriver, "eth0", "e1000e", "0000:00:19.0", -1, 0)},
+			reset(ev(KindDriver, "eth0", "e1000e", "0000:00:19.0", -1, 0))},
 		{"e1000e 0000:00:1f.6 eno1: Detected Hardware Unit Hang:\n  TDH                  <9c>\n  TDT                  <b4>",
 			ev(KindDriver, "eno1", "e1000e", "0000:00:1f.6", -1, 0)},
 		{"e1000 0000:00:03.0 eth0: Reset adapter",
-			ev(KindDriver, "eth0", "e1000", "0000:00:03.0", -1, 0)},
+			reset(ev(KindDriver, "eth0", "e1000", "0000:00:03.0", -1, 0))},
 		{"e1000 0000:00:03.0 eth0: Detected Tx Unit Hang\n  Tx Queue             <0>\n  TDH                  <2a>",
 			ev(KindDriver, "eth0", "e1000", "0000:00:03.0", 0, 0)},
 		{"igb 0000:01:00.0 enp1s0: Reset adapter",
-			ev(KindDriver, "enp1s0", "igb", "0000:01:00.0", -1, 0)},
+			reset(ev(KindDriver, "enp1s0", "igb", "0000:01:00.0", -1, 0))},
 		{"igb 0000:01:00.1 enp1s0f1: Detected Tx Unit Hang\n  Tx Queue             <3>",
 			ev(KindDriver, "enp1s0f1", "igb", "0000:01:00.1", 3, 0)},
 		{"ixgbe 0000:03:00.0 eth2: initiating reset due to tx timeout",
-			ev(KindDriver, "eth2", "ixgbe", "0000:03:00.0", -1, 0)},
+			reset(ev(KindDriver, "eth2", "ixgbe", "0000:03:00.0", -1, 0))},
 		{"ixgbe 0000:03:00.0 eth2: tx hang 1 detected on queue 7, resetting adapter",
-			ev(KindDriver, "eth2", "ixgbe", "0000:03:00.0", 7, 0)},
+			reset(ev(KindDriver, "eth2", "ixgbe", "0000:03:00.0", 7, 0))},
 		{"ixgbe 0000:03:00.0 eth2: Detected Tx Unit Hang\n  Tx Queue             <7>\n  TDH, TDT             <0>, <1f>",
 			ev(KindDriver, "eth2", "ixgbe", "0000:03:00.0", 7, 0)},
 		{"ixgbe 0000:03:00.0 eth2: Reset adapter",
-			ev(KindDriver, "eth2", "ixgbe", "0000:03:00.0", -1, 0)},
+			reset(ev(KindDriver, "eth2", "ixgbe", "0000:03:00.0", -1, 0))},
 		{"i40e 0000:3d:00.0 ens1f0: tx_timeout: VSI_seid: 390, Q 6, NTC: 0x1b2, HWB: 0x1b2, NTU: 0x1c4, TAIL: 0x1c4, INT: 0x1",
 			ev(KindDriver, "ens1f0", "i40e", "0000:3d:00.0", 6, 0)},
 		{"i40e 0000:3d:00.0 ens1f0: tx_timeout recovery level 1, txqueue 6",
-			ev(KindDriver, "ens1f0", "i40e", "0000:3d:00.0", 6, 0)},
+			reset(ev(KindDriver, "ens1f0", "i40e", "0000:3d:00.0", 6, 0))},
 		{"i40e 0000:3d:00.0 ens1f0: tx_timeout recovery unsuccessful",
 			ev(KindDriver, "ens1f0", "i40e", "0000:3d:00.0", -1, 0)},
 		{"ice 0000:3b:00.0 ens785f0: tx_timeout: VSI_num: 6, Q 12, NTC: 0x3c, HW_HEAD: 0x3c, NTU: 0x49, INT: 0x1",
 			ev(KindDriver, "ens785f0", "ice", "0000:3b:00.0", 12, 0)},
 		{"ice 0000:3b:00.0 ens785f0: tx_timeout recovery level 2, txqueue 12",
-			ev(KindDriver, "ens785f0", "ice", "0000:3b:00.0", 12, 0)},
+			reset(ev(KindDriver, "ens785f0", "ice", "0000:3b:00.0", 12, 0))},
 		{"tg3 0000:02:00.0 eth0: transmit timed out, resetting",
-			ev(KindDriver, "eth0", "tg3", "0000:02:00.0", -1, 0)},
+			reset(ev(KindDriver, "eth0", "tg3", "0000:02:00.0", -1, 0))},
 		{"8139too 0000:00:04.0 eth0: Transmit timeout, status 0d 0000 c07f media 10.",
-			ev(KindDriver, "eth0", "8139too", "0000:00:04.0", -1, 0)},
+			reset(ev(KindDriver, "eth0", "8139too", "0000:00:04.0", -1, 0))},
+		// Verbatim, e1000 under QEMU, NAPI threads starved (kernel-facts.md 9).
+		{"e1000 0000:00:02.0 eth0: Reset adapter",
+			reset(ev(KindDriver, "eth0", "e1000", "0000:00:02.0", -1, 0))},
 		// Without a prefix: a line only one driver prints is attributed
 		// to it; one that several print is not.
 		{"TX timeout on queue: 1, sq: output.1, vq: 0x3, name: output.1, 6000000 usecs ago",
 			ev(KindDriver, "", "virtio_net", "", 1, 6000)},
 		{"Reset adapter",
-			ev(KindDriver, "", "", "", -1, 0)},
+			reset(ev(KindDriver, "", "", "", -1, 0))},
 		{"tx_timeout recovery level 1, txqueue 0",
-			ev(KindDriver, "", "", "", 0, 0)},
+			reset(ev(KindDriver, "", "", "", 0, 0))},
 		// A driver not in the table printing a line from it keeps its name.
 		{"igc 0000:05:00.0 enp5s0: Reset adapter",
-			ev(KindDriver, "enp5s0", "igc", "0000:05:00.0", -1, 0)},
+			reset(ev(KindDriver, "enp5s0", "igc", "0000:05:00.0", -1, 0))},
 	}
 	for _, tt := range tests {
 		name := tt.want.Driver + ":" + strings.SplitN(tt.line, "\n", 2)[0]
 		t.Run(name, func(t *testing.T) {
+			got := matchOne(tt.line)
+			tt.want.TSUsec, tt.want.Seq, tt.want.Text = 9164193, 42, tt.line
+			if diff := cmp.Diff([]Event{tt.want}, got); diff != "" {
+				t.Errorf("Match(%q) (-want +got):\n%s", tt.line, diff)
+			}
+		})
+	}
+}
+
+func TestMatchLink(t *testing.T) {
+	tests := []struct {
+		line string
+		want Event
+	}{
+		// Verbatim, e1000 under QEMU after the reset (kernel-facts.md 9):
+		// pr_info with the module's pr_fmt, the interface in the text.
+		{"e1000: eth0 NIC Link is Down", link("eth0", "e1000", "", false)},
+		{"e1000: eth0 NIC Link is Up 1000 Mbps Full Duplex, Flow Control: RX", link("eth0", "e1000", "", true)},
+		// e1000e before its link lines became netdev_info.
+		{"e1000e: eth0 NIC Link is Up 1000 Mbps Full Duplex, Flow Control: Rx/Tx", link("eth0", "e1000e", "", true)},
+		{"e1000e: enp0s25 NIC Link is Down", link("enp0s25", "e1000e", "", false)},
+		// netdev_info forms, from the drivers' format strings.
+		{"e1000e 0000:00:1f.6 eno1: NIC Link is Up 1000 Mbps Full Duplex, Flow Control: Rx/Tx", link("eno1", "e1000e", "0000:00:1f.6", true)},
+		{"e1000e 0000:00:1f.6 eno1: NIC Link is Down", link("eno1", "e1000e", "0000:00:1f.6", false)},
+		{"igb 0000:01:00.0 eth0: igb: eth0 NIC Link is Up 1000 Mbps Full Duplex, Flow Control: RX/TX", link("eth0", "igb", "0000:01:00.0", true)},
+		{"igb 0000:01:00.0 eth0: igb: eth0 NIC Link is Down", link("eth0", "igb", "0000:01:00.0", false)},
+		{"igc 0000:05:00.0 enp5s0: NIC Link is Up 2500 Mbps Full Duplex, Flow Control: RX/TX", link("enp5s0", "igc", "0000:05:00.0", true)},
+		{"ixgbe 0000:03:00.0 eth2: NIC Link is Up 10 Gbps, Flow Control: RX/TX", link("eth2", "ixgbe", "0000:03:00.0", true)},
+		{"ixgbe 0000:03:00.0 eth2: NIC Link is Down", link("eth2", "ixgbe", "0000:03:00.0", false)},
+		{"i40e 0000:3d:00.0 ens1f0: NIC Link is Up, Requested Speed: 25 Gbps, Negotiated FEC: None, Autoneg: False, Flow Control: None", link("ens1f0", "i40e", "0000:3d:00.0", true)},
+		{"ice 0000:3b:00.0 ens785f0: NIC Link is up 100 Gbps Full Duplex, Requested FEC: RS-FEC, Negotiated FEC: RS-FEC, Autoneg Advertised: On, Autoneg Negotiated: True, Flow Control: None", link("ens785f0", "ice", "0000:3b:00.0", true)},
+		{"bnxt_en 0000:3b:00.0 eno1np0: NIC Link is Up, 25000 Mbps full duplex, Flow control: ON - receive & transmit", link("eno1np0", "bnxt_en", "0000:3b:00.0", true)},
+		{"bnxt_en 0000:3b:00.0 eno1np0: NIC Link is Down", link("eno1np0", "bnxt_en", "0000:3b:00.0", false)},
+		{"tg3 0000:02:00.0 eth0: Link is up at 1000 Mbps, full duplex", link("eth0", "tg3", "0000:02:00.0", true)},
+		{"tg3 0000:02:00.0 eth0: Link is down", link("eth0", "tg3", "0000:02:00.0", false)},
+		{"mlx5_core 0000:08:00.0 enp8s0f0np0: Link up", link("enp8s0f0np0", "mlx5_core", "0000:08:00.0", true)},
+		{"mlx5_core 0000:08:00.0 enp8s0f0np0: Link down", link("enp8s0f0np0", "mlx5_core", "0000:08:00.0", false)},
+		// phylib and phylink.
+		{"r8169 0000:02:00.0 enp2s0: Link is Up - 1Gbps/Full - flow control rx/tx", link("enp2s0", "r8169", "0000:02:00.0", true)},
+		{"r8169 0000:02:00.0 enp2s0: Link is Down", link("enp2s0", "r8169", "0000:02:00.0", false)},
+		{"mvneta f1034000.ethernet eth0: Link is Up - 1Gbps/Full - flow control off", link("eth0", "mvneta", "f1034000.ethernet", true)},
+		{"stmmaceth 4a100000.ethernet end0: Link is Up - 100Mbps/Full (downshifted) - flow control off", link("end0", "stmmaceth", "4a100000.ethernet", true)},
+		// The MII helper.
+		{"8139cp 0000:00:03.0 eth0: link up, 100Mbps, full-duplex, lpa 0x05E1", link("eth0", "8139cp", "0000:00:03.0", true)},
+		{"8139cp 0000:00:03.0 eth0: link down", link("eth0", "8139cp", "0000:00:03.0", false)},
+		// A line that several drivers print, without its prefix.
+		{"NIC Link is Down", link("", "", "", false)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
 			got := matchOne(tt.line)
 			tt.want.TSUsec, tt.want.Seq, tt.want.Text = 9164193, 42, tt.line
 			if diff := cmp.Diff([]Event{tt.want}, got); diff != "" {
@@ -179,6 +240,22 @@ func TestDriverPatternsCovered(t *testing.T) {
 		"tx_timeout: VSI_num: 6, Q 12, NTC: 0x3c",
 		"transmit timed out, resetting",
 		"Transmit timeout, status 0d 0000 c07f media 10.",
+		"e1000: eth0 NIC Link is Up 1000 Mbps Full Duplex, Flow Control: RX",
+		"e1000: eth0 NIC Link is Down",
+		"e1000e: eth0 NIC Link is Up 1000 Mbps Full Duplex, Flow Control: Rx/Tx",
+		"e1000e: eth0 NIC Link is Down",
+		"igb: eth0 NIC Link is Up 1000 Mbps Full Duplex, Flow Control: RX/TX",
+		"igb: eth0 NIC Link is Down",
+		"NIC Link is Up 10 Gbps, Flow Control: RX/TX",
+		"NIC Link is Down",
+		"Link is Up - 1Gbps/Full - flow control rx/tx",
+		"Link is Down",
+		"Link is up at 1000 Mbps, full duplex",
+		"Link is down",
+		"Link up",
+		"Link down",
+		"link up, 100Mbps, full-duplex, lpa 0x05E1",
+		"link down",
 	}
 	for _, row := range DriverPatterns {
 		hit := false
@@ -291,20 +368,37 @@ var notEvents = []string{
 	"i2c_designware i2c_designware.0: controller timed out",
 	"ACPI Error: Aborting method \\_SB.PCI0.LPCB.EC0._Q66 due to previous error (AE_TIME) (20230628/psparse-529)",
 	"ipmi_si IPI0001:00: There appears to be no BMC at this location",
-	"cdc_ether 2-1:2.0 usb0: kevent 12 may have been dropped",
 	"ftdi_sio ttyUSB0: usb_serial_generic_read_bulk_callback - urb stopped: -32",
-	// NIC lines that are no timeout.
-	"e1000e 0000:00:1f.6 eno1: NIC Link is Up 1000 Mbps Full Duplex, Flow Control: Rx/Tx",
-	"e1000e 0000:00:1f.6 eno1: NIC Link is Down",
+	// Link lines of things that are no network interface, or that name
+	// none: SATA and PCIe links, a DSA switch port printed by the switch
+	// device, USB network links (usbnet's own wording), Wi-Fi and
+	// Bluetooth. A NIC's link (phylib on a USB NIC included) counts, and
+	// the verdict keeps the DUT's by interface name.
+	"ata1: SATA link up 6.0 Gbps (SStatus 133 SControl 300)",
+	"ata2: SATA link down (SStatus 0 SControl 300)",
+	"pcieport 0000:00:1c.0: pciehp: Slot(1): Link Up",
+	"pcieport 0000:00:1c.0: pciehp: Slot(1): Link Down",
+	"pcieport 0000:00:1d.0: Link Up (Gen 3 x4)",
+	"mt7530-mdio mdio-bus:1f: Port 1 Link is Up - 1Gbps/Full",
+	"cdc_ncm 2-1:1.0 usb0: network connection: connected",
+	"cdc_ether 2-1:2.0 usb0: kevent 12 may have been dropped",
+	"usb 1-1: USB disconnect, device number 2",
+	"wlan0: associated",
+	"wlp2s0: Connection to AP 11:22:33:44:55:66 lost",
+	"Bluetooth: hci0: link tx timeout",
+	"Bluetooth: hci0: killing stalled connection 11:22:33:44:55:66",
+	"bond0: (slave eth0): link status definitely down, disabling slave",
+	"br0: port 1(eth0) entered disabled state",
+	"e1000e: Intel(R) PRO/1000 Network Driver",
+	"e1000: eth0 NIC Link is Sideways",
+	// NIC lines that are no timeout, reset or link change.
 	"igb 0000:01:00.0: added PHC on eth0",
 	"ixgbe 0000:03:00.0: Multiqueue Enabled: Rx Queue count = 8, Tx Queue count = 8 XDP Queue count = 0",
 	"r8169 0000:02:00.0 eth0: rtl_chipcmd_cond == 1 (loop: 100, delay: 100).",
 	"virtio_net virtio0 enp0s3: renamed from eth0",
 	"mlx5_core 0000:08:00.0: E-Switch: Total vports 2, per vport: max uc(128) max mc(2048)",
-	"bnxt_en 0000:3b:00.0 eno1np0: NIC Link is Up, 25000 Mbps full duplex, Flow control: ON - receive & transmit",
 	"i40e 0000:3d:00.0: TX driver issue detected, PF reset issued",
 	"Bluetooth: hci0: Resetting usb device.",
-	"tg3 0000:02:00.0 eth0: Link is up at 1000 Mbps, full duplex",
 	"8139too: 8139too Fast Ethernet driver 0.9.28",
 	"IPv6: ADDRCONF(NETDEV_CHANGE): eth0: link becomes ready",
 	"NETDEV WATCHDOG is documented in net/sched/sch_generic.c",

@@ -71,6 +71,10 @@ type PktgenThreadResult struct {
 	PPS    float64 // packets/s
 	Mbps   float64 // megabits/s (10^6), from the kernel's bps figure
 	Raw    string  // the device file as read
+	// Partial is set when the run was stopped while the device's Result
+	// still read "Starting" (its queue frozen, say): Sent and Errors are
+	// then the Current section's pkts-sofar and errors, and the rates 0.
+	Partial bool
 }
 
 // PktgenResult sums a run over its devices.
@@ -78,6 +82,7 @@ type PktgenResult struct {
 	Threads      []PktgenThreadResult
 	Sent, Errors uint64
 	PPS, Mbps    float64
+	Partial      bool // some thread's result is Partial
 }
 
 // SeedOptions scales SeedConfig.
@@ -279,7 +284,18 @@ var (
 	resultOKRe   = regexp.MustCompile(`^OK: (\d+)\(c(\d+)\+d(\d+)\) usec, (\d+) \((\d+)byte,(\d+)frags\)`)
 	resultRateRe = regexp.MustCompile(`^\s*(\d+)pps (\d+) ?Mb/sec \((\d+)bps\) errors: (\d+)`)
 	ifnameRe     = regexp.MustCompile(`ifname: (\S+)`)
+	// The Current section, from pktgen_if_show():
+	//	"     pkts-sofar: %llu  errors: %llu\n"
+	currentRe = regexp.MustCompile(`(?m)^\s*pkts-sofar: (\d+)\s+errors: (\d+)`)
 )
+
+// resultStarting is the Result pktgen_run() sets on a device it starts;
+// show_results() replaces it when the device stops.
+const resultStarting = "Starting"
+
+// errNotFinal marks ParsePktgenResult's error for a device still
+// "Starting", whose result holds the counters so far.
+var errNotFinal = errors.New("the device has not stopped")
 
 // maxPktgenFile caps what ParsePktgenResult looks at: a device file is
 // under 2 KB.
@@ -301,7 +317,10 @@ func resultLine(s string) (line, rest string, ok bool) {
 
 // ParsePktgenResult parses the content of a /proc/net/pktgen device file
 // (or just its Result lines) after a run. Thread and Iface come from the
-// Params section's "ifname: IFACE@N" when it is there.
+// Params section's "ifname: IFACE@N" when it is there. A device whose
+// Result still reads "Starting" has no final result: that is an error,
+// but the returned result is Partial, with the Current section's counters,
+// when that section is there.
 func ParsePktgenResult(s string) (PktgenThreadResult, error) {
 	if len(s) > maxPktgenFile {
 		return PktgenThreadResult{}, fmt.Errorf("pktgen result: %d bytes, more than a device file holds", len(s))
@@ -323,6 +342,18 @@ func ParsePktgenResult(s string) (PktgenThreadResult, error) {
 	}
 	if line == "Idle" {
 		return r, errors.New("pktgen result: Idle (the device has not run)")
+	}
+	if line == resultStarting {
+		err := fmt.Errorf("pktgen result: not a run result: %q", line)
+		if c := currentRe.FindStringSubmatch(s); c != nil {
+			sent, serr := strconv.ParseUint(c[1], 10, 64)
+			errs, eerr := strconv.ParseUint(c[2], 10, 64)
+			if serr == nil && eerr == nil {
+				r.Sent, r.Errors, r.Partial = sent, errs, true
+				err = fmt.Errorf("%w: %w", err, errNotFinal)
+			}
+		}
+		return r, err
 	}
 	m := resultOKRe.FindStringSubmatch(line)
 	if m == nil {
@@ -359,8 +390,9 @@ func ParsePktgenResult(s string) (PktgenThreadResult, error) {
 
 // sum fills the totals of r from its threads.
 func (r *PktgenResult) sum() {
-	r.Sent, r.Errors, r.PPS, r.Mbps = 0, 0, 0, 0
+	r.Sent, r.Errors, r.PPS, r.Mbps, r.Partial = 0, 0, 0, 0, false
 	for _, t := range r.Threads {
+		r.Partial = r.Partial || t.Partial
 		r.Sent += t.Sent
 		r.Errors += t.Errors
 		r.PPS += t.PPS

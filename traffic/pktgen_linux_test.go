@@ -344,6 +344,54 @@ func TestPktgenRunStopsAtDeadline(t *testing.T) {
 	f.checkCleanedUp(t, 0)
 }
 
+// frozenFS reads a device file that still says "Starting" once "start"
+// has begun, as pktgen leaves it when the device's queue is frozen.
+type frozenFS struct {
+	*fakePktgen
+	content string
+}
+
+func (s frozenFS) read(name string) (string, error) {
+	select {
+	case <-s.starting:
+		if name == "eth0@0" {
+			return s.content, nil
+		}
+	default:
+	}
+	return s.fakePktgen.read(name)
+}
+
+// A run stopped at its deadline while the device still reads "Starting"
+// gives the counters so far; a run that ended on its own does not.
+func TestPktgenRunStoppedWhileStarting(t *testing.T) {
+	leakcheck.Check(t)
+	content, _ := readFixture(t, "testdata/pktgen/stopped-starting.txt")
+	f := newFakePktgen(1, "eth0")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	go func() {
+		<-f.starting
+		cancel()
+	}()
+	res, err := testDriver(f).withFS(frozenFS{f, content}).run(ctx, PktgenConfig{Devices: []PktgenDevice{{Iface: "eth0", PktSize: 1400}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Partial || res.Sent != 4127 || res.Errors != 2 || len(res.Threads) != 1 || !res.Threads[0].Partial {
+		t.Fatalf("result %+v", res)
+	}
+	f.checkCleanedUp(t, 0)
+
+	f = newFakePktgen(1, "eth0")
+	_, err = testDriver(f).withFS(frozenFS{f, content}).run(context.Background(), PktgenConfig{Devices: []PktgenDevice{{Iface: "eth0", Count: 5}}})
+	errContains(t, err, `not a run result: "Starting"`)
+	f.checkCleanedUp(t, 0)
+}
+
+// withFS is p reading and writing through fs.
+func (p pktgenDriver) withFS(fs pktgenFS) pktgenDriver { p.fs = fs; return p }
+
 // stuckFS does not return from "start", even after "stop", until release
 // is closed.
 type stuckFS struct {

@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -105,6 +106,28 @@ func TestParsePktgenResultForms(t *testing.T) {
 	}
 }
 
+// A device stopped while still "Starting" has no final result, but its
+// counters so far are there.
+func TestParsePktgenResultStarting(t *testing.T) {
+	content, _ := readFixture(t, "testdata/pktgen/stopped-starting.txt")
+	r, err := ParsePktgenResult(content)
+	if err == nil || !errors.Is(err, errNotFinal) {
+		t.Fatalf("err = %v, want one marked errNotFinal", err)
+	}
+	errContains(t, err, `not a run result: "Starting"`)
+	eq(t, true, r.Partial)
+	eq(t, uint64(4127), r.Sent)
+	eq(t, uint64(2), r.Errors)
+	eq(t, 0.0, r.PPS)
+	eq(t, "eth0", r.Iface)
+
+	// Without a Current section there are no counters to give.
+	r, err = ParsePktgenResult("Result: Starting\n")
+	if err == nil || errors.Is(err, errNotFinal) || r.Partial {
+		t.Fatalf("no Current section: %+v, %v", r, err)
+	}
+}
+
 func FuzzParsePktgenResult(f *testing.F) {
 	files, _ := filepath.Glob("testdata/pktgen/*.txt")
 	for _, p := range files {
@@ -124,7 +147,13 @@ func FuzzParsePktgenResult(f *testing.F) {
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("multi-line error %q", err)
 			}
+			if r.Partial != errors.Is(err, errNotFinal) {
+				t.Fatalf("Partial %v with error %v", r.Partial, err)
+			}
 			return
+		}
+		if r.Partial {
+			t.Fatalf("a final result marked Partial: %+v", r)
 		}
 		if !strings.Contains(s, "Result: OK: ") {
 			t.Fatalf("parsed %q without a Result: OK line", s)
