@@ -35,8 +35,10 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr, "\nReads a kernel log saved as dmesg, dmesg -r, dmesg -x or raw /dev/kmsg output")
 		fmt.Fprintln(stderr, "(FILE, or standard input for - or no argument), or follows /dev/kmsg, and")
 		fmt.Fprintln(stderr, "prints one JSON object per event on standard output:")
-		fmt.Fprintln(stderr, "kind (watchdog, driver, splat), iface, driver, bus, queue, timed_out_ms,")
-		fmt.Fprintln(stderr, "ts_usec, seq, text. Exit 0 when the input was read, 1 when it could not be.")
+		fmt.Fprintln(stderr, "kind (watchdog, driver, link, splat), iface, driver, bus, queue, timed_out_ms,")
+		fmt.Fprintln(stderr, "ts_usec, seq, text, and reset (a driver line that resets the device) and")
+		fmt.Fprintln(stderr, "link_up (a link line: up, or down when absent) where they apply.")
+		fmt.Fprintln(stderr, "Exit 0 when the input was read, 1 when it could not be.")
 		fmt.Fprintln(stderr, "\nflags:")
 		fs.PrintDefaults()
 	}

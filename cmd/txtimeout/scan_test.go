@@ -47,7 +47,7 @@ func TestScanFile(t *testing.T) {
 	want := `{"kind":"watchdog","iface":"eth0","driver":"virtio_net","bus":"virtio0","queue":0,"timed_out_ms":5760,"ts_usec":9164193,"seq":0,"text":"virtio_net virtio0 eth0: NETDEV WATCHDOG: CPU: 0: transmit queue 0 timed out 5760 ms"}
 {"kind":"driver","iface":"eth0","driver":"virtio_net","bus":"virtio0","queue":0,"timed_out_ms":5764,"ts_usec":9164300,"seq":0,"text":"virtio_net virtio0 eth0: TX timeout on queue: 0, sq: output.0, vq: 0x1, name: output.0, 5764000 usecs ago"}
 {"kind":"watchdog","iface":"eth0","driver":"e1000e","bus":"","queue":0,"timed_out_ms":5120,"ts_usec":10000002,"seq":102,"text":"NETDEV WATCHDOG: eth0 (e1000e): transmit queue 0 timed out 5120 ms"}
-{"kind":"driver","iface":"eth1","driver":"tg3","bus":"0000:02:00.0","queue":-1,"timed_out_ms":0,"ts_usec":13000000,"seq":0,"text":"tg3 0000:02:00.0 eth1: transmit timed out, resetting"}
+{"kind":"driver","iface":"eth1","driver":"tg3","bus":"0000:02:00.0","queue":-1,"timed_out_ms":0,"ts_usec":13000000,"seq":0,"text":"tg3 0000:02:00.0 eth1: transmit timed out, resetting","reset":true}
 {"kind":"splat","iface":"","driver":"","bus":"","queue":-1,"timed_out_ms":0,"ts_usec":14000000,"seq":0,"text":"BUG: kernel NULL pointer dereference, address: 0000000000000008"}
 `
 	if diff := cmp.Diff(want, stdout.String()); diff != "" {
