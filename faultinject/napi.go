@@ -234,7 +234,7 @@ var napiBypass = map[string]string{
 func NapiDiagnosis(driver, iface, interrupts string, pktgen bool) string {
 	if v := txIRQVectors(interrupts, iface); len(v) > 0 {
 		return fmt.Sprintf("%s has a TX-only interrupt vector (%s in /proc/interrupts): %s cleans TX in its hard IRQ handler, which no thread priority can starve "+
-			"(for e1000e, load it with IntMode=1 for legacy interrupts: TXTIMEOUT_MODPARAMS=e1000e.IntMode=1)", iface, strings.Join(v, ", "), orUnknown(driver))
+			"(e1000e without MSI-X cleans TX in NAPI: TXTIMEOUT_MODPARAMS=e1000e.IntMode=1)", iface, strings.Join(v, ", "), orUnknown(driver))
 	}
 	if why, ok := napiBypass[driver]; ok {
 		return why

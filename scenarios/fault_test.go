@@ -25,6 +25,10 @@ type load func(ctx context.Context, tl *harness.Timeline) (loadReport, error)
 type loadReport struct {
 	summary      string
 	measurements []harness.Measurement
+	// noStall is set when the scenario ended the fault early because
+	// tx_packets kept moving (faultScenario.failFast): why, in plain
+	// words.
+	noStall string
 }
 
 // faultScenario is one scenario of the shape every TxTimeout scenario
@@ -41,6 +45,13 @@ type faultScenario struct {
 	// timeline: the scenario has what it came for.
 	untilTimeout bool
 	vopts        harness.VerdictOptions
+	// failFast, when set, ends the fault window early if tx_packets still
+	// moves that long after the load started (over the last
+	// failFastSpan): the fault did not stop the device, and waiting for a
+	// watchdog that cannot fire only delays the verdict. noStall says why
+	// in plain words; its text goes to decide as loadReport.noStall.
+	failFast time.Duration
+	noStall  func() string
 	// decide turns the verdict into a result and a reason in plain words.
 	decide func(v harness.Verdict, lr loadReport) (harness.Result, string)
 
@@ -151,21 +162,46 @@ func (s faultScenario) run(t *testing.T) {
 	s.phase(ctx, tl, phaseFlood)
 
 	// The fault window: until the load's deadline, or the first timeout
-	// signal when that is all the scenario needs.
+	// signal when that is all the scenario needs, or (failFast) as soon as
+	// it is clear that the fault did not stop the device.
 	t.Logf("fault in place; offering traffic for at most %v", s.window)
+	loadStart := time.Now()
+	var moving uint64
 	_ = tl.WaitFor(loadCtx, func(tl *harness.Timeline) bool {
-		return s.untilTimeout && tl.Verdict(s.vopts).TimeoutFired
+		if s.untilTimeout && tl.Verdict(s.vopts).TimeoutFired {
+			return true
+		}
+		if s.failFast > 0 && time.Since(loadStart) >= s.failFast {
+			moving = txMovedOver(tl.Samples(), failFastSpan)
+			return moving > 0
+		}
+		return false
 	})
+	noStall := ""
+	if moving > 0 {
+		noStall = fmt.Sprintf("tx_packets still moved by %d in %v, %v after the load started", moving, failFastSpan, time.Since(loadStart).Round(100*time.Millisecond))
+		if s.noStall != nil {
+			noStall += ": " + s.noStall()
+		}
+		t.Logf("releasing early: %s", noStall)
+	}
 	if v := tl.Verdict(s.vopts); v.TimeoutFired {
 		t.Logf("timeout signal %d ms after the fault was injected", v.FirstTimeoutMS)
 	}
 	stopLoad()
 	ld := <-done
+	ld.lr.noStall = noStall
 	tl.Mark(harness.MarkFloodStop)
 	if ld.lr.summary != "" {
 		t.Logf("load: %s", ld.lr.summary)
 	}
 
+	// A last sample before the window closes: a timeout seen first in
+	// the kernel log ends the window before the next periodic sample
+	// would show the tx_timeout counter's increase.
+	if err := obs.SampleNow(); err != nil {
+		t.Logf("observers: the sample before the release: %v", err)
+	}
 	t.Logf("removing the fault")
 	restoreErr := restore()
 	tl.Mark(harness.MarkFaultRemoved)
@@ -318,6 +354,29 @@ func (s faultScenario) finish(t *testing.T, tl *harness.Timeline, stopObservers 
 		Measurements: lr.measurements,
 		Timeline:     snap,
 	})
+}
+
+// failFastSpan is the span over which faultScenario.failFast looks for a
+// moving tx_packets: a few samples, so that one late completion does not
+// count.
+const failFastSpan = 500 * time.Millisecond
+
+// txMovedOver returns how much tx_packets grew over the last span of
+// samples (0 when the samples do not cover span yet).
+func txMovedOver(samples []harness.Sample, span time.Duration) uint64 {
+	if len(samples) < 2 {
+		return 0
+	}
+	last := samples[len(samples)-1]
+	for i := len(samples) - 2; i >= 0; i-- {
+		if last.Time.Sub(samples[i].Time) >= span {
+			if last.TxPackets > samples[i].TxPackets {
+				return last.TxPackets - samples[i].TxPackets
+			}
+			return 0
+		}
+	}
+	return 0
 }
 
 // waitFor waits on the timeline for pred, at most d.

@@ -3,11 +3,13 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
 	"txtimeout/faultinject"
 	"txtimeout/harness"
+	"txtimeout/kmsg"
 	"txtimeout/rig"
 	"txtimeout/traffic"
 )
@@ -28,6 +30,10 @@ func TestTxTimeout(t *testing.T) {
 		t.Run("Pktgen", func(t *testing.T) { partnerStall(t, cfg, "pktgen") })
 	})
 	t.Run("PauseFlood", func(t *testing.T) { pauseFlood(t, cfg) })
+	t.Run("NapiStarve", func(t *testing.T) {
+		t.Run("ICMP", func(t *testing.T) { napiStarve(t, cfg, "icmp") })
+		t.Run("Pktgen", func(t *testing.T) { napiStarve(t, cfg, "pktgen") })
+	})
 }
 
 // netemDelay is the seed's method exactly: a netem root qdisc delaying
@@ -210,4 +216,116 @@ func rigResume(cfg harness.Config) func(context.Context) error {
 		return nil
 	}
 	return func(context.Context) error { return rig.ResumePartner() }
+}
+
+// napiStarve starves the DUT's NAPI threads (faultinject.NapiStarve),
+// floods, expects the watchdog, releases at the first timeout signal so
+// that the driver's reset can run, and expects recovery. It needs no link
+// partner; without a peer IP only the pktgen load runs, towards a made-up
+// address, and recovery is judged from tx_packets alone.
+func napiStarve(t *testing.T, cfg harness.Config, source string) {
+	napiStarveScenario(t, cfg, source).run(t)
+}
+
+// napiUnknownPeer is where NapiStarve/Pktgen sends without a peer: a
+// locally administered MAC and an address of 198.18.0.0/15 that nothing
+// answers.
+var (
+	napiUnknownPeerIP  = net.IPv4(198, 19, 255, 254).To4()
+	napiUnknownPeerMAC = net.HardwareAddr{0x02, 0x74, 0x78, 0xff, 0xff, 0xfe}
+)
+
+// napiFailFast is how long tx_packets may keep moving after the load
+// starts before NapiStarve gives up: a ring of a few hundred descriptors
+// fills within milliseconds of a flood once its completions stop.
+const napiFailFast = time.Second
+
+func napiStarveScenario(t *testing.T, cfg harness.Config, source string) faultScenario {
+	checks := []string{harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver}
+	if source == "pktgen" {
+		checks = append(checks, harness.CheckPktgen)
+	}
+	harness.NeedFor(t, report, preflight(), checks...)
+	dst, mac := peer(cfg.PeerIP, cfg.PeerMAC)
+	noPeer := dst == nil
+	if noPeer && source == "icmp" {
+		skip(t, "skipping: NapiStarve/ICMP floods the partner's IP address (-peer-ip or TXTIMEOUT_PEER_IP); NapiStarve/Pktgen runs without one")
+	}
+	hogFor := min(cfg.StallFor, faultinject.MaxNapiHog)
+	inj, err := faultinject.NewNapiStarve(cfg.Iface, faultinject.NapiConfig{For: hogFor, CPU: faultinject.AutoCPU}, faultinject.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l load
+	if source == "pktgen" {
+		pdst, pmac := dst, mac
+		if noPeer || pmac == nil {
+			pdst, pmac = napiUnknownPeerIP, napiUnknownPeerMAC
+		}
+		l = pktgenLoad(cfg.Iface, pdst, pmac)
+	} else {
+		l = icmpLoad(traffic.FloodConfig{
+			Dst: dst, Iface: cfg.Iface, Size: cfg.Size,
+			Interval: cfg.Interval, Senders: cfg.Senders, For: hogFor,
+		})
+	}
+	driver := driverOf(cfg.Iface)
+	return faultScenario{
+		cfg:          cfg,
+		injector:     inj,
+		load:         l,
+		window:       hogFor,
+		untilTimeout: true,
+		failFast:     napiFailFast,
+		noStall:      func() string { return inj.Diagnose(source == "pktgen") },
+		vopts:        harness.VerdictOptions{Iface: cfg.Iface, RecoverWithin: cfg.RecoverWithin, NoEcho: noPeer},
+		decide:       napiDecision(cfg, driver),
+	}
+}
+
+// napiDecision is NapiStarve's verdict: stallDecision's, with the fail-fast
+// release and the driver's reset. A driver whose rows in the kmsg driver
+// table include a reset line (e1000 "Reset adapter", ...) must print one:
+// its tx-timeout handler schedules a reset, and a reset that never comes is
+// the bug this scenario exists to catch.
+func napiDecision(cfg harness.Config, driver string) func(harness.Verdict, loadReport) (harness.Result, string) {
+	stall := stallDecision(cfg, "its NAPI threads were starved")
+	return func(v harness.Verdict, lr loadReport) (harness.Result, string) {
+		if r, why, bad := common(v); bad {
+			return r, why
+		}
+		if lr.noStall != "" && !v.TimeoutFired {
+			return harness.Inconclusive, "stall not achieved: starving the NAPI threads did not stop TX completions (" + lr.noStall + ")"
+		}
+		if !v.Stalled && !v.TimeoutFired {
+			return harness.Inconclusive, fmt.Sprintf("stall not achieved: the NAPI threads were starved, yet tx_packets kept moving (%d packets sent during the fault)", v.TxPacketsDuringFault)
+		}
+		res, why := stall(v, lr)
+		if res != harness.Pass {
+			return res, why
+		}
+		if resetExpected(driver) && !v.ResetSeen {
+			return harness.Fail, fmt.Sprintf("the watchdog fired after %d ms and %s's tx-timeout handler schedules a reset, but no reset line came (see the kmsg events); "+
+				"the device recovered in %d ms without one", v.FirstTimeoutMS, driver, v.RecoverMS)
+		}
+		if v.ResetSeen {
+			why += fmt.Sprintf("; the driver reset the device (%d reset lines", v.ResetLines)
+			if v.LinkFlap {
+				why += ", link down and up again"
+			}
+			why += ")"
+		}
+		return harness.Pass, why
+	}
+}
+
+// resetExpected reports whether the kmsg driver table holds a reset line
+// of driver: its tx-timeout path resets the device and says so.
+func resetExpected(driver string) bool {
+	for _, p := range kmsg.DriverPatterns {
+		if p.Driver == driver && p.Reset {
+			return true
+		}
+	}
+	return false
 }
