@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+
 	"txtimeout/faultinject"
 )
 
@@ -219,5 +221,33 @@ func TestLineWriter(t *testing.T) {
 	w.flush()
 	if want := []string{"ab", "c", "d", "e"}; !slices.Equal(got, want) {
 		t.Errorf("lines %q, want %q", got, want)
+	}
+}
+
+func TestBootsFor(t *testing.T) {
+	type b = rigBoot
+	for _, tc := range []struct {
+		top, nic, sub string
+		want          []rigBoot
+	}{
+		{"TestTxTimeout", "", "", []rigBoot{
+			b{"virtio-net-pci", "^TestTxTimeout$/^(NetemDelay|PartnerStall|PauseFlood)$"},
+			b{"e1000", "^TestTxTimeout$/^(NapiStarve)$"},
+		}},
+		{"TestTxTimeout", "", "NapiStarve/ICMP", []rigBoot{b{"e1000", "^TestTxTimeout$/^(NapiStarve)$/ICMP"}}},
+		{"TestTxTimeout", "", "PartnerStall", []rigBoot{b{"virtio-net-pci", "^TestTxTimeout$/^(PartnerStall)$"}}},
+		{"TestTxTimeout", "", "Stall|Starve", []rigBoot{
+			b{"virtio-net-pci", "^TestTxTimeout$/^(PartnerStall)$"},
+			b{"e1000", "^TestTxTimeout$/^(NapiStarve)$"},
+		}},
+		{"TestTxTimeout", "", "NoSuchScenario", nil},
+		// A NIC the user chose runs everything in one boot.
+		{"TestTxTimeout", "e1000e", "NapiStarve", []rigBoot{b{"e1000e", "^TestTxTimeout$/NapiStarve"}}},
+		{"TestTxTimeout", "e1000e", "", []rigBoot{b{"e1000e", "^TestTxTimeout$"}}},
+		// No plan: one boot on the default NIC.
+		{"TestPktgen", "", "", []rigBoot{b{"", "^TestPktgen$"}}},
+		{"TestPktgen", "", "Throughput", []rigBoot{b{"", "^TestPktgen$/Throughput"}}},
+	} {
+		assert.Equal(t, tc.want, bootsFor(tc.top, tc.nic, tc.sub), "%s nic=%q sub=%q", tc.top, tc.nic, tc.sub)
 	}
 }
