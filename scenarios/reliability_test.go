@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"txtimeout/faultinject"
 	"txtimeout/harness"
@@ -74,7 +76,7 @@ func parseCrashCase(s string) (crashCase, error) {
 	}
 	c := crashCase{f[0], f[1], f[2], f[3]}
 	switch {
-	case c.injector != "stall" && c.injector != "netem":
+	case c.injector != "stall" && c.injector != "netem" && c.injector != "napi":
 		return c, fmt.Errorf("%s: unknown injector %q", crashEnv, c.injector)
 	case c.load != "icmp" && c.load != "pktgen":
 		return c, fmt.Errorf("%s: unknown load %q", crashEnv, c.load)
@@ -92,7 +94,9 @@ func parseCrashCase(s string) (crashCase, error) {
 // leave pktgen devices behind; and a few ways at the other phases (SIGINT
 // and SIGTERM before the injection and during the flood, a panic and
 // SIGKILL before netem, the deadline during a netem flood). 22 cases, about
-// two minutes of guest time. Left out (minutes, not coverage): every way
+// two minutes of guest time; and five NapiStarve cases (SIGKILL mid-hog then
+// cleanup, SIGKILL then the next run, SIGINT, SIGTERM, a panic during a
+// pktgen flood). Left out (minutes, not coverage): every way
 // at every phase for every injector and load, and the PAUSE injector,
 // whose flow-control restore needs a hardware partner port.
 var crashMatrix = []crashCase{
@@ -118,6 +122,13 @@ var crashMatrix = []crashCase{
 	{"netem", "icmp", phaseBaseline, wayPanic},
 	{"netem", "icmp", phaseBaseline, waySIGKILLCleanup},
 	{"netem", "icmp", phaseFlood, wayTimeout},
+	// NAPI starvation: SIGKILL mid-hog then txtimeout cleanup -all, the
+	// next run, the handled signals and a panic.
+	{"napi", "icmp", phaseFlood, waySIGKILLCleanup},
+	{"napi", "icmp", phaseInjected, waySIGKILLNextRun},
+	{"napi", "icmp", phaseFlood, waySIGINT},
+	{"napi", "icmp", phaseFlood, waySIGTERM},
+	{"napi", "pktgen", phaseFlood, wayPanic},
 }
 
 // Durations of the child's scenario: short, so that the matrix stays
@@ -322,6 +333,9 @@ func faultInPlace(c crashCase, before, during dutState) string {
 	if c.injector == "netem" && !slices.ContainsFunc(during.Qdiscs, func(q string) bool { return strings.HasPrefix(q, "netem 7478:") }) {
 		return "no netem qdisc with the project's handle 7478:"
 	}
+	if c.injector == "napi" && during.Napi == before.Napi {
+		return "the NAPI starvation changed nothing that the snapshot shows (threaded, RT throttling, thread scheduling)"
+	}
 	if c.phase == phaseFlood && c.load == "pktgen" && len(during.Pktgen) == 0 {
 		return "pktgen drives no device during the pktgen flood"
 	}
@@ -353,9 +367,12 @@ func TestCrashChild(t *testing.T) {
 	cfg.RecoverWithin = 10 * time.Second
 	cfg.Senders, cfg.Interval, cfg.Size = 2, 20*time.Millisecond, 1400
 	var s faultScenario
-	if c.injector == "netem" {
+	switch c.injector {
+	case "netem":
 		s = netemDelayScenario(t, cfg)
-	} else {
+	case "napi":
+		s = napiStarveScenario(t, cfg, c.load)
+	default:
 		s = partnerStallScenario(t, cfg, c.load)
 	}
 	s.report = &harness.Report{}
@@ -546,16 +563,108 @@ type dutState struct {
 	StateFiles []string
 	// FlowControl is the pause setting, or why it is not compared.
 	FlowControl string
+	// Napi is what NAPI starvation changes: threaded, RT throttling, and
+	// every kernel thread whose scheduling is not the default (a
+	// SCHED_OTHER thread free to run on every online CPU). The NAPI
+	// threads that threaded NAPI creates stay after it is switched off,
+	// so only their scheduling is compared, not their existence.
+	Napi string
 }
 
 func (s dutState) equal(o dutState) bool {
 	return slices.Equal(s.Qdiscs, o.Qdiscs) && slices.Equal(s.Pktgen, o.Pktgen) &&
-		slices.Equal(s.StateFiles, o.StateFiles) && s.FlowControl == o.FlowControl
+		slices.Equal(s.StateFiles, o.StateFiles) && s.FlowControl == o.FlowControl && s.Napi == o.Napi
 }
 
 func (s dutState) String() string {
-	return fmt.Sprintf("qdiscs [%s]; pktgen devices [%s]; state files [%s]; flow control %s",
-		strings.Join(s.Qdiscs, " | "), strings.Join(s.Pktgen, " "), strings.Join(s.StateFiles, " "), s.FlowControl)
+	return fmt.Sprintf("qdiscs [%s]; pktgen devices [%s]; state files [%s]; flow control %s; %s",
+		strings.Join(s.Qdiscs, " | "), strings.Join(s.Pktgen, " "), strings.Join(s.StateFiles, " "), s.FlowControl, s.Napi)
+}
+
+// napiState describes iface's threaded setting, RT throttling and the
+// kernel threads with non-default scheduling (see dutState.Napi).
+func napiState(iface string) string {
+	threaded, _ := os.ReadFile(filepath.Join("/sys/class/net", iface, "threaded"))
+	rt, _ := os.ReadFile("/proc/sys/kernel/sched_rt_runtime_us")
+	online, _ := os.ReadFile("/sys/devices/system/cpu/online")
+	all := affinityList(online)
+	var odd []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		comm, f, ok := statFields(string(b))
+		// Field 9 is flags (f[6]), 40 rt_priority (f[37]), 41 policy (f[38]).
+		if !ok || len(f) < 39 {
+			continue
+		}
+		flags, _ := strconv.ParseUint(f[6], 10, 64)
+		if flags&0x00200000 == 0 { // PF_KTHREAD
+			continue
+		}
+		var set unix.CPUSet
+		cpus := "?"
+		if unix.SchedGetaffinity(pid, &set) == nil {
+			cpus = cpuList(&set)
+		}
+		perCPU := strings.HasPrefix(comm, "ksoftirqd/") || strings.HasPrefix(comm, "migration/") ||
+			strings.HasPrefix(comm, "cpuhp/") || strings.HasPrefix(comm, "kworker/") || strings.HasPrefix(comm, "idle_inject/")
+		if f[38] == "0" && (cpus == all || perCPU) {
+			continue
+		}
+		if strings.HasPrefix(comm, "migration/") || strings.HasPrefix(comm, "idle_inject/") || strings.HasPrefix(comm, "watchdog/") {
+			continue // SCHED_FIFO 99 by design
+		}
+		odd = append(odd, fmt.Sprintf("%s policy %s prio %s cpus %s", comm, f[38], f[37], cpus))
+	}
+	slices.Sort(odd)
+	return fmt.Sprintf("threaded %s; sched_rt_runtime_us %s; kthreads with own scheduling [%s]",
+		strings.TrimSpace(string(threaded)), strings.TrimSpace(string(rt)), strings.Join(odd, ", "))
+}
+
+// statFields splits /proc/PID/stat into comm and the fields after it.
+func statFields(b string) (string, []string, bool) {
+	open, end := strings.IndexByte(b, '('), strings.LastIndexByte(b, ')')
+	if open < 0 || end < open {
+		return "", nil, false
+	}
+	return b[open+1 : end], strings.Fields(b[end+1:]), true
+}
+
+// affinityList normalises a kernel CPU list ("0-1") to cpuList's form.
+func affinityList(b []byte) string {
+	var set unix.CPUSet
+	for _, part := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			continue
+		}
+		z := a
+		if isRange {
+			z, _ = strconv.Atoi(hi)
+		}
+		for c := a; c <= z; c++ {
+			set.Set(c)
+		}
+	}
+	return cpuList(&set)
+}
+
+func cpuList(s *unix.CPUSet) string {
+	var cpus []string
+	for c := 0; c < len(s)*64; c++ {
+		if s.IsSet(c) {
+			cpus = append(cpus, strconv.Itoa(c))
+		}
+	}
+	return strings.Join(cpus, ",")
 }
 
 func snapshotDUT(t *testing.T, iface string) dutState {
@@ -582,6 +691,7 @@ func snapshotDUT(t *testing.T, iface string) dutState {
 	// hardware partner port; virtio and the other emulated NICs have no
 	// pause parameters at all.
 	s.FlowControl = "N/A (no PAUSE injector in the matrix; " + driverOf(iface) + ")"
+	s.Napi = napiState(iface)
 	return s
 }
 
