@@ -7,7 +7,8 @@
 //	flood    Flood vs iputils ping -f on one veth pair (BenchmarkFlood in ./traffic)
 //	kmsg     /dev/kmsg write to harness event latency, and the matcher's records/s
 //	verdict  time to verdict of TxTimeout/PartnerStall/ICMP on the virtual rig
-//	suite    the whole `go test ./scenarios -run TxTimeout` on the rig: wall time, boot, peak RSS
+//	suite    the whole `go test ./scenarios -run TxTimeout` on the rig: wall time, boot, peak RSS,
+//	         and NapiStarve/ICMP's time from the hog's start to the first timeout and to recovery
 //	pktgen   pktgen driven by the Go driver vs the seed's shell pattern, in one guest boot
 //
 // It needs root (namespaces, /dev/kmsg, the rig's pktgen run inside the

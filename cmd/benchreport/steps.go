@@ -410,6 +410,9 @@ func (b *bench) stepSuite(ctx context.Context) error {
 			if s.Name == "TxTimeout/PartnerStall/ICMP" {
 				b.suiteVerdict = &verdictSource{sc: s, recoverWithin: rep.Config.RecoverWithin, run: "the suite run"}
 			}
+			if s.Name == "TxTimeout/NapiStarve/ICMP" {
+				b.res.Figures = append(b.res.Figures, napiFigures(s)...)
+			}
 		}
 		results = strings.Join(rs, ", ")
 	}
@@ -435,6 +438,28 @@ func (b *bench) stepSuite(ctx context.Context) error {
 		return fmt.Errorf("go test: %v: %s", run.Err, lastLines(run.Output, 3))
 	}
 	return nil
+}
+
+// napiFigures are NapiStarve's two figures, from its scenario report in the
+// suite run (on the rig's default plan, e1000): the hog's start (the
+// fault_injected mark) to the first timeout signal, and the hog's release
+// (fault_removed) to recovery (an echo reply and tx_packets moving).
+func napiFigures(sc harness.ScenarioReport) []figure {
+	r := newResults(machine{})
+	outcome := fmt.Sprintf("NapiStarve/ICMP %s: %s", sc.Result, sc.Reason)
+	if sc.FirstTimeoutMS >= 0 {
+		r.add("napi_first_timeout_s", float64(sc.FirstTimeoutMS)/1000, "s", fmt.Sprintf("<= %.0f s (watchdog_timeo + 1 s)", watchdogTimeo.Seconds()+1),
+			fmt.Sprintf("hog start to the first timeout signal (%d watchdog lines, %d tracepoint hits, tx_timeout +%d); %s", sc.WatchdogLines, sc.TracepointHits, sc.TxTimeoutCount, outcome))
+	} else {
+		r.missing("napi_first_timeout_s", "s", "<= 6 s", "no timeout signal: "+outcome)
+	}
+	if sc.RecoverMS >= 0 {
+		r.add("napi_recover_s", float64(sc.RecoverMS)/1000, "s", "<= 4 s",
+			fmt.Sprintf("hog released to an echo reply and tx_packets moving, through the driver's reset (reset lines %d, link flap %t)", sc.ResetLines, sc.LinkFlap))
+	} else {
+		r.missing("napi_recover_s", "s", "<= 4 s", "not recovered: "+outcome)
+	}
+	return r.Figures
 }
 
 // stepPktgen runs TestBenchPktgen (scenarios/bench_test.go) on the rig: the
