@@ -441,3 +441,22 @@ func TestGoTest(t *testing.T) {
 		t.Errorf("PeakTreeRSS = %d, MaxRSS = %d: want both measured", run.PeakTreeRSS, run.MaxRSS)
 	}
 }
+
+func TestNapiFigures(t *testing.T) {
+	sc := harness.ScenarioReport{Name: "TxTimeout/NapiStarve/ICMP", Result: harness.Pass, Reason: "ok"}
+	sc.FirstTimeoutMS, sc.RecoverMS, sc.ResetLines, sc.LinkFlap = 5012, 3050, 2, true
+	got := figureMap(napiFigures(sc))
+	if f := got["napi_first_timeout_s"]; !f.Valid || f.Value != 5.012 {
+		t.Errorf("napi_first_timeout_s = %+v, want 5.012", f)
+	}
+	if f := got["napi_recover_s"]; !f.Valid || f.Value != 3.05 || !strings.Contains(f.Note, "reset lines 2") {
+		t.Errorf("napi_recover_s = %+v, want 3.05 naming the reset lines", f)
+	}
+	sc.Result, sc.Reason, sc.FirstTimeoutMS, sc.RecoverMS = harness.Inconclusive, "stall not achieved", -1, -1
+	got = figureMap(napiFigures(sc))
+	for _, k := range []string{"napi_first_timeout_s", "napi_recover_s"} {
+		if f := got[k]; f.Valid || !strings.Contains(f.Note, "stall not achieved") {
+			t.Errorf("%s without a timeout: %+v", k, f)
+		}
+	}
+}
