@@ -223,8 +223,8 @@ func readProcStat(pid int) (procStat, error) {
 // whether it did.
 func killIfSame(pid int, start uint64) bool {
 	st, err := readProcStat(pid)
-	if err != nil || st.StartTime != start {
-		return false
+	if err != nil || st.StartTime != start || st.State == 'Z' || st.State == 'X' {
+		return false // gone, another process, or dead and not yet reaped
 	}
 	return unix.Kill(pid, unix.SIGKILL) == nil
 }

@@ -563,11 +563,13 @@ type dutState struct {
 	StateFiles []string
 	// FlowControl is the pause setting, or why it is not compared.
 	FlowControl string
-	// Napi is what NAPI starvation changes: threaded, RT throttling, and
-	// every kernel thread whose scheduling is not the default (a
-	// SCHED_OTHER thread free to run on every online CPU). The NAPI
-	// threads that threaded NAPI creates stay after it is switched off,
-	// so only their scheduling is compared, not their existence.
+	// Napi is what NAPI starvation changes: threaded, RT throttling,
+	// every real-time process or thread (a raised ksoftirqd, a NAPI thread
+	// left at SCHED_FIFO, a surviving hog) but the per-CPU kthreads that
+	// are SCHED_FIFO by design, and NAPI threads not free to run on every
+	// online CPU. The NAPI threads that threaded NAPI creates stay after
+	// it is switched off, so only their scheduling is compared, not their
+	// existence.
 	Napi string
 }
 
@@ -601,30 +603,31 @@ func napiState(iface string) string {
 		}
 		comm, f, ok := statFields(string(b))
 		// Field 9 is flags (f[6]), 40 rt_priority (f[37]), 41 policy (f[38]).
-		if !ok || len(f) < 39 {
-			continue
+		if !ok || len(f) < 39 || f[0] == "Z" || f[0] == "X" {
+			continue // a zombie runs nothing
 		}
 		flags, _ := strconv.ParseUint(f[6], 10, 64)
-		if flags&0x00200000 == 0 { // PF_KTHREAD
-			continue
-		}
+		kthread := flags&0x00200000 != 0 // PF_KTHREAD
 		var set unix.CPUSet
 		cpus := "?"
 		if unix.SchedGetaffinity(pid, &set) == nil {
 			cpus = cpuList(&set)
 		}
-		perCPU := strings.HasPrefix(comm, "ksoftirqd/") || strings.HasPrefix(comm, "migration/") ||
-			strings.HasPrefix(comm, "cpuhp/") || strings.HasPrefix(comm, "kworker/") || strings.HasPrefix(comm, "idle_inject/")
-		if f[38] == "0" && (cpus == all || perCPU) {
-			continue
-		}
-		if strings.HasPrefix(comm, "migration/") || strings.HasPrefix(comm, "idle_inject/") || strings.HasPrefix(comm, "watchdog/") {
+		switch {
+		case kthread && (strings.HasPrefix(comm, "migration/") || strings.HasPrefix(comm, "idle_inject/") || strings.HasPrefix(comm, "watchdog/")):
 			continue // SCHED_FIFO 99 by design
+		case f[38] != "0":
+			// A real-time thread: a raised ksoftirqd, a NAPI thread
+			// left at SCHED_FIFO, or a hog that outlived its run.
+		case kthread && strings.HasPrefix(comm, "napi/") && cpus != all:
+			// A NAPI thread left pinned.
+		default:
+			continue
 		}
 		odd = append(odd, fmt.Sprintf("%s policy %s prio %s cpus %s", comm, f[38], f[37], cpus))
 	}
 	slices.Sort(odd)
-	return fmt.Sprintf("threaded %s; sched_rt_runtime_us %s; kthreads with own scheduling [%s]",
+	return fmt.Sprintf("threaded %s; sched_rt_runtime_us %s; threads with own scheduling [%s]",
 		strings.TrimSpace(string(threaded)), strings.TrimSpace(string(rt)), strings.Join(odd, ", "))
 }
 
