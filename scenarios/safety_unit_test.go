@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"txtimeout/faultinject"
+	"txtimeout/harness"
 )
 
 // These tests run on the host (no DUT needed): the registry, the signal
@@ -249,5 +250,43 @@ func TestBootsFor(t *testing.T) {
 		{"TestPktgen", "", "Throughput", []rigBoot{b{"", "^TestPktgen$/Throughput"}}},
 	} {
 		assert.Equal(t, tc.want, bootsFor(tc.top, tc.nic, tc.sub), "%s nic=%q sub=%q", tc.top, tc.nic, tc.sub)
+	}
+}
+
+// TestNapiDecision checks NapiStarve's verdict on the timelines it can
+// meet: a pass needs the timeout, the recovery and, for a driver whose
+// table rows include a reset, the reset; a stall not achieved is
+// inconclusive with its cause, but a failure on a rig NIC where it is
+// known to work.
+func TestNapiDecision(t *testing.T) {
+	good := harness.Verdict{Stalled: true, TimeoutFired: true, Recovered: true, CleanupOK: true, FirstTimeoutMS: 5012, RecoverMS: 3050, ResetSeen: true, ResetLines: 1, LinkFlap: true}
+	noStall := harness.Verdict{CleanupOK: true, FirstTimeoutMS: -1, RecoverMS: -1, TxPacketsDuringFault: 700}
+	hw := harness.Config{Iface: "enp3s0"}
+	rigE1000 := harness.Config{Iface: "eth0", Rig: true, NIC: "e1000"}
+	rigVirtio := harness.Config{Iface: "eth0", Rig: true, NIC: "virtio-net-pci"}
+	cause := loadReport{noStall: "tx_packets still moved by 700 in 500ms: the driver cleans TX in its hard IRQ"}
+	for _, tc := range []struct {
+		name           string
+		cfg            harness.Config
+		driver, source string
+		v              harness.Verdict
+		lr             loadReport
+		want           harness.Result
+		reason         string
+	}{
+		{"e1000 reset", rigE1000, "e1000", "icmp", good, loadReport{}, harness.Pass, "link down and up"},
+		{"e1000 without its reset", rigE1000, "e1000", "icmp", func() harness.Verdict { v := good; v.ResetSeen, v.ResetLines = false, 0; return v }(), loadReport{}, harness.Fail, "no reset line"},
+		{"virtio logs only", rigVirtio, "virtio_net", "pktgen", func() harness.Verdict { v := good; v.ResetSeen, v.ResetLines = false, 0; return v }(), loadReport{}, harness.Pass, "recovered"},
+		{"no recovery", rigE1000, "e1000", "icmp", func() harness.Verdict { v := good; v.Recovered = false; return v }(), loadReport{}, harness.Fail, "did not recover"},
+		{"splat", rigE1000, "e1000", "icmp", func() harness.Verdict { v := good; v.Splat, v.SplatCount = true, 1; return v }(), loadReport{}, harness.Fail, "splatted"},
+		{"hard IRQ on hardware", hw, "e1000e", "icmp", noStall, cause, harness.Inconclusive, "hard IRQ"},
+		{"virtio ICMP on the rig", rigVirtio, "virtio_net", "icmp", noStall, cause, harness.Inconclusive, "did not stop TX completions"},
+		{"e1000 on the rig must stall", rigE1000, "e1000", "icmp", noStall, cause, harness.Fail, "where NAPI starvation does stop"},
+		{"virtio pktgen on the rig must stall", rigVirtio, "virtio_net", "pktgen", noStall, loadReport{}, harness.Fail, "kept moving"},
+		{"stalled, no timeout", hw, "e1000", "icmp", harness.Verdict{Stalled: true, StallMS: 9000, CleanupOK: true, FirstTimeoutMS: -1, RecoverMS: -1}, loadReport{}, harness.Fail, "no timeout signal"},
+	} {
+		res, why := napiDecision(tc.cfg, tc.driver, tc.source)(tc.v, tc.lr)
+		assert.Equal(t, tc.want, res, "%s: %s", tc.name, why)
+		assert.Contains(t, why, tc.reason, tc.name)
 	}
 }
