@@ -459,6 +459,23 @@ func (n *NapiStarve) Running() bool {
 	return n.hog != nil && n.hog.running()
 }
 
+// Release ends the starvation at once, the first step of Restore: the
+// hog is killed, so the NAPI threads run again and the driver's pending
+// reset can proceed, while the rest (scheduling, RT throttling, threaded,
+// which needs rtnl) waits for Restore. Race scenarios race the driver's
+// recovery between the two.
+func (n *NapiStarve) Release(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.hog != nil && n.hog.running() {
+		n.hog.stop()
+		n.restored = fmt.Sprintf("hog killed after %v by Release", time.Since(n.started).Round(time.Millisecond))
+	}
+	restoreOwn(n.own)
+	n.own = nil
+	return nil
+}
+
 // Restore implements Injector: the hog goes first, then RT throttling,
 // ksoftirqd and the NAPI threads' scheduling, and threaded last (it needs
 // rtnl, which a driver reset that waits for the starved NAPI thread may
@@ -478,9 +495,12 @@ func (n *NapiStarve) restoreLocked() error {
 		ran := time.Since(n.started)
 		wasRunning := n.hog.running()
 		n.hog.stop()
-		if wasRunning {
+		switch {
+		case wasRunning:
 			did = append(did, fmt.Sprintf("hog killed after %v", ran.Round(time.Millisecond)))
-		} else {
+		case n.restored != "":
+			did = append(did, n.restored)
+		default:
 			did = append(did, fmt.Sprintf("hog had ended by itself (%v)", n.hog.err))
 		}
 		n.hog = nil
