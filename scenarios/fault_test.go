@@ -29,6 +29,9 @@ type loadReport struct {
 	// tx_packets kept moving (faultScenario.failFast): why, in plain
 	// words.
 	noStall string
+	// race is what the race action did, raceErr why it failed (both
+	// empty when the scenario raced nothing).
+	race, raceErr string
 }
 
 // faultScenario is one scenario of the shape every TxTimeout scenario
@@ -52,6 +55,10 @@ type faultScenario struct {
 	// in plain words; its text goes to decide as loadReport.noStall.
 	failFast time.Duration
 	noStall  func() string
+	// race, when set, runs once the first timeout signal is in, while
+	// the driver's recovery is pending, concurrently with the fault's
+	// release (see raceAction).
+	race raceAction
 	// decide turns the verdict into a result and a reason in plain words.
 	decide func(v harness.Verdict, lr loadReport) (harness.Result, string)
 
@@ -202,10 +209,31 @@ func (s faultScenario) run(t *testing.T) {
 	if err := obs.SampleNow(); err != nil {
 		t.Logf("observers: the sample before the release: %v", err)
 	}
+	var raced <-chan raceOutcome
+	if s.race != nil {
+		if tl.Verdict(s.vopts).TimeoutFired {
+			// Race the recovery, not the fault: an injector that can
+			// end its fault in one quick step (NapiStarve kills its
+			// hog) does so first, so that the driver's pending reset
+			// runs while the race action goes in.
+			if r, ok := s.injector.(releaser); ok {
+				if err := r.Release(ctx); err != nil {
+					t.Logf("releasing the fault before the race: %v", err)
+				}
+				tl.Mark(markFaultReleased)
+			}
+			raced = s.startRace(ctx, t, tl)
+		} else {
+			ld.lr.raceErr = "no timeout signal came, so nothing was raced"
+		}
+	}
 	t.Logf("removing the fault")
 	restoreErr := restore()
 	tl.Mark(harness.MarkFaultRemoved)
 	t.Logf("removed: %s", s.injector.Describe())
+	if raced != nil {
+		ld.lr.race, ld.lr.raceErr = s.joinRace(t, tl, raced)
+	}
 
 	s.checkRecovery(ctx, t, tl)
 	s.checkCleanup(t, tl, restoreErr)

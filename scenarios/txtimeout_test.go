@@ -35,6 +35,10 @@ func TestTxTimeout(t *testing.T) {
 		t.Run("ICMP", func(t *testing.T) { napiStarve(t, cfg, "icmp") })
 		t.Run("Pktgen", func(t *testing.T) { napiStarve(t, cfg, "pktgen") })
 	})
+	t.Run("Race", func(t *testing.T) {
+		t.Run("LinkDown", func(t *testing.T) { raceLinkDown(t, cfg) })
+		t.Run("RingResize", func(t *testing.T) { raceRingResize(t, cfg) })
+	})
 }
 
 // netemDelay is the seed's method exactly: a netem root qdisc delaying

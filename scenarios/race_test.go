@@ -1,0 +1,283 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"txtimeout/faultinject"
+	"txtimeout/harness"
+)
+
+// Race scenarios fire the watchdog and then race the driver's recovery
+// with what the bugs of real tx-timeout handlers raced (kernel-facts.md
+// section 10): ifdown, a ring resize, a rebind, a module reload. They use
+// whichever stall works on the DUT: NapiStarve where starving the NAPI
+// threads stops TX completions (a driver with a real reset, such as e1000,
+// whose reset then waits for the released NAPI thread while the race
+// action holds rtnl), else PartnerStall on the virtual rig. Any splat, a
+// hung task, a netdev refcount wait, a device that is not back up and
+// passing traffic within the recovery deadline, or anything left behind
+// fails them.
+
+// raceAction is what a race scenario does to the DUT once the first
+// timeout signal is in. It calls started right before its first blocking
+// call into the kernel, and returns what it did in plain words. It must
+// put back what it changed before it returns.
+type raceAction func(ctx context.Context, started func()) (done string, err error)
+
+// raceOutcome is what a race action returned.
+type raceOutcome struct {
+	done string
+	err  error
+	took time.Duration
+}
+
+// releaser is an injector that can end its fault at once, ahead of the
+// rest of its Restore (faultinject.NapiStarve).
+type releaser interface {
+	Release(ctx context.Context) error
+}
+
+// Marks of a race on the timeline.
+const (
+	markFaultReleased = "fault_released" // Release ended the fault; Restore follows the race
+	markRaceStart = "race_start" // the race action began (Note says what)
+	markRaceDone  = "race_done"  // the race action returned (Note says how)
+)
+
+// Bounds of a race action: the release of the fault waits until the
+// action is inside the kernel and has returned or been blocked for
+// raceHeadStart (the action then races the release itself), and the
+// scenario gives up on an action still blocked raceWithin after that: a
+// kernel that never returns from ifdown is the deadlock this catches.
+const (
+	raceHeadStart = time.Second
+	raceWithin    = 60 * time.Second
+)
+
+// startRace runs s.race in its own goroutine and returns once it is in
+// flight: started was called, and the action returned or raceHeadStart
+// passed.
+func (s faultScenario) startRace(ctx context.Context, t *testing.T, tl *harness.Timeline) <-chan raceOutcome {
+	t.Helper()
+	out := make(chan raceOutcome, 1)
+	started := make(chan struct{})
+	var once bool
+	tl.Mark(markRaceStart)
+	begin := time.Now()
+	go func() {
+		done, err := s.race(ctx, func() {
+			if !once {
+				once = true
+				close(started)
+			}
+		})
+		out <- raceOutcome{done: done, err: err, took: time.Since(begin)}
+	}()
+	head := time.NewTimer(raceHeadStart)
+	defer head.Stop()
+	select {
+	case <-started:
+	case <-head.C:
+		t.Logf("race: the action did not reach the kernel within %v", raceHeadStart)
+		return out
+	}
+	// The action is in the kernel: let it block there (or return) before
+	// the fault is released, so that the release races it.
+	select {
+	case o := <-out:
+		out <- o
+	case <-head.C:
+	}
+	return out
+}
+
+// joinRace waits for the race action (raceWithin at most) and marks how it
+// ended.
+func (s faultScenario) joinRace(t *testing.T, tl *harness.Timeline, ch <-chan raceOutcome) (done, errText string) {
+	t.Helper()
+	timer := time.NewTimer(raceWithin)
+	defer timer.Stop()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			tl.MarkNote(markRaceDone, "failed after "+o.took.Round(time.Millisecond).String()+": "+o.err.Error())
+			t.Logf("race: failed after %v: %v", o.took.Round(time.Millisecond), o.err)
+			if errors.Is(o.err, faultinject.ErrUnsupported) {
+				return "", raceUnsupported + o.err.Error()
+			}
+			return "", o.err.Error()
+		}
+		tl.MarkNote(markRaceDone, o.done)
+		t.Logf("race: %s (%v)", o.done, o.took.Round(time.Millisecond))
+		return o.done, ""
+	case <-timer.C:
+		tl.MarkNote(markRaceDone, "still blocked")
+		return "", fmt.Sprintf("the race action was still blocked in the kernel %v after the fault's release (a deadlock between it and the driver's recovery?)", raceWithin)
+	}
+}
+
+// raceUnsupported prefixes a race error that means the DUT cannot do what
+// the race needs (the driver has no ring parameters, ...).
+const raceUnsupported = "unsupported: "
+
+// raceStall returns the stall scenario a race builds on for this DUT, and
+// its name.
+func raceStall(t *testing.T, cfg harness.Config) (faultScenario, string) {
+	t.Helper()
+	switch {
+	case !cfg.Rig || slices.Contains(rigNapiStalls[cfg.NIC], "icmp"):
+		return napiStarveScenario(t, cfg, "icmp"), "NapiStarve"
+	case cfg.Partner == harness.PartnerInband:
+		return partnerStallScenario(t, cfg, "icmp"), "PartnerStall"
+	}
+	skipf(t, "skipping: no stall works on this DUT for the race scenarios (NapiStarve needs a driver that cleans TX in NAPI poll; PartnerStall needs the virtual rig); NIC %q", cfg.NIC)
+	return faultScenario{}, ""
+}
+
+// raceScenario is a race on cfg's DUT: the stall, then action once the
+// first timeout signal is in.
+func raceScenario(t *testing.T, cfg harness.Config, what string, action raceAction) faultScenario {
+	t.Helper()
+	s, stall := raceStall(t, cfg)
+	base := s.decide
+	s.race = action
+	s.decide = func(v harness.Verdict, lr loadReport) (harness.Result, string) {
+		if r, why, bad := common(v); bad {
+			return r, fmt.Sprintf("%s, racing %s during the recovery from %s", why, what, stall)
+		}
+		if !v.TimeoutFired {
+			r, why := base(v, lr)
+			return r, why + " (so nothing was raced)"
+		}
+		if e, ok := strings.CutPrefix(lr.raceErr, raceUnsupported); ok {
+			return harness.Inconclusive, fmt.Sprintf("%s fired the watchdog after %d ms, but %s could not be raced: %s", stall, v.FirstTimeoutMS, what, e)
+		}
+		if lr.raceErr != "" {
+			return harness.Fail, fmt.Sprintf("racing %s during the recovery from %s: %s", what, stall, lr.raceErr)
+		}
+		if !v.Recovered {
+			return harness.Fail, fmt.Sprintf("%s fired the watchdog after %d ms and %s was raced (%s), but the device was not back up and passing traffic within %v",
+				stall, v.FirstTimeoutMS, what, lr.race, cfg.RecoverWithin)
+		}
+		reset := "no reset line"
+		if v.ResetSeen {
+			reset = fmt.Sprintf("%d reset lines", v.ResetLines)
+		}
+		return harness.Pass, fmt.Sprintf("stall %s: the watchdog fired after %d ms; raced %s during the recovery (%s); %s; the device was back up and passing traffic %d ms after the release",
+			stall, v.FirstTimeoutMS, what, lr.race, reset, v.RecoverMS)
+	}
+	return s
+}
+
+// linkDownUp is Race/LinkDown's action: ip link set down, then up, over
+// netlink. With NapiStarve the down waits in the driver's close for the
+// starved NAPI thread, holding rtnl, while the fault's release lets the
+// driver's reset work run.
+func linkDownUp(iface string) raceAction {
+	return func(ctx context.Context, started func()) (string, error) {
+		link, err := netlink.LinkByName(iface)
+		if err != nil {
+			return "", fmt.Errorf("looking up %s: %w", iface, err)
+		}
+		started()
+		t0 := time.Now()
+		if err := netlink.LinkSetDown(link); err != nil {
+			return "", fmt.Errorf("ip link set %s down: %w", iface, err)
+		}
+		down := time.Since(t0)
+		t1 := time.Now()
+		if err := netlink.LinkSetUp(link); err != nil {
+			return "", fmt.Errorf("ip link set %s up (after down): %w", iface, err)
+		}
+		return fmt.Sprintf("ip link set down returned after %v, up after %v", down.Round(time.Millisecond), time.Since(t1).Round(time.Millisecond)), nil
+	}
+}
+
+// raceLinkDown is TxTimeout/Race/LinkDown.
+func raceLinkDown(t *testing.T, cfg harness.Config) {
+	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	t.Cleanup(func() { ensureUp(t, cfg.Iface) })
+	raceScenario(t, cfg, "ip link set down and up", linkDownUp(cfg.Iface)).run(t)
+}
+
+// ensureUp brings iface up again if a race left it down.
+func ensureUp(t *testing.T, iface string) {
+	t.Helper()
+	link, err := netlink.LinkByName(iface)
+	if err != nil {
+		t.Errorf("after the race: %s: %v", iface, err)
+		return
+	}
+	if link.Attrs().Flags&(1<<0) == 0 { // net.FlagUp
+		t.Errorf("the race left %s down; bringing it up", iface)
+		if err := netlink.LinkSetUp(link); err != nil {
+			t.Errorf("ip link set %s up: %v", iface, err)
+		}
+	}
+}
+
+// resizedRings picks ring sizes other than r's current ones: half of
+// each, at least 64 descriptors and a multiple of 8, or twice when half
+// is too small, within the maximums.
+func resizedRings(r faultinject.Rings) (rx, tx uint32) {
+	pick := func(cur, maxv uint32) uint32 {
+		n := cur / 2 &^ 7
+		if n < 64 {
+			n = min(cur*2, maxv) &^ 7
+		}
+		return n
+	}
+	return pick(r.RX, r.RXMax), pick(r.TX, r.TXMax)
+}
+
+// ringResize is Race/RingResize's action: new TX and RX ring sizes, then
+// the old ones again.
+func ringResize(iface string, orig faultinject.Rings) raceAction {
+	return func(ctx context.Context, started func()) (string, error) {
+		rx, tx := resizedRings(orig)
+		started()
+		t0 := time.Now()
+		if err := faultinject.SetRings(iface, rx, tx, faultinject.Options{}); err != nil {
+			return "", err
+		}
+		set := time.Since(t0)
+		t1 := time.Now()
+		if err := faultinject.SetRings(iface, orig.RX, orig.TX, faultinject.Options{}); err != nil {
+			return "", fmt.Errorf("putting the rings back to rx %d tx %d: %w", orig.RX, orig.TX, err)
+		}
+		return fmt.Sprintf("rings rx %d tx %d -> rx %d tx %d in %v, back in %v", orig.RX, orig.TX, rx, tx, set.Round(time.Millisecond), time.Since(t1).Round(time.Millisecond)), nil
+	}
+}
+
+// raceRingResize is TxTimeout/Race/RingResize.
+func raceRingResize(t *testing.T, cfg harness.Config) {
+	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	orig, err := faultinject.GetRings(cfg.Iface, faultinject.Options{})
+	if errors.Is(err, faultinject.ErrUnsupported) {
+		skipf(t, "skipping: %s's driver (%s) has no ring parameters: %v", cfg.Iface, driverOf(cfg.Iface), err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rx, tx := resizedRings(orig); rx == orig.RX && tx == orig.TX {
+		skipf(t, "skipping: %s's rings (rx %d/%d tx %d/%d) leave no other size to pick", cfg.Iface, orig.RX, orig.RXMax, orig.TX, orig.TXMax)
+	}
+	t.Cleanup(func() {
+		now, err := faultinject.GetRings(cfg.Iface, faultinject.Options{})
+		if err == nil && (now.RX != orig.RX || now.TX != orig.TX) {
+			t.Errorf("the race left %s's rings at rx %d tx %d (were rx %d tx %d); putting them back", cfg.Iface, now.RX, now.TX, orig.RX, orig.TX)
+			if err := faultinject.SetRings(cfg.Iface, orig.RX, orig.TX, faultinject.Options{}); err != nil {
+				t.Errorf("%v", err)
+			}
+		}
+	})
+	raceScenario(t, cfg, "a TX/RX ring resize", ringResize(cfg.Iface, orig)).run(t)
+}
