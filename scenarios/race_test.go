@@ -48,8 +48,8 @@ type releaser interface {
 // Marks of a race on the timeline.
 const (
 	markFaultReleased = "fault_released" // Release ended the fault; Restore follows the race
-	markRaceStart = "race_start" // the race action began (Note says what)
-	markRaceDone  = "race_done"  // the race action returned (Note says how)
+	markRaceStart     = "race_start"     // the race action began (Note says what)
+	markRaceDone      = "race_done"      // the race action returned (Note says how)
 )
 
 // Bounds of a race action: the release of the fault waits until the
