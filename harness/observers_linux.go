@@ -43,6 +43,14 @@ type Observers struct {
 	carrier        *os.File // carrier, nil where it could not be opened
 	carrierChanges *os.File // carrier_changes (3.15+), nil where absent
 
+	// sysDir is /sys/class/net/IFACE. When the device is re-created (a
+	// rebind, a module reload), the counters are reopened there and
+	// offset by the old device's last values (reincarnate).
+	sysDir         string
+	last           Sample // the last raw sample of the current device
+	offset         Sample // counters of the device's earlier incarnations
+	reincarnations int
+
 	// The tracefs instance is removed through open descriptors, so that
 	// Stop works from any thread, whatever mount namespace it is in.
 	tpDir    *os.File // tracefs "instances" directory
@@ -91,7 +99,8 @@ func startObservers(ctx context.Context, c Config, tl *Timeline, sysRoot string,
 			o.closeAll(true)
 		}
 	}()
-	if err := o.openSysfs(filepath.Join(sysRoot, "class/net", c.Iface)); err != nil {
+	o.sysDir = filepath.Join(sysRoot, "class/net", c.Iface)
+	if err := o.openSysfs(o.sysDir); err != nil {
 		return nil, err
 	}
 	if o.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
@@ -193,6 +202,105 @@ func readUint(f *os.File) (uint64, error) {
 // sample reads every counter once. A counter that cannot be read keeps
 // its zero value; the failure is counted, and the first reported by Stop.
 func (o *Observers) sample() Sample {
+	if o.gone() && !o.reincarnate() {
+		// The device is away (a driver unbind or module reload); its
+		// counters come back with it. The sample keeps the last values.
+		s := o.last
+		s.Time = o.tl.now()
+		s.HaveCarrier, s.Carrier = true, false
+		o.applyOffset(&s)
+		return s
+	}
+	s := o.sampleRaw()
+	o.last = s
+	o.applyOffset(&s)
+	return s
+}
+
+// gone reports whether the interface's open statistics files belong to a
+// device that no longer exists: the path is gone, or names another file
+// (a new device of the same name).
+func (o *Observers) gone() bool {
+	if o.sysDir == "" {
+		return false
+	}
+	if len(o.stats) == 0 {
+		return true // a reincarnation that failed half-way
+	}
+	open, err := o.stats[0].Stat()
+	if err != nil {
+		return true
+	}
+	now, err := os.Stat(filepath.Join(o.sysDir, "statistics", statNames[0]))
+	return err != nil || !os.SameFile(open, now)
+}
+
+// reincarnate opens the counters of a new device of the same name (after
+// a rebind or a module reload) and carries the old device's counters over
+// as an offset, so that the timeline's counters stay cumulative: a new
+// netdev starts from 0. It reports whether the device is back.
+func (o *Observers) reincarnate() bool {
+	if _, err := os.Stat(filepath.Join(o.sysDir, "statistics")); err != nil {
+		return false
+	}
+	o.closeSysfs()
+	if err := o.openSysfs(o.sysDir); err != nil {
+		o.fail(fmt.Errorf("harness: observers: reopening %s after it was re-created: %w", o.iface, err))
+		return false
+	}
+	if o.nl != nil {
+		if l, err := o.nl.LinkByName(o.iface); err == nil {
+			o.link = l
+		}
+	}
+	old := o.last
+	o.offset.TxPackets += old.TxPackets
+	o.offset.TxBytes += old.TxBytes
+	o.offset.TxDropped += old.TxDropped
+	o.offset.TxErrors += old.TxErrors
+	o.offset.RxPackets += old.RxPackets
+	o.offset.RxBytes += old.RxBytes
+	o.offset.RxDropped += old.RxDropped
+	o.offset.TxTimeout += old.TxTimeout
+	// The device went down and came up again: two carrier changes at
+	// least, whatever the new device's counter says.
+	o.offset.CarrierChanges += old.CarrierChanges + 2
+	for i, v := range old.TxTimeoutQueues {
+		if i >= len(o.offset.TxTimeoutQueues) {
+			o.offset.TxTimeoutQueues = append(o.offset.TxTimeoutQueues, 0)
+		}
+		o.offset.TxTimeoutQueues[i] += v
+	}
+	o.reincarnations++
+	o.tl.MarkNote(MarkDeviceRecreated, fmt.Sprintf("%s was re-created (%d); its counters continue from the old device's", o.iface, o.reincarnations))
+	return true
+}
+
+// applyOffset adds the counters of the device's earlier incarnations.
+func (o *Observers) applyOffset(s *Sample) {
+	if o.reincarnations == 0 {
+		return
+	}
+	s.TxPackets += o.offset.TxPackets
+	s.TxBytes += o.offset.TxBytes
+	s.TxDropped += o.offset.TxDropped
+	s.TxErrors += o.offset.TxErrors
+	s.RxPackets += o.offset.RxPackets
+	s.RxBytes += o.offset.RxBytes
+	s.RxDropped += o.offset.RxDropped
+	s.TxTimeout += o.offset.TxTimeout
+	s.CarrierChanges += o.offset.CarrierChanges
+	q := append([]uint64(nil), s.TxTimeoutQueues...)
+	for i, v := range o.offset.TxTimeoutQueues {
+		if i < len(q) {
+			q[i] += v
+		}
+	}
+	s.TxTimeoutQueues = q
+}
+
+// sampleRaw reads the current device's counters.
+func (o *Observers) sampleRaw() Sample {
 	var s Sample
 	dst := []*uint64{&s.TxPackets, &s.TxBytes, &s.TxDropped, &s.TxErrors, &s.RxPackets, &s.RxBytes, &s.RxDropped}
 	var firstErr error
@@ -498,11 +606,10 @@ func (o *Observers) Stop() error {
 	return o.stopErr
 }
 
-// closeAll releases everything StartObservers opened, the netlink handle
-// only when closeNetlink is set.
-func (o *Observers) closeAll(closeNetlink bool) {
-	for _, fs := range [][]*os.File{o.stats, o.queues, o.inflight} {
-		for _, f := range fs {
+// closeSysfs closes the interface's counter files.
+func (o *Observers) closeSysfs() {
+	for _, files := range [][]*os.File{o.stats, o.queues, o.inflight} {
+		for _, f := range files {
 			f.Close()
 		}
 	}
@@ -513,6 +620,12 @@ func (o *Observers) closeAll(closeNetlink bool) {
 			*f = nil
 		}
 	}
+}
+
+// closeAll releases everything StartObservers opened, the netlink handle
+// only when closeNetlink is set.
+func (o *Observers) closeAll(closeNetlink bool) {
+	o.closeSysfs()
 	if o.nl != nil && closeNetlink {
 		o.nl.Close()
 		o.nl = nil

@@ -161,3 +161,46 @@ func TestSampleNowWithSampler(t *testing.T) {
 		}
 	}
 }
+
+// A device that is removed and created again under the same name (a
+// driver rebind, a module reload) starts its counters from 0: the
+// observers reopen its files and carry the old device's counters over, so
+// that the timeline stays cumulative; while it is away, samples repeat the
+// last values with no carrier.
+func TestSampleDeviceRecreated(t *testing.T) {
+	dir := fakeSysfs(t, map[string]string{"statistics/tx_packets": "100\n", "queues/tx-0/tx_timeout": "1\n", "carrier_changes": "2\n"})
+	o, tl := sysfsObservers(t, dir)
+	o.sysDir = dir
+	mustNoErr(t, o.SampleNow())
+
+	// Removed: the path is gone.
+	mustNoErr(t, os.RemoveAll(dir))
+	mustNoErr(t, o.SampleNow())
+	s, _ := tl.LastSample()
+	wantEq(t, s.TxPackets, uint64(100), "tx_packets while the device is away")
+	wantEq(t, s.Carrier, false, "carrier while the device is away")
+
+	// Created again with fresh counters.
+	mustNoErr(t, os.MkdirAll(dir, 0o755))
+	for k, v := range map[string]string{"statistics/tx_packets": "7\n", "queues/tx-0/tx_timeout": "0\n", "carrier": "1\n", "carrier_changes": "1\n"} {
+		p := filepath.Join(dir, k)
+		mustNoErr(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		mustNoErr(t, os.WriteFile(p, []byte(v), 0o644))
+	}
+	for _, n := range statNames[1:] {
+		mustNoErr(t, os.WriteFile(filepath.Join(dir, "statistics", n), []byte("0\n"), 0o644))
+	}
+	mustNoErr(t, o.SampleNow())
+	s, _ = tl.LastSample()
+	wantEq(t, s.TxPackets, uint64(107), "tx_packets continue across the new device")
+	wantEq(t, s.TxTimeout, uint64(1), "tx_timeout continues")
+	wantEq(t, s.CarrierChanges, uint64(2+2+1), "carrier_changes: old, the flap, new")
+	wantEq(t, s.Carrier, true, "carrier of the new device")
+	wantEq(t, tl.HasMark(MarkDeviceRecreated), true, "device_recreated mark")
+
+	// Nothing changes after that: no second offset.
+	mustNoErr(t, o.SampleNow())
+	s, _ = tl.LastSample()
+	wantEq(t, s.TxPackets, uint64(107), "tx_packets on the next sample")
+	mustNoErr(t, o.Stop())
+}

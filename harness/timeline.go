@@ -22,6 +22,9 @@ const (
 	MarkCleanupFailed = "cleanup_failed" // restoring the state failed (Note says what)
 	MarkKmsgGap       = "kmsg_gap"       // kernel log records were lost (Note says how many)
 	MarkObserverError = "observer_error" // an observer stopped (Note says why)
+	// MarkDeviceRecreated: the DUT's netdev was removed and created again
+	// (a driver rebind, a module reload); the counters continue across it.
+	MarkDeviceRecreated = "device_recreated"
 )
 
 // Event sources.
