@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -280,4 +282,134 @@ func raceRingResize(t *testing.T, cfg harness.Config) {
 		}
 	})
 	raceScenario(t, cfg, "a TX/RX ring resize", ringResize(cfg.Iface, orig)).run(t)
+}
+
+// repeatDefault and repeatMax bound TxTimeout/Repeat.
+const (
+	repeatDefault = 5
+	repeatMax     = 20
+)
+
+// repeatCount is TXTIMEOUT_REPEAT (default 5, at most 20).
+func repeatCount() (int, error) {
+	v := os.Getenv("TXTIMEOUT_REPEAT")
+	if v == "" {
+		return repeatDefault, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > repeatMax {
+		return 0, fmt.Errorf("TXTIMEOUT_REPEAT=%q: want 1..%d back-to-back timeouts", v, repeatMax)
+	}
+	return n, nil
+}
+
+// repeatTimeouts is TxTimeout/Repeat: N back-to-back stalls on the same
+// device, each of which must fire the watchdog and recover. Drivers
+// escalate on repeated timeouts (gve kicks a queue first and resets only
+// on a second timeout), so the report counts, per cycle, the timeouts, the
+// driver's lines and resets, and the time between successive timeouts.
+func repeatTimeouts(t *testing.T, cfg harness.Config) {
+	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	n, err := repeatCount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cycles []harness.ScenarioReport
+	stall := ""
+	for i := 1; i <= n; i++ {
+		r := &harness.Report{}
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			s, name := raceStall(t, cfg)
+			stall = name
+			s.report = r
+			s.run(t)
+		})
+		if len(r.Scenarios) != 1 {
+			break // the cycle ended before its verdict (t.Fatal): stop
+		}
+		cycles = append(cycles, r.Scenarios[0])
+		if r.Scenarios[0].Result != harness.Pass {
+			break // no point stalling a device that did not come back
+		}
+	}
+	s := repeatSummary(n, stall, cycles)
+	harness.Finish(t, report, s)
+}
+
+// repeatSummary turns the cycles of TxTimeout/Repeat into one scenario
+// report: it passes when all n cycles passed.
+func repeatSummary(n int, stall string, cycles []harness.ScenarioReport) harness.ScenarioReport {
+	s := harness.ScenarioReport{Verdict: harness.Verdict{FirstTimeoutMS: -1, RecoverMS: -1}}
+	var lines []string
+	var firsts []time.Time
+	passed, timeouts, resets := 0, uint64(0), 0
+	s.CleanupOK, s.TimeoutFired, s.Recovered = len(cycles) > 0, len(cycles) > 0, len(cycles) > 0
+	for i, c := range cycles {
+		if c.Result == harness.Pass {
+			passed++
+		}
+		s.Splat = s.Splat || c.Splat
+		s.SplatCount += c.SplatCount
+		s.CleanupOK = s.CleanupOK && c.CleanupOK
+		s.TimeoutFired = s.TimeoutFired && c.TimeoutFired
+		s.Recovered = s.Recovered && c.Recovered
+		s.ResetSeen = s.ResetSeen || c.ResetSeen
+		s.LinkFlap = s.LinkFlap || c.LinkFlap
+		s.ResetLines += c.ResetLines
+		s.DriverLines += c.DriverLines
+		s.WatchdogLines += c.WatchdogLines
+		s.TracepointHits += c.TracepointHits
+		s.TxTimeoutCount += c.TxTimeoutCount
+		timeouts += c.TxTimeoutCount
+		resets += c.ResetLines
+		if i == 0 {
+			s.FirstTimeoutMS = c.FirstTimeoutMS
+		}
+		s.RecoverMS = max(s.RecoverMS, c.RecoverMS)
+		s.Events = append(s.Events, c.Events...)
+		if m, ok := c.Timeline.FindMark(harness.MarkFaultInjected); ok && c.FirstTimeoutMS >= 0 {
+			firsts = append(firsts, m.Time.Add(time.Duration(c.FirstTimeoutMS)*time.Millisecond))
+		}
+		lines = append(lines, fmt.Sprintf("cycle %d %s: first timeout %d ms, tx_timeout +%d, %d driver lines, %d reset lines, recovered in %d ms",
+			i+1, c.Result, c.FirstTimeoutMS, c.TxTimeoutCount, c.DriverLines, c.ResetLines, c.RecoverMS))
+	}
+	var gaps []string
+	minGap, maxGap := time.Duration(0), time.Duration(0)
+	for i := 1; i < len(firsts); i++ {
+		g := firsts[i].Sub(firsts[i-1])
+		gaps = append(gaps, g.Round(10*time.Millisecond).String())
+		if i == 1 || g < minGap {
+			minGap = g
+		}
+		maxGap = max(maxGap, g)
+	}
+	s.Measurements = []harness.Measurement{
+		{Name: "cycles", Value: float64(len(cycles)), Units: "cycles"},
+		{Name: "cycles_passed", Value: float64(passed), Units: "cycles"},
+		{Name: "tx_timeouts", Value: float64(timeouts), Units: "timeouts"},
+		{Name: "reset_lines", Value: float64(resets), Units: "lines"},
+	}
+	if len(gaps) > 0 {
+		s.Measurements = append(s.Measurements,
+			harness.Measurement{Name: "timeout_interval_min_ms", Value: float64(minGap.Milliseconds()), Units: "ms"},
+			harness.Measurement{Name: "timeout_interval_max_ms", Value: float64(maxGap.Milliseconds()), Units: "ms"})
+	}
+	detail := strings.Join(lines, "; ")
+	if len(gaps) > 0 {
+		detail += "; time between successive timeouts: " + strings.Join(gaps, ", ")
+	}
+	switch {
+	case len(cycles) == 0:
+		s.Result, s.Reason = harness.Fail, fmt.Sprintf("no cycle of %d reached its verdict", n)
+	case passed == n:
+		s.Result, s.Reason = harness.Pass, fmt.Sprintf("%d back-to-back %s timeouts fired and recovered: %s", n, stall, detail)
+	case cycles[len(cycles)-1].Result == harness.Inconclusive && passed == len(cycles)-1:
+		s.Result, s.Reason = harness.Inconclusive, fmt.Sprintf("cycle %d of %d was inconclusive (%s): %s", len(cycles), n, cycles[len(cycles)-1].Reason, detail)
+	case cycles[len(cycles)-1].Result == harness.Pass:
+		s.Result, s.Reason = harness.Fail, fmt.Sprintf("only %d of %d cycles reached their verdict: %s", len(cycles), n, detail)
+	default:
+		last := cycles[len(cycles)-1]
+		s.Result, s.Reason = harness.Fail, fmt.Sprintf("cycle %d of %d: %s: %s; %s", len(cycles), n, last.Result, last.Reason, detail)
+	}
+	return s
 }

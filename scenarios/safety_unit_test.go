@@ -233,7 +233,7 @@ func TestBootsFor(t *testing.T) {
 	}{
 		{"TestTxTimeout", "", "", []rigBoot{
 			b{"virtio-net-pci", "^TestTxTimeout$/^(NetemDelay|PartnerStall|PauseFlood)$"},
-			b{"e1000", "^TestTxTimeout$/^(NapiStarve|Race)$"},
+			b{"e1000", "^TestTxTimeout$/^(NapiStarve|Race|Repeat)$"},
 		}},
 		{"TestTxTimeout", "", "NapiStarve/ICMP", []rigBoot{b{"e1000", "^TestTxTimeout$/^(NapiStarve)$/ICMP"}}},
 		{"TestTxTimeout", "", "PartnerStall", []rigBoot{b{"virtio-net-pci", "^TestTxTimeout$/^(PartnerStall)$"}}},
@@ -289,4 +289,38 @@ func TestNapiDecision(t *testing.T) {
 		assert.Equal(t, tc.want, res, "%s: %s", tc.name, why)
 		assert.Contains(t, why, tc.reason, tc.name)
 	}
+}
+
+func TestRepeatSummary(t *testing.T) {
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	cycle := func(i int, res harness.Result, resets int) harness.ScenarioReport {
+		inj := start.Add(time.Duration(i) * 9 * time.Second)
+		return harness.ScenarioReport{Result: res, Reason: "why " + string(res),
+			Verdict:  harness.Verdict{TimeoutFired: true, Recovered: res == harness.Pass, CleanupOK: true, FirstTimeoutMS: 5000, RecoverMS: 3000, TxTimeoutCount: 1, ResetLines: resets, ResetSeen: resets > 0},
+			Timeline: harness.Snapshot{Start: inj, Marks: []harness.TimelineMark{{Name: harness.MarkFaultInjected, Time: inj}}}}
+	}
+	all := []harness.ScenarioReport{cycle(0, harness.Pass, 1), cycle(1, harness.Pass, 2), cycle(2, harness.Pass, 1)}
+	s := repeatSummary(3, "NapiStarve", all)
+	assert.Equal(t, harness.Pass, s.Result, s.Reason)
+	assert.Contains(t, s.Reason, "9s, 9s")
+	assert.Equal(t, 4, s.ResetLines)
+	assert.Equal(t, uint64(3), s.TxTimeoutCount)
+	m := map[string]float64{}
+	for _, x := range s.Measurements {
+		m[x.Name] = x.Value
+	}
+	assert.Equal(t, map[string]float64{"cycles": 3, "cycles_passed": 3, "tx_timeouts": 3, "reset_lines": 4, "timeout_interval_min_ms": 9000, "timeout_interval_max_ms": 9000}, m)
+
+	// A cycle that did not recover fails the whole, naming it.
+	s = repeatSummary(5, "NapiStarve", []harness.ScenarioReport{cycle(0, harness.Pass, 1), cycle(1, harness.Fail, 0)})
+	assert.Equal(t, harness.Fail, s.Result)
+	assert.Contains(t, s.Reason, "cycle 2 of 5: fail")
+	assert.False(t, s.Recovered)
+	// Fewer cycles than asked for, all passing, is no pass either.
+	s = repeatSummary(5, "NapiStarve", all)
+	assert.Equal(t, harness.Fail, s.Result, s.Reason)
+	// An inconclusive first cycle: the device could not be stalled.
+	s = repeatSummary(5, "NapiStarve", []harness.ScenarioReport{cycle(0, harness.Inconclusive, 0)})
+	assert.Equal(t, harness.Inconclusive, s.Result)
+	assert.Equal(t, harness.Fail, repeatSummary(5, "x", nil).Result)
 }

@@ -39,6 +39,7 @@ func TestTxTimeout(t *testing.T) {
 		t.Run("LinkDown", func(t *testing.T) { raceLinkDown(t, cfg) })
 		t.Run("RingResize", func(t *testing.T) { raceRingResize(t, cfg) })
 	})
+	t.Run("Repeat", func(t *testing.T) { repeatTimeouts(t, cfg) })
 }
 
 // netemDelay is the seed's method exactly: a netem root qdisc delaying
