@@ -38,6 +38,8 @@ func TestTxTimeout(t *testing.T) {
 	t.Run("Race", func(t *testing.T) {
 		t.Run("LinkDown", func(t *testing.T) { raceLinkDown(t, cfg) })
 		t.Run("RingResize", func(t *testing.T) { raceRingResize(t, cfg) })
+		t.Run("Unbind", func(t *testing.T) { raceUnbind(t, cfg) })
+		t.Run("ModuleReload", func(t *testing.T) { raceModuleReload(t, cfg) })
 	})
 	t.Run("Repeat", func(t *testing.T) { repeatTimeouts(t, cfg) })
 }
