@@ -115,6 +115,16 @@ func (s faultScenario) run(t *testing.T) {
 		unregister()
 	})
 
+	// On a kernel with kmemleak, only the leaks of this scenario count:
+	// forget the earlier ones now, scan after the recovery.
+	leaks := harness.OpenKmemleak("")
+	if leaks != nil {
+		if err := leaks.Clear(); err != nil {
+			t.Logf("%v (leaks are not checked)", err)
+			leaks = nil
+		}
+	}
+
 	// A baseline: two samples of the counters before anything changes.
 	if err := waitFor(ctx, tl, 10*time.Second, func(tl *harness.Timeline) bool { return len(tl.Samples()) >= 2 }); err != nil {
 		t.Fatalf("no baseline samples from the observers within 10s: %v", err)
@@ -237,6 +247,16 @@ func (s faultScenario) run(t *testing.T) {
 
 	s.checkRecovery(ctx, t, tl)
 	s.checkCleanup(t, tl, restoreErr)
+	if leaks != nil {
+		evs, err := leaks.Scan()
+		if err != nil {
+			t.Logf("%v", err)
+		}
+		for _, e := range evs {
+			tl.AddEvent(sourceKmemleak, e) // a splat: it fails the scenario
+		}
+		t.Logf("kmemleak: %d new unreferenced objects after the scenario", len(evs))
+	}
 
 	if err := ctx.Err(); err != nil {
 		s.finish(t, tl, stopObservers, ld.lr, harness.Fail, fmt.Sprintf("the scenario was cut short (%v): its deadline, %v before the test's (go test -timeout), "+
@@ -383,6 +403,10 @@ func (s faultScenario) finish(t *testing.T, tl *harness.Timeline, stopObservers 
 		Timeline:     snap,
 	})
 }
+
+// sourceKmemleak is the timeline source of the leaks a kmemleak scan
+// reports after a scenario.
+const sourceKmemleak = "kmemleak"
 
 // failFastSpan is the span over which faultScenario.failFast looks for a
 // moving tx_packets: a few samples, so that one late completion does not

@@ -1,0 +1,96 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"txtimeout/kmsg"
+)
+
+// DefaultKmemleak is kmemleak's control file (CONFIG_DEBUG_KMEMLEAK,
+// debugfs mounted on /sys/kernel/debug).
+const DefaultKmemleak = "/sys/kernel/debug/kmemleak"
+
+// Kmemleak drives the kernel's memory leak detector around a scenario:
+// Clear before it, Scan after it. Objects only count as leaked once they
+// are old enough (kmemleak's min age, 5 s) and unreferenced at a scan, so a
+// leak at a scenario's very end may be reported by the next scenario's
+// scan.
+type Kmemleak struct{ path string }
+
+// OpenKmemleak returns the detector at path (DefaultKmemleak when
+// empty), or nil when this kernel has none: no file, or a kernel booted
+// with kmemleak=off, which refuses writes.
+func OpenKmemleak(path string) *Kmemleak {
+	if path == "" {
+		path = DefaultKmemleak
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	return &Kmemleak{path: path}
+}
+
+// Clear forgets the leaks reported so far, so that the next Scan reports
+// only new ones.
+func (k *Kmemleak) Clear() error {
+	if err := os.WriteFile(k.path, []byte("clear"), 0); err != nil {
+		return fmt.Errorf("harness: kmemleak clear: %w", err)
+	}
+	return nil
+}
+
+// Scan runs a scan now (it takes as long as the kernel needs to walk its
+// memory), reads the objects it reports as unreferenced and clears them.
+// Each "unreferenced object" block is one splat event, its text the
+// block's first line and its backtrace's first frames.
+func (k *Kmemleak) Scan() ([]kmsg.Event, error) {
+	if err := os.WriteFile(k.path, []byte("scan"), 0); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("harness: kmemleak scan: %w (run as root)", err)
+		}
+		return nil, fmt.Errorf("harness: kmemleak scan: %w", err)
+	}
+	b, err := os.ReadFile(k.path)
+	if err != nil {
+		return nil, fmt.Errorf("harness: kmemleak: %w", err)
+	}
+	evs := kmemleakEvents(string(b))
+	if len(evs) > 0 {
+		if err := k.Clear(); err != nil {
+			return evs, err
+		}
+	}
+	return evs, nil
+}
+
+// kmemleakEvents matches the text of the kmemleak file: one splat event
+// per unreferenced object, with the block's frames appended to its text
+// (up to a few), so that the report says what leaked.
+func kmemleakEvents(text string) []kmsg.Event {
+	m := kmsg.NewMatcher()
+	var evs []kmsg.Event
+	frames := 0
+	for _, line := range strings.Split(text, "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" {
+			continue
+		}
+		got := m.Match(kmsg.Record{Level: 3, Facility: 0, Message: t})
+		for _, e := range got {
+			if e.Kind == kmsg.KindSplat {
+				e.Text = "kmemleak: " + strings.TrimPrefix(e.Text, "kmemleak: ")
+				evs = append(evs, e)
+				frames = 0
+			}
+		}
+		if len(got) == 0 && len(evs) > 0 && frames < 4 && strings.HasPrefix(t, "[<") {
+			evs[len(evs)-1].Text += " | " + t
+			frames++
+		}
+	}
+	return evs
+}
