@@ -134,14 +134,28 @@ const raceUnsupported = "unsupported: "
 // its name.
 func raceStall(t *testing.T, cfg harness.Config) (faultScenario, string) {
 	t.Helper()
-	switch {
-	case !cfg.Rig || slices.Contains(rigNapiStalls[cfg.NIC], "icmp"):
+	switch raceStallName(cfg) {
+	case "NapiStarve":
 		return napiStarveScenario(t, cfg, "icmp"), "NapiStarve"
-	case cfg.Partner == harness.PartnerInband:
+	case "PartnerStall":
 		return partnerStallScenario(t, cfg, "icmp"), "PartnerStall"
 	}
 	skipf(t, "skipping: no stall works on this DUT for the race scenarios (NapiStarve needs a driver that cleans TX in NAPI poll; PartnerStall needs the virtual rig); NIC %q", cfg.NIC)
 	return faultScenario{}, ""
+}
+
+// raceStallName is the stall the races use on cfg's DUT ("" for none):
+// NapiStarve on hardware and on the rig's NIC models where it stops TX
+// completions under ICMP, else PartnerStall where the partner runs the
+// partner program.
+func raceStallName(cfg harness.Config) string {
+	switch {
+	case !cfg.Rig || slices.Contains(rigNapiStalls[cfg.NIC], "icmp"):
+		return "NapiStarve"
+	case cfg.Partner == harness.PartnerInband:
+		return "PartnerStall"
+	}
+	return ""
 }
 
 // raceScenario is a race on cfg's DUT: the stall, then action once the
@@ -262,6 +276,17 @@ func ringResize(iface string, orig faultinject.Rings) raceAction {
 // raceRingResize is TxTimeout/Race/RingResize.
 func raceRingResize(t *testing.T, cfg harness.Config) {
 	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	if cfg.Rig && raceStallName(cfg) == "PartnerStall" {
+		// Measured with QEMU 7.2: resizing virtio-net's rings resets
+		// its TX queue while a packet to the stalled backend is still
+		// in flight, and QEMU itself aborts (hw/net/virtio-net.c,
+		// flush_or_purge_queued_packets: Assertion
+		// `!virtio_net_get_subqueue(nc)->async_tx.elem' failed), taking
+		// the guest and every later test with it. That is the rig's
+		// emulator failing, not the DUT's driver.
+		skipf(t, "skipping: on the virtual rig a ring resize against the stalled partner aborts QEMU's virtio-net model "+
+			"(flush_or_purge_queued_packets: Assertion `!virtio_net_get_subqueue(nc)->async_tx.elem' failed, QEMU 7.2); run it on a NapiStarve NIC (e1000)")
+	}
 	orig, err := faultinject.GetRings(cfg.Iface, faultinject.Options{})
 	if errors.Is(err, faultinject.ErrUnsupported) {
 		skipf(t, "skipping: %s's driver (%s) has no ring parameters: %v", cfg.Iface, driverOf(cfg.Iface), err)
