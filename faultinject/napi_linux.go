@@ -238,23 +238,29 @@ func (n *NapiStarve) pickCPU() (int, error) {
 }
 
 // napiThreads finds iface's NAPI kthreads: through the netdev generic
-// netlink family where the kernel reports their pids (6.8+), else by name
+// netlink family where the kernel reports their pids (6.8+), and by name
 // in /proc.
 func (n *NapiStarve) napiThreads(ifindex int) ([]savedThread, error) {
-	if pids, err := napiPIDsNetlink(ifindex); err == nil && len(pids) > 0 {
-		var out []savedThread
+	var out []savedThread
+	seen := map[int]bool{}
+	// netdev netlink lists only the NAPI instances that have an id: on
+	// 6.12, virtio_net's TX-only instance (napi/eth0-0) is not among them,
+	// so the names in /proc are read as well.
+	if pids, err := napiPIDsNetlink(ifindex); err == nil {
 		for _, pid := range pids {
 			st, err := readProcStat(pid)
 			if err != nil {
 				return nil, fmt.Errorf("NAPI thread %d: %w", pid, err)
 			}
+			seen[pid] = true
 			out = append(out, savedThread{PID: pid, Name: kthreadName(n.proc, pid, st.Comm), Start: st.StartTime})
 		}
-		return out, nil
 	}
-	var out []savedThread
 	var truncated []string
 	err := n.eachKthread(func(pid int, name string, st procStat) {
+		if seen[pid] {
+			return
+		}
 		ok, cut := napiThreadOf(name, n.iface)
 		if !ok {
 			return
