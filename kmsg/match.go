@@ -19,7 +19,11 @@ const (
 	// KindDriver is a driver's own tx-timeout, hang or reset line.
 	KindDriver Kind = "driver"
 	// KindSplat is a kernel warning or crash: WARNING, BUG, Oops,
-	// general protection fault, lockups, hung tasks, RCU stalls, panic.
+	// general protection fault, lockups, hung tasks, RCU stalls, panic;
+	// and the reports of debug kernels: lockdep, KASAN, UBSAN, KCSAN,
+	// refcount_t, unregister_netdevice waits (Event.Iface set),
+	// ref_tracker and kmemleak (including the objects that
+	// /sys/kernel/debug/kmemleak lists). One report is one event.
 	KindSplat Kind = "splat"
 	// KindLink is a driver's link-state line ("NIC Link is Down",
 	// "Link is Up - 1Gbps/Full - flow control off"); Event.LinkUp says
@@ -198,16 +202,28 @@ var (
 	reSchGeneric      = regexp.MustCompile(`^WARNING: .*net/sched/sch_generic\.c:`)
 
 	// Splat openers. WARNING is only the WARN() form ("WARNING: CPU: N
-	// PID: P at ..." or the old "WARNING: at ...") and lockdep's reports,
-	// not boot-time notices such as "WARNING: Spectre v2 mitigation ...".
+	// PID: P at ...", the 6.19+ "WARNING: file:line at func, CPU#N: ..."
+	// or the old "WARNING: at ...") and lockdep's reports, not boot-time
+	// notices such as "WARNING: Spectre v2 mitigation ...". Lockdep
+	// titles have been "WARNING: ..." since 4.11 and "[ INFO: ... ]" or
+	// "[ BUG: ... ]" before (and "[ BUG: Invalid wait context ]" still).
+	// BUG: covers KASAN, KCSAN, KFENCE and KMSAN, lockdep's "BUG: MAX_...
+	// too low!" and "BUG: sleeping function called from invalid context".
+	// Debug kernels' boot banners ("kasan: KernelAddressSanitizer
+	// initialized", "Lock dependency validator: ...", "kmemleak: Kernel
+	// memory leak detector initialized", "KCSAN: enabled early") match
+	// none of these. Every kernel line that begins "UBSAN: " is a report
+	// (lib/ubsan.c ubsan_prologue, or the trap decoder report_ubsan_failure).
 	reSplat = regexp.MustCompile(`^(?:` +
-		`WARNING: (?:CPU: \d+ PID: \d+ |at )` +
-		`|WARNING: (?:possible (?:circular|recursive|irq lock inversion)|suspicious RCU usage|inconsistent lock state|bad unlock balance|held lock freed|lock held when returning|.*lock order detected)` +
+		`WARNING: (?:CPU: \d+ PID: \d+ |at |\S+:\d+ at )` +
+		`|(?:\[ )?(?:WARNING|INFO): (?:` + lockdepTitles + `)` +
+		`|\[ BUG: ` +
+		`|INFO: trying to register non-static key` +
 		`|(?:(?:NMI )?watchdog: )?BUG: ` +
 		`|kernel BUG at ` +
 		`|Oops: ` +
 		`|invalid opcode: [0-9a-f]+ \[#\d+\]` +
-		`|Internal error: Oops` +
+		`|Internal error: .*\[#\d+\]` +
 		`|Unable to handle kernel ` +
 		`|general protection fault` +
 		`|(?:(?:NMI )?watchdog: )?(?:CPU\d+: )?Watchdog detected hard LOCKUP` +
@@ -215,14 +231,72 @@ var (
 		`|(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?` +
 		`|Kernel panic - not syncing` +
 		`|UBSAN: ` +
+		// lib/refcount.c REFCOUNT_WARN: a WARN_ONCE message.
+		`|refcount_t: ` +
+		// net/core/dev.c netdev_wait_allrefs_any, every 10 s by default.
+		`|unregister_netdevice: waiting for \S+ to become free` +
+		// lib/ref_tracker.c: leaked references, a double release.
+		`|ref_tracker: .*@\S+ (?:has \d+/\d+ users at|skipped )` +
+		`|ref_tracker: reference already released` +
+		// mm/kmemleak.c: the scan's summary, and the objects as
+		// /sys/kernel/debug/kmemleak lists them (or, with
+		// kmemleak.verbose, the log does).
+		`|kmemleak: \d+ new suspected memory leaks` +
+		`|(?:kmemleak: )?unreferenced object 0x[0-9a-f]+ \(size \d+\):` +
 		`)`)
 	// splatFirst holds the first bytes of every reSplat alternative, a
 	// cheap filter before the expression.
-	splatFirst = "WBwNkOIUgrKi"
+	splatFirst = "WBwNkOIUgrKi[u"
 	// Lines that continue the report a BUG/kernel BUG/Unable to handle
 	// opened: they are not new splats.
-	reSplatFollow = regexp.MustCompile(`^(?:Oops: |Internal error: Oops|invalid opcode: )`)
+	reSplatFollow = regexp.MustCompile(`^(?:Oops: |Internal error: |invalid opcode: )`)
+	// reWarnLine is the WARNING line __warn prints (kernel/panic.c).
+	reWarnLine = regexp.MustCompile(`^WARNING: (?:CPU: \d+ PID: \d+ |at |\S+:\d+ at )`)
+	// reNetdevWait names the interface unregister_netdevice waits for.
+	reNetdevWait = regexp.MustCompile(`^unregister_netdevice: waiting for (\S+) to become free`)
 )
+
+// lockdepTitles are the titles of lockdep's reports (kernel/locking/lockdep.c,
+// and lockdep_rcu_suspicious), after "WARNING: " or the old "[ INFO: ".
+const lockdepTitles = `possible (?:circular|recursive|irq lock inversion)` +
+	`|suspicious RCU usage|inconsistent lock state|bad unlock balance|bad contention` +
+	`|held lock freed|lock held (?:when returning|at task exit)|Nested lock was not taken` +
+	`|.*lock order detected|.* still has locks held`
+
+// splatClass says how the lines after a splat's opener may continue it.
+type splatClass uint8
+
+const (
+	splatOther     splatClass = iota
+	splatWarn                 // a WARN() line; its message may follow
+	splatWarnMsg              // a WARN message printed before its WARNING line (refcount_t)
+	splatSanitizer            // KASAN, KCSAN, KFENCE, KMSAN, UBSAN: between "=====" lines
+	splatRefs                 // unregister_netdevice waits and ref_tracker reports
+	splatLeak                 // kmemleak
+)
+
+// classify returns the splatClass of an opener line.
+func classify(msg string) splatClass {
+	switch {
+	case strings.HasPrefix(msg, "WARNING: ") && reWarnLine.MatchString(msg):
+		return splatWarn
+	case strings.HasPrefix(msg, "refcount_t: "):
+		return splatWarnMsg
+	case strings.HasPrefix(msg, "BUG: K"), strings.HasPrefix(msg, "UBSAN: "):
+		return splatSanitizer
+	case strings.HasPrefix(msg, "unregister_netdevice: "), strings.HasPrefix(msg, "ref_tracker: "):
+		return splatRefs
+	case strings.HasPrefix(msg, "kmemleak: "), strings.HasPrefix(msg, "unreferenced object "):
+		return splatLeak
+	}
+	return splatOther
+}
+
+// isSeparator reports whether msg is the "=====" line that opens and
+// closes sanitizer reports (and stands above lockdep's titles).
+func isSeparator(msg string) bool {
+	return len(msg) >= 20 && strings.Trim(msg, "=") == ""
+}
 
 // Windows (in records) during which follow-on lines belong to the event
 // before them. Traces are a few dozen records; the openers' own follow-on
@@ -230,6 +304,12 @@ var (
 const (
 	watchdogWindow = 64
 	splatWindow    = 32
+	// The two halves of a WARN (its message and its WARNING line) come
+	// one right after the other, in either order: the message first
+	// where the architecture prints it before trapping (x86 up to 6.18,
+	// arm64), the WARNING line first through warn_slowpath_fmt and x86's
+	// WARN with arguments in the bug table.
+	pairWindow = 3
 )
 
 // Matcher turns records into events. It is stateful — the WARNING and call
@@ -247,7 +327,10 @@ type Matcher struct {
 	KernelOnly bool
 
 	watchdogLeft int // records left in which a sch_generic.c WARNING is the watchdog's
-	splatLeft    int // records left in which an Oops line belongs to the last splat
+	splatLeft    int // records left in which follow-on lines belong to the last splat
+	pairLeft     int // records left in which the other half of a WARN belongs to it
+	splatOpen    splatClass
+	splatTitle   string // a sanitizer report's title up to " in ", which symbolizers repeat
 }
 
 // NewMatcher returns a Matcher.
@@ -261,12 +344,20 @@ func (m *Matcher) Match(r Record) []Event {
 	if m.splatLeft > 0 {
 		m.splatLeft--
 	}
+	if m.pairLeft > 0 {
+		m.pairLeft--
+	}
 	if m.KernelOnly && r.Facility > 0 {
 		return nil
 	}
 	msg := r.Message
 	if strings.HasPrefix(msg, "---[ end trace") {
-		m.watchdogLeft, m.splatLeft = 0, 0
+		m.watchdogLeft, m.splatLeft, m.pairLeft = 0, 0, 0
+		return nil
+	}
+	if m.splatLeft > 0 && m.splatOpen == splatSanitizer && len(msg) > 0 && msg[0] == '=' && isSeparator(msg) {
+		// The sanitizer report's closing line.
+		m.splatLeft = 0
 		return nil
 	}
 	ev := Event{Queue: -1, TSUsec: r.Time.Microseconds(), Seq: r.Seq, Text: msg}
@@ -336,13 +427,66 @@ func (m *Matcher) Match(r Record) []Event {
 	}
 
 	if len(msg) > 0 && strings.IndexByte(splatFirst, msg[0]) >= 0 && reSplat.MatchString(msg) {
-		if m.splatLeft > 0 && reSplatFollow.MatchString(msg) {
-			return nil
-		}
-		m.splatLeft, m.watchdogLeft = splatWindow, 0
-		return []Event{{Kind: KindSplat, Queue: -1, TSUsec: ev.TSUsec, Seq: r.Seq, Text: msg}}
+		return m.splat(msg, ev)
 	}
 	return nil
+}
+
+// splat handles a line that matches reSplat: it opens a splat event, or
+// continues the report the last one opened.
+func (m *Matcher) splat(msg string, ev Event) []Event {
+	cls := classify(msg)
+	if m.splatLeft > 0 && m.follows(msg, cls) {
+		// A long report (ref_tracker's stacks, kmemleak's objects)
+		// stays open while its lines keep coming.
+		m.splatLeft = splatWindow
+		return nil
+	}
+	m.splatLeft, m.watchdogLeft, m.pairLeft = splatWindow, 0, 0
+	m.splatOpen, m.splatTitle = cls, ""
+	out := Event{Kind: KindSplat, Queue: -1, TSUsec: ev.TSUsec, Seq: ev.Seq, Text: msg}
+	switch cls {
+	case splatWarn, splatWarnMsg:
+		m.pairLeft = pairWindow
+	case splatSanitizer:
+		if i := strings.Index(msg, " in "); i > 0 {
+			m.splatTitle = msg[:i+len(" in ")]
+		}
+	case splatRefs:
+		if g := reNetdevWait.FindStringSubmatch(msg); g != nil {
+			out.Iface = g[1]
+		}
+	}
+	return []Event{out}
+}
+
+// follows reports whether msg, a splat line of class cls, continues the
+// open report rather than opening one.
+func (m *Matcher) follows(msg string, cls splatClass) bool {
+	if reSplatFollow.MatchString(msg) {
+		return true
+	}
+	switch cls {
+	case splatWarn:
+		// A refcount_t message and then its WARNING, or ref_tracker's
+		// report and then the WARN_ON_ONCE of ref_tracker_dir_exit or
+		// ref_tracker_free.
+		return (m.splatOpen == splatWarnMsg && m.pairLeft > 0) ||
+			(m.splatOpen == splatRefs && strings.Contains(msg, "ref_tracker"))
+	case splatWarnMsg:
+		return m.splatOpen == splatWarn && m.pairLeft > 0
+	case splatSanitizer:
+		// syzbot's symbolizer repeats the title once per inlined frame.
+		return m.splatOpen == splatSanitizer && m.splatTitle != "" && strings.HasPrefix(msg, m.splatTitle)
+	case splatRefs:
+		// The ref_tracker stacks after unregister_netdevice's line, or
+		// after the first of them.
+		return m.splatOpen == splatRefs && strings.HasPrefix(msg, "ref_tracker: ")
+	case splatLeak:
+		// With kmemleak.verbose the objects come first, then the summary.
+		return m.splatOpen == splatLeak && strings.HasPrefix(msg, "kmemleak: ") && strings.Contains(msg, " new suspected memory leaks")
+	}
+	return false
 }
 
 // prefix is a message split into the kernel's device prefix and the rest.

@@ -2,6 +2,8 @@ package kmsg
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -307,6 +309,61 @@ func TestMatchSplat(t *testing.T) {
 		"rcu: INFO: rcu_sched detected expedited stalls on CPUs/tasks: { 1-... } 21002 jiffies s: 377 root: 0x2/.",
 		"Kernel panic - not syncing: Fatal exception in interrupt",
 		"UBSAN: array-index-out-of-bounds in drivers/net/foo.c:12:3",
+		// Debug kernels' reports. The format strings are those of
+		// kernel/locking/lockdep.c, mm/kasan/report.c, lib/ubsan.c,
+		// kernel/kcsan/report.c, lib/refcount.c, lib/ref_tracker.c and
+		// mm/kmemleak.c; the rest of each report is in testdata/reports.
+		"WARNING: possible recursive locking detected",
+		"WARNING: possible irq lock inversion dependency detected",
+		"WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected",
+		"WARNING: lock held when returning to user space!",
+		"WARNING: bad unlock balance detected!",
+		"WARNING: held lock freed!",
+		"WARNING: Nested lock was not taken",
+		"WARNING: kworker/0:1/123 still has locks held!",
+		"BUG: MAX_LOCKDEP_KEYS too low!",
+		"BUG: MAX_LOCKDEP_CHAIN_HLOCKS too low!",
+		"BUG: key ffff888012345678 has not been registered!",
+		"INFO: trying to register non-static key.",
+		"[ BUG: Invalid wait context ]",
+		// Lockdep before 4.11.
+		"[ INFO: possible recursive locking detected ]",
+		"[ INFO: possible circular locking dependency detected ]",
+		"[ INFO: inconsistent lock state ]",
+		"[ INFO: suspicious RCU usage. ]",
+		"[ BUG: bad unlock balance detected! ]",
+		"[ BUG: lock held when returning to user space! ]",
+		"INFO: possible recursive locking detected",
+		"BUG: KASAN: use-after-free in skb_release_head_state+0x223/0x250 net/core/skbuff.c:653",
+		"BUG: KASAN: slab-out-of-bounds in e1000_xmit_frame+0x1a/0x40",
+		"BUG: KASAN: null-ptr-deref in virtnet_poll+0x1a/0x40",
+		"BUG: KASAN: double-free in kfree+0x10/0x20",
+		"BUG: KASAN: invalid-access",
+		"BUG: KFENCE: use-after-free read in test_use_after_free_read+0xb3/0x143",
+		"UBSAN: shift-out-of-bounds in net/sched/sch_generic.c:123:45",
+		"UBSAN: Undefined behaviour in drivers/net/foo.c:12:3",
+		"UBSAN: array index out of bounds at e1000_clean_tx_irq+0x1a/0x40",
+		"Internal error: UBSAN: array index out of bounds: 00000000f2005512 [#1] PREEMPT SMP",
+		"Internal error: Oops - BUG: 00000000f2000800 [#1] PREEMPT SMP",
+		"BUG: KCSAN: data-race in tick_nohz_next_event / tick_sched_do_timer",
+		"BUG: KCSAN: assert: race in dev_watchdog+0x1a/0x40",
+		"refcount_t: underflow; use-after-free.",
+		"refcount_t: addition on 0; use-after-free.",
+		"refcount_t: saturated; leaking memory.",
+		"refcount_t: decrement hit 0; leaking memory.",
+		"ref_tracker: netdev@ffff88805f84a618 has 6658/6658 users at\n     dst_init+0xda/0x580",
+		"ref_tracker: eth%d@ffff888012345678 has 1/2 users at",
+		"ref_tracker: net notrefcnt@00000000a1b2c3d4 has 1/1 users at",
+		"ref_tracker: netdev@ffff88805f84a618 skipped reports about 3/10 users.",
+		"ref_tracker: reference already released.",
+		"kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
+		"kmemleak: 1 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
+		"unreferenced object 0xffff888100a3c000 (size 64):",
+		"unreferenced object 0xc3a34e00 (size 64):",
+		"kmemleak: unreferenced object 0xffff888100a3c000 (size 64):",
+		// The WARN() line since 6.19 (28ea295f941e).
+		"WARNING: lib/refcount.c:28 at refcount_warn_saturate+0xf4/0x144, CPU#5: kworker/u32:3/75",
+		"WARNING: at refcount_warn_saturate+0xf4/0x144, CPU#5: kworker/u32:3/75",
 	}
 	for _, line := range lines {
 		t.Run(line, func(t *testing.T) {
@@ -427,6 +484,35 @@ var notEvents = []string{
 	"---[ end trace 0000000000000000 ]---",
 	"process_api (1): drop_caches: 10",
 	"",
+	// Debug kernels' boot banners and the lines inside their reports.
+	"kasan: KernelAddressSanitizer initialized",
+	"KernelAddressSanitizer initialized (generic)",
+	"KernelAddressSanitizer initialized (sw-tags, stacktrace=on)",
+	"KernelAddressSanitizer initialized (hw-tags, mode=sync, vmalloc=on, stacktrace=on)",
+	"Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar",
+	"... MAX_LOCKDEP_SUBCLASSES:  8",
+	"... MAX_LOCK_DEPTH:          48",
+	"... MAX_LOCKDEP_KEYS:        8192",
+	" memory used by lock dependency info: 6365 kB",
+	"kmemleak: Kernel memory leak detector initialized (mem pool available: 15728)",
+	"kmemleak: Kernel memory leak detector initialized",
+	"kmemleak: Automatic memory scanning thread started",
+	"KCSAN: enabled early",
+	"KCSAN: strict mode configured",
+	"kcsan: enabled early",
+	"kcsan: strict mode configured",
+	"==================================================================",
+	"======================================================",
+	"KASAN: null-ptr-deref in range [0x0000000000000010-0x0000000000000017]",
+	"page dumped because: kasan: bad access detected",
+	"Reported by Kernel Concurrency Sanitizer on:",
+	"turning off the locking correctness validator.",
+	"ref_tracker: memory allocation failure, unreliable refcount tracker.",
+	"ref_tracker: allocated in:",
+	"  comm \"modprobe\", pid 203, jiffies 4294892552",
+	"  backtrace (crc 6736050f):",
+	"INFO: task kworker/0:1:123 is blocked on a mutex likely owned by task ip:456.",
+	"Showing all locks held in the system:",
 }
 
 func TestMatchNothing(t *testing.T) {
@@ -611,4 +697,131 @@ func TestMatchKernelOnly(t *testing.T) {
 			t.Errorf("KernelOnly=%v, facility %d: %d events, want %d", tt.kernelOnly, tt.facility, got, tt.want)
 		}
 	}
+}
+
+// TestMatchReportFixtures feeds each whole report of testdata/reports, one
+// message a record, through one Matcher and expects one splat: the
+// report's opening line ("# want: splat TEXT", and "# iface: NAME" where
+// the event names an interface), and no watchdog or driver event.
+func TestMatchReportFixtures(t *testing.T) {
+	files, err := filepath.Glob("testdata/reports/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want Event
+			m := NewMatcher()
+			var got []Event
+			seq := uint64(0)
+			for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+				if c, ok := strings.CutPrefix(line, "# "); ok {
+					if w, ok := strings.CutPrefix(c, "want: splat "); ok {
+						want.Kind, want.Text = KindSplat, w
+					}
+					if w, ok := strings.CutPrefix(c, "iface: "); ok {
+						want.Iface = w
+					}
+					continue
+				}
+				got = append(got, m.Match(Record{Message: line, Seq: seq})...)
+				seq++
+			}
+			if want.Kind == "" {
+				t.Fatal("fixture has no '# want: splat' line")
+			}
+			for i := range got {
+				got[i].Seq = 0
+			}
+			want.Queue = -1
+			if diff := cmp.Diff([]Event{want}, got); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestMatchNetdevWaitIface(t *testing.T) {
+	line := "unregister_netdevice: waiting for eth0 to become free. Usage count = 2"
+	want := []Event{{Kind: KindSplat, Iface: "eth0", Queue: -1, TSUsec: 9164193, Seq: 42, Text: line}}
+	if diff := cmp.Diff(want, matchOne(line)); diff != "" {
+		t.Errorf("Match(%q) (-want +got):\n%s", line, diff)
+	}
+}
+
+func TestMatchDebugReports(t *testing.T) {
+	// x86 since 6.19 and warn_slowpath_fmt print the WARNING line first,
+	// then the refcount_t message: still one event.
+	checkKinds(t, []string{"splat@1", "splat@6"}, []string{
+		"------------[ cut here ]------------",
+		"WARNING: lib/refcount.c:28 at refcount_warn_saturate+0x107/0x1f0, CPU#1: ip/5056",
+		"refcount_t: underflow; use-after-free.",
+		"Modules linked in:",
+		"---[ end trace 0000000000000000 ]---",
+		// A later refcount_t warning is another event.
+		"------------[ cut here ]------------",
+		"refcount_t: addition on 0; use-after-free.",
+	})
+	checkKinds(t, []string{"splat@1", "splat@6"}, []string{
+		"------------[ cut here ]------------",
+		"refcount_t: saturated; leaking memory.",
+		"WARNING: CPU: 0 PID: 1 at lib/refcount.c:22 refcount_warn_saturate+0x9c/0x110",
+		"Call Trace:",
+		"---[ end trace 0000000000000000 ]---",
+		"------------[ cut here ]------------",
+		// An unrelated WARNING right after is its own event.
+		"WARNING: CPU: 0 PID: 1 at mm/page_alloc.c:4400 __alloc_pages+0x2c5/0x330",
+	})
+	// ref_tracker_dir_exit: the leaked stacks, then its WARN_ON_ONCE.
+	checkKinds(t, []string{"splat@0"}, []string{
+		"ref_tracker: eth0@ffff888012345678 has 1/2 users at\n     netdev_hold+0x1a/0x40",
+		"ref_tracker: eth0@ffff888012345678 has 1/2 users at\n     e1000_open+0x1a/0x40",
+		"------------[ cut here ]------------",
+		"WARNING: CPU: 0 PID: 1 at lib/ref_tracker.c:45 ref_tracker_dir_exit+0x1a/0x40",
+		"---[ end trace 0000000000000000 ]---",
+	})
+	// Two devices waited for: two events, each with its ref_tracker lines.
+	evs := matchAll([]string{
+		"unregister_netdevice: waiting for eth0 to become free. Usage count = 2",
+		"ref_tracker: netdev@ffff888012345678 has 1/1 users at",
+		"unregister_netdevice: waiting for eth1 to become free. Usage count = 3",
+		"ref_tracker: netdev@ffff888087654321 has 2/2 users at",
+	})
+	if len(evs) != 2 || evs[0].Iface != "eth0" || evs[1].Iface != "eth1" {
+		t.Errorf("two waits = %+v, want events for eth0 and eth1", evs)
+	}
+	// kmemleak.verbose: each object is an event, the summary after them
+	// is not another; without verbose the summary is the event.
+	checkKinds(t, []string{"splat@0", "splat@3"}, []string{
+		"kmemleak: unreferenced object 0xffff888100a3c000 (size 64):",
+		"kmemleak:   comm \"swapper/0\", pid 1, jiffies 4294892310",
+		"kmemleak:   backtrace (crc 0):",
+		"kmemleak: unreferenced object 0xffff888100a3c040 (size 64):",
+		"kmemleak:   comm \"swapper/0\", pid 1, jiffies 4294892310",
+		"kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
+	})
+	// syzbot's symbolizer repeats a KASAN title per inlined frame; the
+	// closing separator ends the report, so a second one is an event.
+	checkKinds(t, []string{"splat@1", "splat@7"}, []string{
+		"==================================================================",
+		"BUG: KASAN: slab-use-after-free in dev_get_drvdata include/linux/device.h:927 [inline]",
+		"BUG: KASAN: slab-use-after-free in video_get_drvdata include/media/v4l2-dev.h:491 [inline]",
+		"BUG: KASAN: slab-use-after-free in v4l2_fh_open+0x1a/0x40 drivers/media/v4l2-core/v4l2-fh.c:60",
+		"Read of size 8 at addr ffff8880554640b0 by task v4l_id/5295",
+		"==================================================================",
+		"==================================================================",
+		"BUG: KASAN: slab-use-after-free in v4l2_fh_open+0x1a/0x40 drivers/media/v4l2-core/v4l2-fh.c:60",
+		"==================================================================",
+	})
+	// A KASAN null-ptr-deref through the shadow: the fault is the event.
+	checkKinds(t, []string{"splat@0"}, []string{
+		"Oops: general protection fault, probably for non-canonical address 0xdffffc0000000002: 0000 [#1] PREEMPT SMP KASAN NOPTI",
+		"KASAN: null-ptr-deref in range [0x0000000000000010-0x0000000000000017]",
+		"CPU: 0 UID: 0 PID: 1 Comm: ip Not tainted 6.12.0 #1",
+		"RIP: 0010:virtnet_poll+0x1a/0x40",
+	})
 }
