@@ -3,6 +3,8 @@ package harness
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +20,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"txtimeout/internal/tracefs"
 	"txtimeout/kmsg"
 )
 
@@ -42,10 +43,13 @@ type Observers struct {
 	carrier        *os.File // carrier, nil where it could not be opened
 	carrierChanges *os.File // carrier_changes (3.15+), nil where absent
 
-	tp       *tracefs.Instance // ours, removed on Stop
-	tpEnable *os.File          // the instance's net_dev_xmit_timeout/enable
-	tpPipe   *os.File          // the instance's trace_pipe
-	tpReason string            // why the tracepoint is not observed, when it is not
+	// The tracefs instance is removed through open descriptors, so that
+	// Stop works from any thread, whatever mount namespace it is in.
+	tpDir    *os.File // tracefs "instances" directory
+	tpName   string   // our instance in it, removed on Stop
+	tpEnable *os.File // the instance's net_dev_xmit_timeout/enable
+	tpPipe   *os.File // the instance's trace_pipe
+	tpReason string   // why the tracepoint is not observed, when it is not
 
 	cancel context.CancelFunc
 	// running holds one channel per observer goroutine, closed when it
@@ -376,14 +380,19 @@ func (o *Observers) openTracepoint(rig bool) error {
 	if root == "" {
 		return errors.New("tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)")
 	}
-	// record-cmd off: toggling the event must not int3-patch the
-	// scheduler (see package tracefs), which hangs TCG guests.
-	in, err := tracefs.NewInstance(root, "txtimeout-")
+	dir, err := os.Open(filepath.Join(root, "instances"))
 	if err != nil {
-		return err
+		return fmt.Errorf("tracefs instances: %w", err)
 	}
-	o.tp = in
-	inst := in.Path()
+	o.tpDir = dir
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	name := "txtimeout-" + hex.EncodeToString(rnd[:])
+	if err := unix.Mkdirat(int(dir.Fd()), name, 0o700); err != nil {
+		return fmt.Errorf("tracefs instance: %w", os.NewSyscallError("mkdir", err))
+	}
+	o.tpName = name
+	inst := filepath.Join(root, "instances", name)
 	enable, err := os.OpenFile(filepath.Join(inst, "events/net/net_dev_xmit_timeout/enable"), os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("net:net_dev_xmit_timeout: %w", err)
@@ -521,10 +530,14 @@ func (o *Observers) closeAll(closeNetlink bool) {
 		o.tpEnable.Close()
 		o.tpEnable = nil
 	}
-	if o.tp != nil {
-		if err := o.tp.Remove(); err != nil {
-			o.errs = append(o.errs, fmt.Errorf("harness: observers: %w", err))
+	if o.tpName != "" {
+		if err := unix.Unlinkat(int(o.tpDir.Fd()), o.tpName, unix.AT_REMOVEDIR); err != nil {
+			o.errs = append(o.errs, fmt.Errorf("harness: observers: removing tracefs instance %s: %w", o.tpName, err))
 		}
-		o.tp = nil
+		o.tpName = ""
+	}
+	if o.tpDir != nil {
+		o.tpDir.Close()
+		o.tpDir = nil
 	}
 }

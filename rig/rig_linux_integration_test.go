@@ -93,7 +93,8 @@ func TestIntegrationModParams(t *testing.T) {
 
 // TestIntegrationTraceToggle is the regression test of the intermittent
 // guest hang (kernel-facts §12): it mirrors TestGuestTraceToggle, which
-// toggles the tracepoint 300 times in one boot. It needs 2 vCPUs (with 1,
+// toggles the tracepoint 300 times in one boot, and so checks the guest
+// init's record-cmd off. It needs 2 vCPUs (with 1,
 // or with single-threaded TCG, the hang does not happen). A hung guest
 // fails the run with ErrGuestHung within the shortened hang window.
 func TestIntegrationTraceToggle(t *testing.T) {
