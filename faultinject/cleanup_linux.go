@@ -24,6 +24,20 @@ func Cleanup(ctx context.Context, iface string, o Options) (actions []string, er
 	if err := validIfaceName(iface); err != nil {
 		return nil, err
 	}
+	// The interface's owner, if alive, holds its lock: cleaning under
+	// it would undo a running injection. This process's own lock (an
+	// injector whose Restore failed) does not stop it.
+	_, hadLock := os.Stat(lockPath(o, iface))
+	release, w, err := tryLock(iface, o)
+	if err != nil {
+		return nil, err
+	}
+	if w != nil && w.PID != os.Getpid() {
+		return nil, fmt.Errorf("%w: %s is in use by %s; stop it first", ErrBusy, iface, w)
+	}
+	if release != nil {
+		defer release()
+	}
 	st, err := readState(o, iface)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (inspect or remove %s)", iface, err, statePath(o, iface))
@@ -33,8 +47,12 @@ func Cleanup(ctx context.Context, iface string, o Options) (actions []string, er
 			o.NetNS = st.NetNS
 		}
 		if st.PID != os.Getpid() && processAlive(st.PID) {
-			return nil, fmt.Errorf("%s: the %s injection was recorded by pid %d, which is still running; stop it first",
-				iface, st.Injector, st.PID)
+			return nil, fmt.Errorf("%w: %s: the %s injection was recorded by pid %d, which is still running; stop it first",
+				ErrBusy, iface, st.Injector, st.PID)
+		}
+		if idx, err := currentIndex(o, iface); err == nil && idx == 0 && st.Injector != "netem" {
+			actions = append(actions, fmt.Sprintf("%s: no such interface any more; state recorded for it (%s injection, index %d, pid %d)",
+				iface, st.Injector, st.Ifindex, st.PID))
 		}
 		did, err := cleanupState(ctx, o, st)
 		actions = append(actions, did...)
@@ -56,7 +74,13 @@ func Cleanup(ctx context.Context, iface string, o Options) (actions []string, er
 	if err != nil {
 		return actions, err
 	}
+	if hadLock == nil && release != nil {
+		actions = append(actions, fmt.Sprintf("%s: removed lock file %s left by a process that died", iface, lockPath(o, iface)))
+	}
 	if len(actions) == 0 {
+		if idx, err := currentIndex(o, iface); err == nil && idx == 0 {
+			return nil, fmt.Errorf("%s: no such interface and no state recorded for it: %w", iface, os.ErrNotExist)
+		}
 		actions = append(actions, fmt.Sprintf("%s: clean, nothing to do", iface))
 	}
 	return actions, nil
