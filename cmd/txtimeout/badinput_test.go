@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -84,6 +85,20 @@ func makeBadNS(t *testing.T) badNS {
 	gw, _ := netlink.ParseAddr("198.18.77.1/24")
 	if err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.IP}); err != nil {
 		t.Fatalf("default route via %s: %v", n.defaultLink, err)
+	}
+	// The kernel brings a veth pair's operstate up shortly after both
+	// ends are up (linkwatch, asynchronously): wait for it, or a slow
+	// machine sees it change during the first row, as if the row did it.
+	for _, name := range []string{n.up, "txto-U" + sfx, n.defaultLink, "txto-R" + sfx} {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			l, err := h.LinkByName(name)
+			if err == nil && l.Attrs().OperState == netlink.OperUp {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not operationally up 10s after it was set up: %v", name, err)
+			}
+		}
 	}
 	return n
 }
