@@ -19,7 +19,10 @@ import (
 // qdisc with the project's handle, and pktgen devices on it (pktgen can
 // only empty a whole kernel thread, so other devices on the same thread
 // go too; the actions name them). It returns one line per action, and a
-// nil error when the interface is clean.
+// nil error when the interface is clean. It refuses (ErrBusy) while the
+// interface's owner runs, and fails with an error wrapping os.ErrNotExist
+// for an interface that does not exist and has no state recorded; state
+// left for an interface that is gone is cleaned, and the actions say so.
 func Cleanup(ctx context.Context, iface string, o Options) (actions []string, err error) {
 	if err := validIfaceName(iface); err != nil {
 		return nil, err
@@ -27,7 +30,8 @@ func Cleanup(ctx context.Context, iface string, o Options) (actions []string, er
 	// The interface's owner, if alive, holds its lock: cleaning under
 	// it would undo a running injection. This process's own lock (an
 	// injector whose Restore failed) does not stop it.
-	_, hadLock := os.Stat(lockPath(o, iface))
+	_, statErr := os.Stat(lockPath(o, iface))
+	leftLock := statErr == nil // by a dead owner, if tryLock takes it
 	release, w, err := tryLock(iface, o)
 	if err != nil {
 		return nil, err
@@ -74,7 +78,7 @@ func Cleanup(ctx context.Context, iface string, o Options) (actions []string, er
 	if err != nil {
 		return actions, err
 	}
-	if hadLock == nil && release != nil {
+	if leftLock && release != nil {
 		actions = append(actions, fmt.Sprintf("%s: removed lock file %s left by a process that died", iface, lockPath(o, iface)))
 	}
 	if len(actions) == 0 {

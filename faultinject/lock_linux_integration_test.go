@@ -131,3 +131,26 @@ func TestIntegrationLockReleasedOnKill(t *testing.T) {
 	ents, _ := os.ReadDir(o.StateDir)
 	check.Equal(t, 0, len(ents), "files left in the state directory")
 }
+
+// Cleanup of a name that is no interface: with no state, an error that
+// says so; with state left for it (a stall whose owner died), the actions
+// say that the interface is gone, and the state goes.
+func TestIntegrationCleanupMissingInterface(t *testing.T) {
+	v := testVeth(t)
+	o := v.opts(t)
+	gone := "txto-g" + randSuffix(t)
+	_, err := Cleanup(context.Background(), gone, o)
+	check.ErrorIs(t, err, os.ErrNotExist)
+	check.ErrorContains(t, err, gone+": no such interface and no state recorded for it")
+
+	check.NoError(t, writeState(o, &state{Injector: "stall", Iface: gone, Ifindex: 99, NetNS: v.NS, PID: 1 << 30,
+		Created: time.Now().Add(-time.Minute).UTC(), StallUntil: time.Now().Add(-time.Second).UTC()}))
+	acts, err := Cleanup(context.Background(), gone, o)
+	check.NoError(t, err)
+	if len(acts) == 0 || !strings.Contains(acts[0], gone+": no such interface any more") {
+		t.Errorf("cleanup of state for a gone interface: %q, want it to say the interface is gone", acts)
+	}
+	if stale, _ := StaleState(o); len(stale) != 0 {
+		t.Errorf("state left: %v", stale)
+	}
+}
