@@ -19,10 +19,28 @@ import (
 // qdisc with the project's handle, and pktgen devices on it (pktgen can
 // only empty a whole kernel thread, so other devices on the same thread
 // go too; the actions name them). It returns one line per action, and a
-// nil error when the interface is clean.
+// nil error when the interface is clean. It refuses (ErrBusy) while the
+// interface's owner runs, and fails with an error wrapping os.ErrNotExist
+// for an interface that does not exist and has no state recorded; state
+// left for an interface that is gone is cleaned, and the actions say so.
 func Cleanup(ctx context.Context, iface string, o Options) (actions []string, err error) {
 	if err := validIfaceName(iface); err != nil {
 		return nil, err
+	}
+	// The interface's owner, if alive, holds its lock: cleaning under
+	// it would undo a running injection. This process's own lock (an
+	// injector whose Restore failed) does not stop it.
+	_, statErr := os.Stat(lockPath(o, iface))
+	leftLock := statErr == nil // by a dead owner, if tryLock takes it
+	release, w, err := tryLock(iface, o)
+	if err != nil {
+		return nil, err
+	}
+	if w != nil && w.PID != os.Getpid() {
+		return nil, fmt.Errorf("%w: %s is in use by %s; stop it first", ErrBusy, iface, w)
+	}
+	if release != nil {
+		defer release()
 	}
 	st, err := readState(o, iface)
 	if err != nil {
@@ -33,8 +51,12 @@ func Cleanup(ctx context.Context, iface string, o Options) (actions []string, er
 			o.NetNS = st.NetNS
 		}
 		if st.PID != os.Getpid() && processAlive(st.PID) {
-			return nil, fmt.Errorf("%s: the %s injection was recorded by pid %d, which is still running; stop it first",
-				iface, st.Injector, st.PID)
+			return nil, fmt.Errorf("%w: %s: the %s injection was recorded by pid %d, which is still running; stop it first",
+				ErrBusy, iface, st.Injector, st.PID)
+		}
+		if idx, err := currentIndex(o, iface); err == nil && idx == 0 && st.Injector != "netem" {
+			actions = append(actions, fmt.Sprintf("%s: no such interface any more; state recorded for it (%s injection, index %d, pid %d)",
+				iface, st.Injector, st.Ifindex, st.PID))
 		}
 		did, err := cleanupState(ctx, o, st)
 		actions = append(actions, did...)
@@ -56,7 +78,13 @@ func Cleanup(ctx context.Context, iface string, o Options) (actions []string, er
 	if err != nil {
 		return actions, err
 	}
+	if leftLock && release != nil {
+		actions = append(actions, fmt.Sprintf("%s: removed lock file %s left by a process that died", iface, lockPath(o, iface)))
+	}
 	if len(actions) == 0 {
+		if idx, err := currentIndex(o, iface); err == nil && idx == 0 {
+			return nil, fmt.Errorf("%s: no such interface and no state recorded for it: %w", iface, os.ErrNotExist)
+		}
 		actions = append(actions, fmt.Sprintf("%s: clean, nothing to do", iface))
 	}
 	return actions, nil

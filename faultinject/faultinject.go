@@ -100,6 +100,10 @@ var (
 	// ErrStaleState means an earlier run left state behind that must be
 	// cleaned first ("txtimeout cleanup").
 	ErrStaleState = errors.New("stale state from an earlier run")
+	// ErrBusy means another process (or another injector in this one)
+	// owns the interface: it holds its lock (see Lock) or recorded a state
+	// file and is still running. It is not stale; wait for the owner.
+	ErrBusy = errors.New("interface busy")
 	// ErrNotRestorable means the interface's current configuration could
 	// not be put back faithfully, so nothing was changed.
 	ErrNotRestorable = errors.New("not restorable")

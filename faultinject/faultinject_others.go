@@ -115,3 +115,14 @@ func CleanupAll(ctx context.Context, o Options) ([]string, error) { return nil, 
 
 // CarriesDefaultRoute reports that routes cannot be read on this system.
 func CarriesDefaultRoute(iface string, o Options) (bool, error) { return false, errPlatform }
+
+// Lock takes iface's ownership lock (Linux only).
+func Lock(iface string, o Options) (release func(), err error) {
+	if err := validIfaceName(iface); err != nil {
+		return nil, err
+	}
+	return nil, errPlatform
+}
+
+// liveOwner reports no owner alive: there are no injections here.
+func liveOwner(pid int) (owner, bool) { return owner{}, false }

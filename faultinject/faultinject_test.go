@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"os"
@@ -309,7 +310,9 @@ func TestStateFile(t *testing.T) {
 	stale, err := StaleState(o)
 	check.NoError(t, err)
 	check.Empty(t, stale)
-	s := &state{Injector: "netem", Iface: "eth1", Ifindex: 3, PID: 42, Created: time.Unix(1e9, 0).UTC(),
+	// The pid is beyond any pid_max (at most 2^22): its owner is dead,
+	// so the state is stale.
+	s := &state{Injector: "netem", Iface: "eth1", Ifindex: 3, PID: 1 << 30, Created: time.Unix(1e9, 0).UTC(),
 		Saved: &savedQdisc{Kind: "tbf", Handle: 0x10000, Options: []byte{1, 2}}, QdiscHandle: ProjectQdiscHandle}
 	check.NoError(t, writeState(o, s))
 	got, err := readState(o, "eth1")
@@ -320,6 +323,16 @@ func TestStateFile(t *testing.T) {
 	check.Equal(t, []string{"eth1"}, stale)
 	check.ErrorIs(t, checkNoStale(o, "eth1"), ErrStaleState)
 	check.NoError(t, checkNoStale(o, "eth2"))
+	// A state file whose owner runs is no stale state: the interface is
+	// in use, and the error names the owner.
+	check.NoError(t, writeState(o, &state{Injector: "stall", Iface: "eth3", PID: os.Getpid()}))
+	err = checkNoStale(o, "eth3")
+	check.ErrorIs(t, err, ErrBusy)
+	if errors.Is(err, ErrStaleState) {
+		t.Errorf("error %v: a live owner's state called stale", err)
+	}
+	check.ErrorContains(t, err, fmt.Sprintf("in use by pid %d (", os.Getpid()))
+	check.NoError(t, removeState(o, "eth3"))
 	// A pause injection's flow-control change on the DUT blocks the DUT.
 	check.NoError(t, writeState(o, &state{Injector: "pause", Iface: "p0", FlowControl: &savedPause{Iface: "eth2"}}))
 	check.ErrorContains(t, checkNoStale(o, "eth2"), "recorded in p0")

@@ -31,6 +31,7 @@ type NapiStarve struct {
 	sys, proc string
 
 	mu       sync.Mutex
+	locks    heldLocks // the interfaces' locks, from Inject until nothing is left
 	st       *state
 	hog      *hog
 	own      []ownThread // this process's threads moved off the hog CPU
@@ -113,6 +114,10 @@ func (n *NapiStarve) Inject(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := n.locks.take(n.opt, n.iface); err != nil {
+		return err
+	}
+	defer func() { n.locks.releaseIf(n.st == nil) }()
 	info, err := checkIface(n.opt, n.iface)
 	if err != nil {
 		return err
@@ -489,6 +494,7 @@ func (n *NapiStarve) Release(ctx context.Context) error {
 func (n *NapiStarve) Restore(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	defer func() { n.locks.releaseIf(n.st == nil) }()
 	return n.restoreLocked()
 }
 

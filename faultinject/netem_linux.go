@@ -21,8 +21,9 @@ type Netem struct {
 	opt   Options
 
 	mu       sync.Mutex
-	st       *state // non-nil between a recorded Inject and Restore
-	restored string // what Restore did, for Describe
+	locks    heldLocks // the interfaces' locks, from Inject until nothing is left
+	st       *state    // non-nil between a recorded Inject and Restore
+	restored string    // what Restore did, for Describe
 }
 
 var _ Injector = (*Netem)(nil)
@@ -160,6 +161,10 @@ func (n *Netem) Inject(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := n.locks.take(n.opt, n.iface); err != nil {
+		return err
+	}
+	defer func() { n.locks.releaseIf(n.st == nil) }()
 	if err := checkNoStale(n.opt, n.iface); err != nil {
 		return err
 	}
@@ -283,6 +288,7 @@ func (n *Netem) Stats(ctx context.Context) (QdiscStats, error) {
 func (n *Netem) Restore(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	defer func() { n.locks.releaseIf(n.st == nil) }()
 	return n.restoreLocked(ctx)
 }
 

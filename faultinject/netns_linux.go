@@ -134,12 +134,12 @@ func checkIface(o Options, name string) (ifaceInfo, error) {
 			return info, err
 		}
 		if def {
-			return info, fmt.Errorf("%w %s: it carries a default route, probably the management link (allow it explicitly if it is the DUT link)", ErrUnsafeInterface, name)
+			return info, fmt.Errorf("%w %s: it carries a default route, probably the management link (if it is the DUT link, allow it: -allow-default-route, Options.AllowDefaultRoute)", ErrUnsafeInterface, name)
 		}
 	}
 	if !o.AllowNoTxTimeout {
 		if kind, none := noTxTimeoutKind(l.Type()); none {
-			return info, fmt.Errorf("%w %s: it has no tx-timeout handler (%s), so the kernel never arms its TX watchdog (allow it explicitly to exercise the injector itself)", ErrUnsafeInterface, name, kind)
+			return info, fmt.Errorf("%w %s: it has no tx-timeout handler (%s), so the kernel never arms its TX watchdog (to exercise the injector itself, allow it: -allow-no-handler, Options.AllowNoTxTimeout)", ErrUnsafeInterface, name, kind)
 		}
 	}
 	return info, nil

@@ -21,6 +21,7 @@ type PauseFlood struct {
 	opt     Options
 
 	mu       sync.Mutex
+	locks    heldLocks // the interfaces' locks, from Inject until nothing is left
 	st       *state
 	fcSet    bool // the DUT's flow control was changed
 	cancel   context.CancelFunc
@@ -134,6 +135,15 @@ func (p *PauseFlood) Inject(ctx context.Context) error {
 	if len(info.MAC) != 6 {
 		return fmt.Errorf("%w %s: it has no Ethernet address", ErrUnsafeInterface, p.partner)
 	}
+	// The partner port is the flood's, and the DUT's flow control too.
+	ifaces := []string{p.partner}
+	if p.cfg.DUTIface != "" && p.cfg.DUTIface != p.partner {
+		ifaces = append(ifaces, p.cfg.DUTIface)
+	}
+	if err := p.locks.take(p.opt, ifaces...); err != nil {
+		return err
+	}
+	defer func() { p.locks.releaseIf(p.st == nil) }()
 	if err := checkNoStale(p.opt, p.partner); err != nil {
 		return err
 	}
@@ -290,6 +300,7 @@ func (p *PauseFlood) Restore(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer func() { p.locks.releaseIf(p.st == nil) }()
 	if err := p.restoreLocked(ctx); err != nil {
 		return err
 	}

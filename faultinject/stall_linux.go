@@ -23,6 +23,7 @@ type Stall struct {
 	opt   Options
 
 	mu       sync.Mutex
+	locks    heldLocks // the interfaces' locks, from Inject until nothing is left
 	st       *state
 	info     ifaceInfo // the interface Inject acted on
 	acked    time.Time
@@ -110,6 +111,10 @@ func (s *Stall) Inject(ctx context.Context) error {
 	if len(info.MAC) != 6 {
 		return fmt.Errorf("%w %s: it has no Ethernet address", ErrUnsafeInterface, s.iface)
 	}
+	if err := s.locks.take(s.opt, s.iface); err != nil {
+		return err
+	}
+	defer func() { s.locks.releaseIf(s.st == nil) }()
 	if err := checkNoStale(s.opt, s.iface); err != nil {
 		return err
 	}
@@ -229,6 +234,7 @@ func (s *Stall) exchange(ctx context.Context, conn *packet.Conn, frame []byte, r
 func (s *Stall) Restore(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.locks.releaseIf(s.st == nil) }()
 	if s.st == nil {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -220,13 +221,34 @@ func StaleState(o Options) ([]string, error) {
 	return ifaces, nil
 }
 
-// checkNoStale refuses to start on an interface with a state file.
+// owner is a process that holds or recorded an interface.
+type owner struct {
+	PID     int
+	Command string
+}
+
+func (w owner) String() string {
+	if w.PID == 0 {
+		return "another process (not yet recorded in its lock file)"
+	}
+	if w.Command == "" {
+		return "pid " + strconv.Itoa(w.PID)
+	}
+	return fmt.Sprintf("pid %d (%s)", w.PID, w.Command)
+}
+
+// checkNoStale refuses to start on an interface with a state file. The
+// file of a process that still runs is no stale state: the interface is
+// in use (ErrBusy), and only a dead owner's file calls for a cleanup.
 func checkNoStale(o Options, iface string) error {
 	s, err := readState(o, iface)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v (run 'txtimeout cleanup -iface %s')", ErrStaleState, iface, err, iface)
 	}
 	if s != nil {
+		if w, alive := liveOwner(s.PID); alive {
+			return fmt.Errorf("%w: %s has a %s injection in progress, in use by %s", ErrBusy, iface, s.Injector, w)
+		}
 		return fmt.Errorf("%w: %s has a %s injection recorded by pid %d at %s (run 'txtimeout cleanup -iface %s')",
 			ErrStaleState, iface, s.Injector, s.PID, s.Created.Format(time.RFC3339), iface)
 	}
@@ -239,6 +261,9 @@ func checkNoStale(o Options, iface string) error {
 		st, err := readState(o, other)
 		if err != nil || st == nil || st.FlowControl == nil || st.FlowControl.Iface != iface {
 			continue
+		}
+		if w, alive := liveOwner(st.PID); alive {
+			return fmt.Errorf("%w: %s's flow control is changed by a pause injection on %s, in use by %s", ErrBusy, iface, other, w)
 		}
 		return fmt.Errorf("%w: %s's flow control was changed by a pause injection recorded in %s by pid %d (run 'txtimeout cleanup -iface %s')",
 			ErrStaleState, iface, other, st.PID, other)

@@ -91,6 +91,20 @@ func TestIntegrationModParams(t *testing.T) {
 	}
 }
 
+// TestIntegrationTraceToggle is the regression test of the intermittent
+// guest hang (kernel-facts §12): it mirrors TestGuestTraceToggle, which
+// toggles the tracepoint 300 times in one boot, and so checks the guest
+// init's record-cmd off. It needs 2 vCPUs (with 1,
+// or with single-threaded TCG, the hang does not happen). A hung guest
+// fails the run with ErrGuestHung within the shortened hang window.
+func TestIntegrationTraceToggle(t *testing.T) {
+	t.Parallel()
+	c := ConfigFromEnv()
+	c.SMP, c.MemMB = 2, 512
+	c.HangTimeout, c.Timeout = 30*time.Second, 5*time.Minute
+	RunTest(t, "txtimeout/rig", "^TestGuestTraceToggle$", c)
+}
+
 func mustDefaults(t *testing.T, c Config) Config {
 	t.Helper()
 	c, err := c.withDefaults()

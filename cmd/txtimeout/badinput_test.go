@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -85,6 +86,20 @@ func makeBadNS(t *testing.T) badNS {
 	if err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.IP}); err != nil {
 		t.Fatalf("default route via %s: %v", n.defaultLink, err)
 	}
+	// The kernel brings a veth pair's operstate up shortly after both
+	// ends are up (linkwatch, asynchronously): wait for it, or a slow
+	// machine sees it change during the first row, as if the row did it.
+	for _, name := range []string{n.up, "txto-U" + sfx, n.defaultLink, "txto-R" + sfx} {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			l, err := h.LinkByName(name)
+			if err == nil && l.Attrs().OperState == netlink.OperUp {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not operationally up 10s after it was set up: %v", name, err)
+			}
+		}
+	}
 	return n
 }
 
@@ -141,6 +156,10 @@ type badRow struct {
 	stdin []byte // for scan -
 	// skip, when it returns a reason, skips the row on this machine.
 	skip func() string
+	// hold, when set, is an interface whose lock (in the state directory
+	// o names) this test process holds while the row runs: another owner.
+	hold string
+	o    faultinject.Options
 }
 
 func TestBadInput(t *testing.T) {
@@ -197,7 +216,21 @@ func TestBadInput(t *testing.T) {
 		{name: "inject pause/quanta too big", args: with("inject", "pause", "-partner", n.up, "-for", "1s", "-quanta", "70000"), code: 2, want: "-quanta"},
 		{name: "inject pause/zero quanta", args: with("inject", "pause", "-partner", n.up, "-for", "1s", "-quanta", "0"), code: 2, want: "-quanta"},
 
+		// inject: every refusal names its opt-in flag.
+		{name: "inject netem/veth refusal names -allow-no-handler", args: with("inject", "netem", "-iface", n.up, "-for", "1s"), code: 1, want: "-allow-no-handler"},
+		{name: "inject netem/default route refusal names -allow-default-route", args: with("inject", "netem", "-iface", n.defaultLink, "-for", "1s"), code: 1, want: "-allow-default-route"},
+		// inject, pktgen, flood: an interface another process owns.
+		{name: "inject netem/interface in use", args: with("inject", "netem", "-iface", n.up, "-allow-no-handler", "-for", "1s"), code: 1,
+			want: fmt.Sprintf("in use by pid %d (", os.Getpid()), hold: n.up, o: faultinject.Options{StateDir: sd}},
+		{name: "inject stall/interface in use", args: with("inject", "stall", "-iface", n.up, "-allow-no-handler", "-for", "1s"), code: 1,
+			want: fmt.Sprintf("in use by pid %d (", os.Getpid()), hold: n.up, o: faultinject.Options{StateDir: sd}},
+		{name: "pktgen/interface in use", args: []string{"pktgen", "-iface", "txto-none", "-for", "1s"}, code: 1,
+			want: fmt.Sprintf("in use by pid %d (", os.Getpid()), hold: "txto-none"},
+		{name: "flood/interface in use", args: []string{"flood", "icmp", "-dst", "198.18.77.1", "-count", "1", "-iface", n.up, "-netns", n.path}, code: 1,
+			want: fmt.Sprintf("in use by pid %d (", os.Getpid()), hold: n.up},
+
 		// cleanup.
+		{name: "cleanup/no such interface, no state", args: with("cleanup", "-iface", "txto-none"), code: 1, want: "txto-none: no such interface and no state recorded for it"},
 		{name: "cleanup/bad name", args: []string{"cleanup", "-iface", "../etc", "-state-dir", sd}, code: 1, want: "invalid character"},
 		{name: "cleanup/both -iface and -all", args: []string{"cleanup", "-iface", "x", "-all", "-state-dir", sd}, code: 2, want: "exactly one"},
 		{name: "cleanup/neither", args: []string{"cleanup", "-state-dir", sd}, code: 2, want: "exactly one"},
@@ -255,6 +288,13 @@ func TestBadInput(t *testing.T) {
 					t.Skipf("skipping: %s", why)
 				}
 			}
+			if r.hold != "" {
+				release, err := faultinject.Lock(r.hold, r.o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer release()
+			}
 			before := n.world(t, sd)
 			code, stdout, stderr := runWithStdin(t, r.args, r.stdin)
 			if strings.Contains(stderr, "panic:") || strings.Contains(stderr, "goroutine ") {
@@ -275,6 +315,10 @@ func badRowProblems(r badRow, code int, stdout, stderr string) []string {
 	var p []string
 	if r.code == 2 && stdout != "" {
 		p = append(p, fmt.Sprintf("%q: a usage error printed %q on stdout", r.args, firstN(stdout, 300)))
+	}
+	// A refusal is announced by nothing but its line on stderr.
+	if strings.Contains(stdout, "injecting") || strings.Contains(stdout, "injected") {
+		p = append(p, fmt.Sprintf("%q: stdout %q announces an injection that was refused", r.args, firstN(stdout, 300)))
 	}
 	if code != r.code {
 		p = append(p, fmt.Sprintf("%q: exit %d, want %d (stderr %q)", r.args, code, r.code, firstN(stderr, 300)))

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"txtimeout/faultinject"
 )
@@ -45,4 +47,18 @@ func runCleanup(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stdout, a)
 	}
 	return err
+}
+
+// lockIface takes iface's ownership lock (faultinject.Lock) for a command
+// that drives the interface without an injector (pktgen, flood). A state
+// directory this user may not write (an unprivileged flood) leaves the
+// run unlocked, with a note: the lock guards against other runs of this
+// tool, which need root.
+func lockIface(iface string, o faultinject.Options, stderr io.Writer) (release func(), err error) {
+	release, err = faultinject.Lock(iface, o)
+	if errors.Is(err, fs.ErrPermission) {
+		fmt.Fprintf(stderr, "txtimeout: note: %s not locked for this run: %v\n", iface, err)
+		return func() {}, nil
+	}
+	return release, err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"txtimeout/faultinject"
 	"txtimeout/traffic"
 )
 
@@ -95,6 +96,13 @@ func runFlood(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := c.Validate(); err != nil {
 		return usagef("%s", strings.TrimPrefix(err.Error(), "flood: "))
+	}
+	if c.Iface != "" {
+		release, err := lockIface(c.Iface, faultinject.Options{NetNS: c.NetNS}, stderr)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	c.Progress = func(s traffic.FloodStats) {
 		if s.Elapsed < 2*time.Second {

@@ -173,9 +173,9 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // holdFault injects, holds for d (or until ctx ends), restores and prints
-// what was done.
+// what was done. Nothing is announced before Inject has passed its safety
+// checks and changed the interface: a refusal is the only line.
 func holdFault(ctx context.Context, inj faultinject.Injector, d time.Duration, stdout, stderr io.Writer) error {
-	fmt.Fprintln(stdout, "injecting:", inj.Describe())
 	if err := inj.Inject(ctx); err != nil {
 		if rerr := inj.Restore(context.Background()); rerr != nil {
 			return fmt.Errorf("%w; restoring: %w", err, rerr)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -245,5 +246,38 @@ func TestIntegrationInjectSignals(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(sd); len(ents) != 0 {
 		t.Errorf("state left after cleanup: %v", ents)
+	}
+}
+
+// The case: while one "inject pause" holds the partner port, a
+// second is refused as in use by the first (its pid and command), not as
+// stale state to clean up; once the first ends, the port is free.
+func TestIntegrationInjectBusy(t *testing.T) {
+	p := injectVeth(t)
+	sd := t.TempDir()
+	bin := buildTxt(t)
+	first, _ := startHeld(t, bin, p, sd)
+	c := exec.Command(bin, "inject", "pause", "-partner", p.b, "-for", "1s", "-netns", p.ns, "-state-dir", sd, "-allow-no-handler")
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	err := c.Run()
+	t.Logf("second inject: %v\nstdout %q\nstderr %q", err, stdout.String(), stderr.String())
+	want := fmt.Sprintf("in use by pid %d (%s inject pause", first.Process.Pid, bin)
+	if c.ProcessState.ExitCode() != 1 || !strings.Contains(stderr.String(), want) || strings.Count(stderr.String(), "\n") != 1 {
+		t.Errorf("second inject: exit %d, stderr %q; want 1 and one line with %q", c.ProcessState.ExitCode(), stderr.String(), want)
+	}
+	if s := stderr.String(); strings.Contains(s, "stale") || strings.Contains(s, "cleanup") {
+		t.Errorf("second inject calls a live owner's state stale: %q", s)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("a refused inject printed %q", stdout.String())
+	}
+	first.Process.Signal(syscall.SIGINT)
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first inject after SIGINT: %v", err)
+	}
+	stdoutS, _, code := runTxt(t, "inject", "pause", "-partner", p.b, "-for", "1s", "-netns", p.ns, "-state-dir", sd, "-allow-no-handler")
+	if code != 0 || !strings.Contains(stdoutS, "restored:") {
+		t.Errorf("inject after the first ended: exit %d, stdout %q", code, stdoutS)
 	}
 }

@@ -143,6 +143,13 @@ func runPktgen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("refusing interface %s: it carries a default route, probably the management link (-allow-default-route if it is the DUT link)", *iface)
 		}
 	}
+	// One owner per interface: not while an injection or another flood
+	// holds it.
+	release, err := lockIface(*iface, faultinject.Options{}, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	runCtx, cancel := context.WithTimeout(ctx, *dur)
 	defer cancel()

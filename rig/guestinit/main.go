@@ -92,6 +92,7 @@ func run() (int, error) {
 	if err := mountAll(); err != nil {
 		return guestproto.ExitInitFailed, err
 	}
+	stopCmdRecord()
 	c, err := openTTY(guestproto.ControlTTY)
 	if err != nil {
 		return guestproto.ExitInitFailed, err
@@ -170,6 +171,27 @@ func mountAll() error {
 		}
 	}
 	return nil
+}
+
+// recordCmdPath is tracefs's top-level options/record-cmd.
+const recordCmdPath = "/sys/kernel/tracing/options/record-cmd"
+
+// stopCmdRecord turns tracefs's record-cmd off before any test runs. With
+// it on (the default), enabling or disabling any trace event also
+// registers or unregisters the sched_switch/sched_wakeup probes that record
+// task names, which int3-patches live code in __schedule; under
+// multi-threaded TCG a vCPU can keep executing a stale translation holding
+// the int3, and the guest locks up (soft lockup in text_poke_bp /
+// smp_call_function_many_cond; kernel-facts §12). The option must be the
+// top level's: record-cmd is one of the kernel's TOP_LEVEL_TRACE_FLAGS, so
+// an instance has no options/record-cmd file and copies the top level's
+// value when it is made (kernel/trace/trace.c, trace_array_create). The
+// harness's instances are made later, so they get it off. Nothing in the
+// suite reads task names from trace lines.
+func stopCmdRecord() {
+	if err := os.WriteFile(recordCmdPath, []byte("0"), 0); err != nil {
+		logf("tracefs record-cmd left on: %v (toggling trace events may hang a multi-threaded TCG guest)", err)
+	}
 }
 
 // openTTY opens a serial port in raw mode, so that bytes pass unchanged
