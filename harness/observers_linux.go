@@ -43,9 +43,17 @@ type Observers struct {
 	carrier        *os.File // carrier, nil where it could not be opened
 	carrierChanges *os.File // carrier_changes (3.15+), nil where absent
 
-	// sysDir is /sys/class/net/IFACE. When the device is re-created (a
-	// rebind, a module reload), the counters are reopened there and
-	// offset by the old device's last values (reincarnate).
+	// sysDir is /sys/class/net/IFACE, reached through netDir. When the
+	// device is re-created (a rebind, a module reload), the counters are
+	// reopened there and offset by the old device's last values
+	// (reincarnate).
+	// The root qdisc's statistics, read by their own goroutine
+	// (readQdisc); link is the netlink link they are read for.
+	qdiscMu  sync.Mutex
+	qdisc    Sample
+	qdiscErr error
+
+	netDir         *os.File // class/net of the sysfs the observers started in
 	sysDir         string
 	last           Sample // the last raw sample of the current device
 	offset         Sample // counters of the device's earlier incarnations
@@ -99,7 +107,14 @@ func startObservers(ctx context.Context, c Config, tl *Timeline, sysRoot string,
 			o.closeAll(true)
 		}
 	}()
-	o.sysDir = filepath.Join(sysRoot, "class/net", c.Iface)
+	// The counters may have to be opened again later, from another
+	// thread (a re-created device), whose mount namespace may show
+	// another sysfs: they are reached through a descriptor of this
+	// thread's class/net directory.
+	if o.netDir, err = os.Open(filepath.Join(sysRoot, "class/net")); err != nil {
+		return nil, fmt.Errorf("harness: observers: %w", err)
+	}
+	o.sysDir = fmt.Sprintf("/proc/self/fd/%d/%s", o.netDir.Fd(), c.Iface)
 	if err := o.openSysfs(o.sysDir); err != nil {
 		return nil, err
 	}
@@ -122,9 +137,11 @@ func startObservers(ctx context.Context, c Config, tl *Timeline, sysRoot string,
 		return nil, fmt.Errorf("harness: observers: netlink: %w", err)
 	}
 	ctx, o.cancel = context.WithCancel(ctx)
+	o.readQdisc()
 	tl.AddSample(o.sample())
 	o.running = map[string]chan struct{}{}
 	o.spawn("sampler", func() { o.sampleLoop(ctx) })
+	o.spawn("qdisc sampler", func() { o.qdiscLoop(ctx) })
 	o.spawn("kernel log follower", func() { o.kmsgLoop(ctx) })
 	if o.tpPipe != nil {
 		o.spawn("trace_pipe reader", o.traceLoop)
@@ -250,7 +267,9 @@ func (o *Observers) reincarnate() bool {
 	}
 	if o.nl != nil {
 		if l, err := o.nl.LinkByName(o.iface); err == nil {
+			o.qdiscMu.Lock()
 			o.link = l
+			o.qdiscMu.Unlock()
 		}
 	}
 	old := o.last
@@ -342,8 +361,14 @@ func (o *Observers) sampleRaw() Sample {
 		}
 	}
 	if o.nl != nil { // nil only in the unit tests
-		if err := o.sampleQdisc(&s); err != nil {
-			firstErr = cmpErr(firstErr, err)
+		o.qdiscMu.Lock()
+		q, qerr := o.qdisc, o.qdiscErr
+		o.qdiscMu.Unlock()
+		s.HaveQdisc, s.QdiscKind = q.HaveQdisc, q.QdiscKind
+		s.QdiscBacklog, s.QdiscBacklogBytes = q.QdiscBacklog, q.QdiscBacklogBytes
+		s.QdiscDrops, s.QdiscRequeues = q.QdiscDrops, q.QdiscRequeues
+		if qerr != nil {
+			firstErr = cmpErr(firstErr, qerr)
 		}
 	}
 	s.Time = o.tl.now()
@@ -358,9 +383,38 @@ func (o *Observers) sampleRaw() Sample {
 	return s
 }
 
+// readQdisc reads the root qdisc's statistics and keeps them for the
+// samples. A tc dump takes rtnl, which a driver's reset can hold for
+// seconds while it waits for a starved NAPI thread: it runs in its own
+// goroutine (qdiscLoop), so that the counters' samples, and a scenario's
+// last sample before the release, never wait for it.
+func (o *Observers) readQdisc() {
+	o.qdiscMu.Lock()
+	link := o.link
+	o.qdiscMu.Unlock()
+	var s Sample
+	err := o.sampleQdisc(link, &s)
+	o.qdiscMu.Lock()
+	o.qdisc, o.qdiscErr = s, err
+	o.qdiscMu.Unlock()
+}
+
+func (o *Observers) qdiscLoop(ctx context.Context) {
+	t := time.NewTicker(SampleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			o.readQdisc()
+		}
+	}
+}
+
 // sampleQdisc reads the root qdisc's statistics into s.
-func (o *Observers) sampleQdisc(s *Sample) error {
-	qds, err := o.nl.QdiscList(o.link)
+func (o *Observers) sampleQdisc(link netlink.Link, s *Sample) error {
+	qds, err := o.nl.QdiscList(link)
 	if err != nil {
 		return fmt.Errorf("qdisc statistics: %w", err)
 	}
@@ -626,6 +680,10 @@ func (o *Observers) closeSysfs() {
 // only when closeNetlink is set.
 func (o *Observers) closeAll(closeNetlink bool) {
 	o.closeSysfs()
+	if o.netDir != nil {
+		o.netDir.Close()
+		o.netDir = nil
+	}
 	if o.nl != nil && closeNetlink {
 		o.nl.Close()
 		o.nl = nil

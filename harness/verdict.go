@@ -331,9 +331,15 @@ func (s Snapshot) linkFlap(start time.Time, base *Sample, ours func(Event) bool)
 // Summary says in plain words what the verdict shows, with the numbers.
 func (v Verdict) Summary() string {
 	var b strings.Builder
-	if v.Stalled {
+	switch {
+	case v.Stalled:
 		fmt.Fprintf(&b, "the device stalled: tx_packets stood still for %d ms while traffic was offered", v.StallMS)
-	} else {
+	case v.TimeoutFired:
+		// A load that counts nothing it offers (pktgen) cannot show a
+		// standstill "while traffic was offered"; the timeout says the
+		// queue stopped.
+		fmt.Fprintf(&b, "no standstill of tx_packets was measured against counted traffic (it moved by %d during the fault)", v.TxPacketsDuringFault)
+	default:
 		fmt.Fprintf(&b, "the driver queue never stopped: tx_packets moved by %d during the fault", v.TxPacketsDuringFault)
 	}
 	if v.BQLInflightMax > 0 {
