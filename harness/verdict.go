@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,9 +63,15 @@ type Verdict struct {
 	QdiscDropsDuringFault uint32 `json:"qdisc_drops_during_fault"`
 	BQLInflightMax        uint64 `json:"bql_inflight_max_bytes"` // bytes in the driver's rings not completed, at most (BQL drivers)
 	RecoverMS             int64  `json:"recover_ms"`             // from fault_removed to recovery; -1: not recovered
-	Samples               int    `json:"samples"`
-	ResetLines            int    `json:"reset_lines"`  // the driver's lines saying it resets the device
-	LinkDownMS            int64  `json:"link_down_ms"` // longest time the link was seen down in a flap; 0: none, or shorter than a sample
+	// TxTimeoutByQueue is each TX queue's tx_timeout increase during the
+	// fault (index = queue; empty when none moved), and WatchdogQueues the
+	// queues that watchdog lines and tracepoint hits named: a stall of one
+	// queue of a multi-queue device must show that queue alone.
+	TxTimeoutByQueue []uint64 `json:"tx_timeout_by_queue,omitempty"`
+	WatchdogQueues   []int    `json:"watchdog_queues,omitempty"`
+	Samples          int      `json:"samples"`
+	ResetLines       int      `json:"reset_lines"`  // the driver's lines saying it resets the device
+	LinkDownMS       int64    `json:"link_down_ms"` // longest time the link was seen down in a flap; 0: none, or shorter than a sample
 }
 
 // Verdict derives the verdict from the snapshot:
@@ -168,6 +175,18 @@ func (s Snapshot) Verdict(o VerdictOptions) Verdict {
 			if smp.QdiscDrops >= base.QdiscDrops {
 				v.QdiscDropsDuringFault = smp.QdiscDrops - base.QdiscDrops
 			}
+			for q, n := range smp.TxTimeoutQueues {
+				was := uint64(0)
+				if q < len(base.TxTimeoutQueues) {
+					was = base.TxTimeoutQueues[q]
+				}
+				if n > was {
+					for len(v.TxTimeoutByQueue) <= q {
+						v.TxTimeoutByQueue = append(v.TxTimeoutByQueue, 0)
+					}
+					v.TxTimeoutByQueue[q] = max(v.TxTimeoutByQueue[q], n-was)
+				}
+			}
 		}
 	}
 	for _, smp := range window {
@@ -228,9 +247,11 @@ func (s Snapshot) Verdict(o VerdictOptions) Verdict {
 		case e.Kind == kmsg.KindWatchdog && e.Source == SourceTracepoint:
 			v.TracepointHits++
 			signal(e.Time)
+			v.addWatchdogQueue(e.Queue)
 		case e.Kind == kmsg.KindWatchdog:
 			v.WatchdogLines++
 			signal(e.Time)
+			v.addWatchdogQueue(e.Queue)
 		case e.Kind == kmsg.KindDriver:
 			v.DriverLines++
 			if e.Reset {
@@ -326,6 +347,16 @@ func (s Snapshot) linkFlap(start time.Time, base *Sample, ours func(Event) bool)
 		}
 	}
 	return flap, longest.Milliseconds()
+}
+
+// addWatchdogQueue records a queue that a watchdog line or tracepoint hit
+// named (q < 0: it named none).
+func (v *Verdict) addWatchdogQueue(q int) {
+	if q < 0 || slices.Contains(v.WatchdogQueues, q) {
+		return
+	}
+	v.WatchdogQueues = append(v.WatchdogQueues, q)
+	slices.Sort(v.WatchdogQueues)
 }
 
 // Summary says in plain words what the verdict shows, with the numbers.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"txtimeout/kmsg"
 )
@@ -432,10 +433,44 @@ func TestVerdictTable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.build().s.Verdict(tc.opts)
-			if d := cmp.Diff(tc.want(), got); d != "" {
+			// The per-queue fields have a test of their own.
+			perQueue := cmpopts.IgnoreFields(Verdict{}, "WatchdogQueues", "TxTimeoutByQueue")
+			if d := cmp.Diff(tc.want(), got, perQueue); d != "" {
 				t.Errorf("verdict (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// A stall of queue 1 of a two-queue device: queue 1's counter moves, and
+// the watchdog line and the tracepoint hit name queue 1 alone; events of
+// another interface and before the fault do not count.
+func TestVerdictPerQueue(t *testing.T) {
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	ev := func(ms int, src, iface string, q int) Event {
+		return Event{Time: at(ms), Source: src, Event: kmsg.Event{Kind: kmsg.KindWatchdog, Iface: iface, Queue: q}}
+	}
+	s := Snapshot{Start: start,
+		Marks: []TimelineMark{{Name: MarkFaultInjected, Time: at(1000)}, {Name: MarkFaultRemoved, Time: at(8000)}},
+		Samples: []Sample{
+			{Time: at(500), TxTimeoutQueues: []uint64{3, 0}, TxTimeout: 3},
+			{Time: at(6000), TxTimeoutQueues: []uint64{3, 1}, TxTimeout: 4},
+			{Time: at(7000), TxTimeoutQueues: []uint64{3, 2}, TxTimeout: 5},
+		},
+		Events: []Event{
+			ev(200, SourceKmsg, "eth0", 0), // before the fault
+			ev(5900, SourceKmsg, "eth0", 1),
+			ev(5901, SourceTracepoint, "eth0", 1),
+			ev(5950, SourceKmsg, "eth9", 3), // another interface
+		},
+	}
+	v := s.Verdict(VerdictOptions{Iface: "eth0"})
+	if d := cmp.Diff([]uint64{0, 2}, v.TxTimeoutByQueue); d != "" {
+		t.Errorf("TxTimeoutByQueue (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]int{1}, v.WatchdogQueues); d != "" {
+		t.Errorf("WatchdogQueues (-want +got):\n%s", d)
 	}
 }
 
