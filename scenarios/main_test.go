@@ -124,7 +124,7 @@ var nicPlan = map[string][]struct {
 }{
 	"TestTxTimeout": {
 		{"virtio-net-pci", []string{"NetemDelay", "PartnerStall", "PauseFlood"}},
-		{"e1000", []string{"NapiStarve", "Race", "Repeat"}},
+		{"e1000", []string{"NapiStarve", "Race", "Repeat", "QueueN"}},
 	},
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"txtimeout/faultinject"
 	"txtimeout/harness"
+	"txtimeout/traffic"
 )
 
 // Race scenarios fire the watchdog and then race the driver's recovery
@@ -437,4 +440,84 @@ func repeatSummary(n int, stall string, cycles []harness.ScenarioReport) harness
 		s.Result, s.Reason = harness.Fail, fmt.Sprintf("cycle %d of %d: %s: %s; %s", len(cycles), n, last.Result, last.Reason, detail)
 	}
 	return s
+}
+
+// queueNDefault is the queue TxTimeout/QueueN stalls (TXTIMEOUT_QUEUE).
+const queueNDefault = 1
+
+// txQueues counts iface's TX queues in sysfs.
+func txQueues(iface string) int {
+	qs, _ := filepath.Glob(filepath.Join("/sys/class/net", iface, "queues", "tx-*"))
+	return len(qs)
+}
+
+// queueN is TxTimeout/QueueN: the NAPI threads are starved while pktgen
+// sends on one TX queue other than 0 (its queue_map pinned there), so
+// that queue alone fills and stops. Its own tx_timeout counter must move,
+// and the watchdog must name it, not queue 0: drivers have recovered one
+// queue of many badly (mtk_eth_soc timed out on queue 4 again and again).
+func queueN(t *testing.T, cfg harness.Config) {
+	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver, harness.CheckPktgen)
+	q := queueNDefault
+	if v := os.Getenv("TXTIMEOUT_QUEUE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("TXTIMEOUT_QUEUE=%q: want a TX queue number other than 0", v)
+		}
+		q = n
+	}
+	n := txQueues(cfg.Iface)
+	if n <= q {
+		skipf(t, "skipping: %s has %d TX queue(s), so there is no queue %d to stall; QueueN needs a multi-queue device "+
+			"(on the virtual rig: -nic igb, which needs QEMU 8.0 or later; virtio-net's multiqueue needs a tap backend the rig does not use)", cfg.Iface, n, q)
+	}
+	if cfg.Rig && !slices.Contains(rigNapiStalls[cfg.NIC], "pktgen") {
+		skipf(t, "skipping: QueueN starves the NAPI threads, which does not stop TX completions on the rig's %s", cfg.NIC)
+	}
+	s := napiStarveScenario(t, cfg, "pktgen")
+	dst, mac := peer(cfg.PeerIP, cfg.PeerMAC)
+	if dst == nil || mac == nil {
+		dst, mac = napiUnknownPeerIP, napiUnknownPeerMAC
+	}
+	s.load = pktgenQueueLoad(cfg.Iface, dst, mac, q)
+	base := s.decide
+	s.decide = func(v harness.Verdict, lr loadReport) (harness.Result, string) {
+		res, why := base(v, lr)
+		if res != harness.Pass {
+			return res, why
+		}
+		moved := func(i int) uint64 {
+			if i < len(v.TxTimeoutByQueue) {
+				return v.TxTimeoutByQueue[i]
+			}
+			return 0
+		}
+		switch {
+		case moved(q) == 0:
+			return harness.Fail, fmt.Sprintf("the watchdog fired, but queue %d's own tx_timeout counter did not move (by queue: %v): the timeout was counted on another queue", q, v.TxTimeoutByQueue)
+		case !slices.Contains(v.WatchdogQueues, q):
+			return harness.Fail, fmt.Sprintf("queue %d's counter moved, but no watchdog line or tracepoint hit named it (they named %v)", q, v.WatchdogQueues)
+		case len(v.WatchdogQueues) > 1 || moved(0) > 0:
+			return harness.Fail, fmt.Sprintf("only queue %d was stalled, yet the watchdog named queues %v and the counters moved by queue %v", q, v.WatchdogQueues, v.TxTimeoutByQueue)
+		}
+		return harness.Pass, fmt.Sprintf("%s; queue %d alone timed out (its tx_timeout +%d, the watchdog named queue %d)", why, q, moved(q), q)
+	}
+	s.run(t)
+}
+
+// pktgenQueueLoad is pktgenLoad on one TX queue.
+func pktgenQueueLoad(iface string, dst net.IP, dstMAC net.HardwareAddr, queue int) load {
+	return func(ctx context.Context, tl *harness.Timeline) (loadReport, error) {
+		res, err := traffic.RunPktgen(ctx, traffic.PktgenConfig{Devices: []traffic.PktgenDevice{{
+			Thread: 0, Iface: iface, Count: 50_000_000, PktSize: 1400, Dst: dst, DstMAC: dstMAC,
+			QueueMapMin: queue, QueueMapMax: queue,
+		}}})
+		return loadReport{
+			summary: fmt.Sprintf("pktgen on TX queue %d sent %d packets (%.0f pps), %d errors", queue, res.Sent, res.PPS, res.Errors),
+			measurements: []harness.Measurement{
+				{Name: "pktgen_pps", Value: round(res.PPS), Units: "pps"},
+				{Name: "pktgen_sent", Value: float64(res.Sent), Units: "packets"},
+			},
+		}, err
+	}
 }

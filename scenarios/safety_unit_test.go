@@ -233,7 +233,7 @@ func TestBootsFor(t *testing.T) {
 	}{
 		{"TestTxTimeout", "", "", []rigBoot{
 			b{"virtio-net-pci", "^TestTxTimeout$/^(NetemDelay|PartnerStall|PauseFlood)$"},
-			b{"e1000", "^TestTxTimeout$/^(NapiStarve|Race|Repeat)$"},
+			b{"e1000", "^TestTxTimeout$/^(NapiStarve|Race|Repeat|QueueN)$"},
 		}},
 		{"TestTxTimeout", "", "NapiStarve/ICMP", []rigBoot{b{"e1000", "^TestTxTimeout$/^(NapiStarve)$/ICMP"}}},
 		{"TestTxTimeout", "", "PartnerStall", []rigBoot{b{"virtio-net-pci", "^TestTxTimeout$/^(PartnerStall)$"}}},
