@@ -141,6 +141,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "benchreport: interrupted; the figures so far are written")
 		return 1
 	}
+	if n := len(b.res.StepErrors); n > 0 {
+		// A failed step must not hide behind a table of the others.
+		for _, s := range b.o.steps {
+			if e, ok := b.res.StepErrors[s]; ok {
+				fmt.Fprintf(stderr, "benchreport: step %s failed: %s\n", s, e)
+			}
+		}
+		fmt.Fprintf(stderr, "benchreport: %d of %d steps failed; the figures of the others are written\n", n, len(b.o.steps))
+		return 1
+	}
 	return 0
 }
 

@@ -245,7 +245,7 @@ func (b *bench) stepVerdict(ctx context.Context) error {
 	}
 	rep, rerr := harness.ReadReport(filepath.Join(dir, harness.ReportJSON))
 	if rerr != nil {
-		why := fmt.Sprintf("no report.json from the rig (%v); go test: %v: %s", rerr, run.Err, lastLines(run.Output, 3))
+		why := fmt.Sprintf("no report.json from the rig (%v); go test: %v: %s%s", rerr, run.Err, lastLines(run.Output, 3), keptNote(run.Output))
 		for _, k := range []string{"first_timeout_s", "verdict_overhead_s"} {
 			b.res.missing(k, "s", "-", why)
 		}
@@ -264,7 +264,7 @@ func (b *bench) stepVerdict(ctx context.Context) error {
 	}
 	b.verdict = &verdictSource{sc: *sc, recoverWithin: rep.Config.RecoverWithin, run: "the PartnerStall/ICMP run"}
 	if run.Err != nil {
-		return fmt.Errorf("go test: %v: %s", run.Err, lastLines(run.Output, 3))
+		return fmt.Errorf("go test: %v: %s%s", run.Err, lastLines(run.Output, 3), keptNote(run.Output))
 	}
 	return nil
 }
@@ -435,7 +435,7 @@ func (b *bench) stepSuite(ctx context.Context) error {
 		fmt.Sprintf("sum over the go test process tree, sampled every %v; QEMU alone %.0f MB; largest single process (wait4 ru_maxrss) %.0f MB",
 			rssInterval, float64(run.PeakQEMURSS)/(1<<20), float64(run.MaxRSS)/(1<<20)))
 	if run.Err != nil {
-		return fmt.Errorf("go test: %v: %s", run.Err, lastLines(run.Output, 3))
+		return fmt.Errorf("go test: %v: %s%s", run.Err, lastLines(run.Output, 3), keptNote(run.Output))
 	}
 	return nil
 }
@@ -489,7 +489,7 @@ func (b *bench) stepPktgen(ctx context.Context) error {
 	b.res.add("pktgen_go_wall_ms", m["pktgen_go_wall_ms"], "ms", "-", "configure, run, read results and clean up")
 	b.res.add("pktgen_shell_wall_ms", m["pktgen_shell_wall_ms"], "ms", "-", "the same, shell pattern")
 	if run.Err != nil {
-		return fmt.Errorf("go test: %v: %s", run.Err, lastLines(run.Output, 3))
+		return fmt.Errorf("go test: %v: %s%s", run.Err, lastLines(run.Output, 3), keptNote(run.Output))
 	}
 	return nil
 }
