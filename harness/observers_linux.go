@@ -140,8 +140,8 @@ func startObservers(ctx context.Context, c Config, tl *Timeline, sysRoot string,
 	o.readQdisc()
 	tl.AddSample(o.sample())
 	o.running = map[string]chan struct{}{}
-	o.spawn("sampler", func() { o.sampleLoop(ctx) })
-	o.spawn("qdisc sampler", func() { o.qdiscLoop(ctx) })
+	o.spawn("sampler", func() { everySample(ctx, func() { o.sampleOnce() }) })
+	o.spawn("qdisc sampler", func() { everySample(ctx, o.readQdisc) })
 	o.spawn("kernel log follower", func() { o.kmsgLoop(ctx) })
 	if o.tpPipe != nil {
 		o.spawn("trace_pipe reader", o.traceLoop)
@@ -386,7 +386,7 @@ func (o *Observers) sampleRaw() Sample {
 // readQdisc reads the root qdisc's statistics and keeps them for the
 // samples. A tc dump takes rtnl, which a driver's reset can hold for
 // seconds while it waits for a starved NAPI thread: it runs in its own
-// goroutine (qdiscLoop), so that the counters' samples, and a scenario's
+// goroutine, so that the counters' samples, and a scenario's
 // last sample before the release, never wait for it.
 func (o *Observers) readQdisc() {
 	o.qdiscMu.Lock()
@@ -399,18 +399,6 @@ func (o *Observers) readQdisc() {
 	o.qdiscMu.Unlock()
 }
 
-func (o *Observers) qdiscLoop(ctx context.Context) {
-	t := time.NewTicker(SampleInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			o.readQdisc()
-		}
-	}
-}
 
 // sampleQdisc reads the root qdisc's statistics into s.
 func (o *Observers) sampleQdisc(link netlink.Link, s *Sample) error {
@@ -493,7 +481,8 @@ func (o *Observers) spawn(name string, f func()) {
 // stopWait bounds how long Stop waits for an observer to end.
 var stopWait = 10 * time.Second // a variable for tests
 
-func (o *Observers) sampleLoop(ctx context.Context) {
+// everySample calls f every SampleInterval until ctx ends.
+func everySample(ctx context.Context, f func()) {
 	t := time.NewTicker(SampleInterval)
 	defer t.Stop()
 	for {
@@ -501,7 +490,7 @@ func (o *Observers) sampleLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			o.sampleOnce()
+			f()
 		}
 	}
 }

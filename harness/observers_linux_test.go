@@ -147,7 +147,7 @@ func TestSampleNowWithSampler(t *testing.T) {
 	o, tl := sysfsObservers(t, fakeSysfs(t, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	o.cancel = cancel
-	o.spawn("sampler", func() { o.sampleLoop(ctx) })
+	o.spawn("sampler", func() { everySample(ctx, func() { o.sampleOnce() }) })
 	deadline := time.Now().Add(3 * SampleInterval)
 	for time.Now().Before(deadline) {
 		mustNoErr(t, o.SampleNow())

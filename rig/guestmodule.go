@@ -45,3 +45,8 @@ func GuestModuleFile(name string) (GuestModule, error) {
 	}
 	return GuestModule{}, fmt.Errorf("rig: the guest init loaded no module %s: %w", name, os.ErrNotExist)
 }
+
+// Load loads the module again as the init did, in the guest.
+func (m GuestModule) Load() error {
+	return loadGuestModule(guestproto.ModuleFile{Name: m.Name, Path: m.Path, Params: m.Params, Compressed: m.Compressed})
+}

@@ -215,8 +215,8 @@ func moduleReload(c netdevConfig, guest bool) raceAction {
 		}
 		removed := time.Since(t0)
 		if guest {
-			if err := loadGuestModule(gm); err != nil {
-				return "", err
+			if err := gm.Load(); err != nil {
+				return "", fmt.Errorf("loading module %s again: %w", c.module, err)
 			}
 		} else if out, err := exec.CommandContext(ctx, "modprobe", c.module).CombinedOutput(); err != nil {
 			return "", fmt.Errorf("modprobe %s: %w: %s", c.module, err, strings.TrimSpace(string(out)))
@@ -229,22 +229,6 @@ func moduleReload(c netdevConfig, guest bool) raceAction {
 		}
 		return fmt.Sprintf("module %s removed in %v and loaded again; %s", c.module, removed.Round(time.Millisecond), did), nil
 	}
-}
-
-func loadGuestModule(m rig.GuestModule) error {
-	f, err := os.Open(m.Path)
-	if err != nil {
-		return fmt.Errorf("module %s: %w", m.Name, err)
-	}
-	defer f.Close()
-	flags := 0
-	if m.Compressed {
-		flags = 4 // MODULE_INIT_COMPRESSED_FILE
-	}
-	if err := unix.FinitModule(int(f.Fd()), m.Params, flags); err != nil {
-		return fmt.Errorf("loading module %s again: %w", m.Name, err)
-	}
-	return nil
 }
 
 // allowModuleReload is how a hardware DUT's owner asks for

@@ -36,10 +36,6 @@ import (
 	"txtimeout/rig/internal/guestproto"
 )
 
-// moduleInitCompressedFile is MODULE_INIT_COMPRESSED_FILE from
-// include/uapi/linux/module.h (Linux 5.17+, CONFIG_MODULE_DECOMPRESS).
-const moduleInitCompressedFile = 4
-
 // ctl is the control port; nil until it is open. ctlMu serialises the
 // main goroutine's lines and the heartbeat's.
 var (
@@ -223,23 +219,8 @@ func drain(f *os.File) {
 }
 
 func loadModule(m guestproto.ModuleFile) error {
-	f, err := os.Open(m.Path)
-	if err != nil {
-		return fmt.Errorf("module %s: %w", m.Name, err)
-	}
-	defer f.Close()
-	flags := 0
-	if m.Compressed {
-		flags = moduleInitCompressedFile
-	}
-	// The kernel parses the parameters itself (kernel/params.c); a bad
-	// value fails the load with EINVAL and a line on the console.
-	err = unix.FinitModule(int(f.Fd()), m.Params, flags)
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		if m.Params != "" {
-			return fmt.Errorf("loading module %s with %q: %w", m.Name, m.Params, err)
-		}
-		return fmt.Errorf("loading module %s: %w", m.Name, err)
+	if err := guestproto.LoadModule(m); err != nil {
+		return err
 	}
 	if m.Params != "" {
 		logf("module %s loaded with %s", m.Name, m.Params)
