@@ -73,21 +73,26 @@ func (k *Kmemleak) Scan() ([]kmsg.Event, error) {
 func kmemleakEvents(text string) []kmsg.Event {
 	m := kmsg.NewMatcher()
 	var evs []kmsg.Event
-	frames := 0
+	frames := -1 // frames of the current object's backtrace taken; -1 before its "backtrace" line
 	for _, line := range strings.Split(text, "\n") {
 		t := strings.TrimSpace(line)
 		if t == "" {
 			continue
 		}
-		got := m.Match(kmsg.Record{Level: 3, Facility: 0, Message: t})
+		got := m.Match(kmsg.Record{Level: 3, Message: t})
 		for _, e := range got {
 			if e.Kind == kmsg.KindSplat {
 				e.Text = "kmemleak: " + strings.TrimPrefix(e.Text, "kmemleak: ")
 				evs = append(evs, e)
-				frames = 0
+				frames = -1
 			}
 		}
-		if len(got) == 0 && len(evs) > 0 && frames < 4 && strings.HasPrefix(t, "[<") {
+		switch {
+		case len(got) > 0 || len(evs) == 0:
+		case strings.HasPrefix(t, "backtrace"):
+			frames = 0
+		case frames >= 0 && frames < 4:
+			// "func+0x1/0x2 [mod]" (6.x) or "[<ffffffff...>] func" (older).
 			evs[len(evs)-1].Text += " | " + t
 			frames++
 		}
