@@ -399,7 +399,6 @@ func (o *Observers) readQdisc() {
 	o.qdiscMu.Unlock()
 }
 
-
 // sampleQdisc reads the root qdisc's statistics into s.
 func (o *Observers) sampleQdisc(link netlink.Link, s *Sample) error {
 	qds, err := o.nl.QdiscList(link)
