@@ -276,7 +276,7 @@ type NICModel struct {
 // NICModels are the NIC models the rig knows, default first.
 var NICModels = []NICModel{
 	{Name: "virtio-net-pci", Modules: []string{"virtio_pci", "virtio_net"}},
-	{Name: "e1000", Modules: []string{"e1000"}, Note: "QEMU's e1000 always completes TX descriptors: a partner stall cannot stop its queue"},
+	{Name: "e1000", Modules: []string{"e1000"}, Note: "QEMU's e1000 always completes TX descriptors, so a partner stall cannot stop its queue; NapiStarve does (its driver cleans TX in NAPI poll and resets on a timeout)"},
 	{Name: "e1000e", Modules: []string{"e1000e"}},
 	{Name: "igb", Modules: []string{"igb"}, Note: "QEMU has the igb model since 8.0"},
 	// QEMU's rtl8139 reports PCI revision 0x20 (an RTL8139C+), which
