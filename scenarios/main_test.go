@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,14 +119,28 @@ type rigBoot struct {
 // resets the device on a timeout, so NapiStarve fires the watchdog there
 // and exercises a real reset (kernel-facts.md section 9). A test without
 // a plan boots once, on the default NIC.
-var nicPlan = map[string][]struct {
+var nicPlan = map[string][]planBoot{
+	"TestTxTimeout": txTimeoutPlan(),
+}
+
+// planBoot is one NIC model of a plan and the subtests it runs.
+type planBoot struct {
 	nic      string
 	subtests []string
-}{
-	"TestTxTimeout": {
-		{"virtio-net-pci", []string{"NetemDelay", "PartnerStall", "PauseFlood"}},
-		{"e1000", []string{"NapiStarve", "Race", "Repeat", "QueueN"}},
-	},
+}
+
+// txTimeoutPlan groups txTimeoutScenarios by their rig NIC, in order.
+func txTimeoutPlan() []planBoot {
+	var plan []planBoot
+	for _, sc := range txTimeoutScenarios {
+		i := slices.IndexFunc(plan, func(p planBoot) bool { return p.nic == sc.rigNIC })
+		if i < 0 {
+			plan = append(plan, planBoot{nic: sc.rigNIC})
+			i = len(plan) - 1
+		}
+		plan[i].subtests = append(plan[i].subtests, sc.name)
+	}
+	return plan
 }
 
 // bootsFor returns the guest boots that run topLevel with the host's

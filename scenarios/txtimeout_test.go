@@ -25,24 +25,35 @@ func TestTxTimeout(t *testing.T) {
 	if !direct {
 		return
 	}
-	t.Run("NetemDelay", func(t *testing.T) { netemDelay(t, cfg) })
-	t.Run("PartnerStall", func(t *testing.T) {
+	for _, sc := range txTimeoutScenarios {
+		t.Run(sc.name, func(t *testing.T) { sc.run(t, cfg) })
+	}
+}
+
+// txTimeoutScenarios are TestTxTimeout's subtests in order, each with the
+// NIC model it runs on by default on the virtual rig (nicPlan).
+var txTimeoutScenarios = []struct {
+	name, rigNIC string
+	run          func(*testing.T, harness.Config)
+}{
+	{"NetemDelay", "virtio-net-pci", netemDelay},
+	{"PartnerStall", "virtio-net-pci", func(t *testing.T, cfg harness.Config) {
 		t.Run("ICMP", func(t *testing.T) { partnerStall(t, cfg, "icmp") })
 		t.Run("Pktgen", func(t *testing.T) { partnerStall(t, cfg, "pktgen") })
-	})
-	t.Run("PauseFlood", func(t *testing.T) { pauseFlood(t, cfg) })
-	t.Run("NapiStarve", func(t *testing.T) {
+	}},
+	{"PauseFlood", "virtio-net-pci", pauseFlood},
+	{"NapiStarve", "e1000", func(t *testing.T, cfg harness.Config) {
 		t.Run("ICMP", func(t *testing.T) { napiStarve(t, cfg, "icmp") })
 		t.Run("Pktgen", func(t *testing.T) { napiStarve(t, cfg, "pktgen") })
-	})
-	t.Run("Race", func(t *testing.T) {
+	}},
+	{"Race", "e1000", func(t *testing.T, cfg harness.Config) {
 		t.Run("LinkDown", func(t *testing.T) { raceLinkDown(t, cfg) })
 		t.Run("RingResize", func(t *testing.T) { raceRingResize(t, cfg) })
 		t.Run("Unbind", func(t *testing.T) { raceUnbind(t, cfg) })
 		t.Run("ModuleReload", func(t *testing.T) { raceModuleReload(t, cfg) })
-	})
-	t.Run("Repeat", func(t *testing.T) { repeatTimeouts(t, cfg) })
-	t.Run("QueueN", func(t *testing.T) { queueN(t, cfg) })
+	}},
+	{"Repeat", "e1000", repeatTimeouts},
+	{"QueueN", "e1000", queueN},
 }
 
 // netemDelay is the seed's method exactly: a netem root qdisc delaying
