@@ -139,7 +139,7 @@ func cleanupState(ctx context.Context, o Options, st *state) ([]string, error) {
 			actions = append(actions, fmt.Sprintf("%s: the partner stall ended by itself at %s", st.Iface, st.StallUntil.Local().Format("15:04:05.000")))
 		}
 	case "napi":
-		did, err := restoreNapi(o, st, "/sys", "/proc")
+		did, err := restoreNapi(ctx, o, st, "/sys", "/proc")
 		for _, d := range did {
 			actions = append(actions, st.Iface+": "+d)
 		}

@@ -196,6 +196,13 @@ type PauseConfig struct {
 	DUTIface string
 }
 
+// Rings are an interface's RX and TX ring sizes (descriptors) and their
+// maximums (GetRings, SetRings).
+type Rings struct {
+	RX, TX       uint32
+	RXMax, TXMax uint32
+}
+
 // QdiscStats are the counters of the project's qdisc.
 type QdiscStats struct {
 	Kind       string

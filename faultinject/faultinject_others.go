@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"time"
 )
 
 // Outside Linux every injector exists, so that callers build, and every
@@ -89,15 +88,8 @@ func (n *NapiStarve) Describe() string {
 func (n *NapiStarve) Inject(context.Context) error  { return errPlatform }
 func (n *NapiStarve) Restore(context.Context) error { return nil }
 func (n *NapiStarve) Release(context.Context) error { return nil }
-func (n *NapiStarve) RestoreBound() time.Duration   { return 0 }
 func (n *NapiStarve) Running() bool                 { return false }
 func (n *NapiStarve) Diagnose(pktgen bool) string   { return "" }
-
-// Rings are an interface's ring sizes and their maximums.
-type Rings struct {
-	RX, TX       uint32
-	RXMax, TXMax uint32
-}
 
 // GetRings is unsupported outside Linux.
 func GetRings(iface string, o Options) (Rings, error) { return Rings{}, errPlatform }

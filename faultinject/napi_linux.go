@@ -67,10 +67,6 @@ func NewNapiStarve(iface string, c NapiConfig, o Options) (*NapiStarve, error) {
 // Name implements Injector.
 func (n *NapiStarve) Name() string { return "napi" }
 
-// RestoreBound is how long Restore can take at most: killing the hog and
-// putting back a few settings.
-func (n *NapiStarve) RestoreBound() time.Duration { return 15 * time.Second }
-
 // Describe implements Injector.
 func (n *NapiStarve) Describe() string {
 	n.mu.Lock()
@@ -149,7 +145,9 @@ func (n *NapiStarve) Inject(ctx context.Context) (err error) {
 	// From here on every failure puts back what was changed.
 	defer func() {
 		if err != nil {
-			if rerr := n.restoreLocked(); rerr != nil {
+			rctx, cancel := context.WithTimeout(context.Background(), napiRestoreWithin)
+			defer cancel()
+			if rerr := n.restoreLocked(rctx); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("restoring after the failure: %w", rerr))
 			}
 		}
@@ -400,6 +398,9 @@ func restoreThread(t savedThread) (string, error) {
 	}
 	var errs []error
 	cpus, err := parseCPUList(t.CPUs)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("affinity of %s[%d] not restored: the state file's CPU list: %w", t.Name, t.PID, err))
+	}
 	var now unix.CPUSet
 	// Per-CPU kthreads (ksoftirqd) refuse any affinity change, even to
 	// the CPU they are bound to: only what was changed is put back.
@@ -446,7 +447,7 @@ func moveOwnThreads(cpu int) ([]ownThread, error) {
 		rest := set
 		rest.Clear(cpu)
 		if rest.Count() == 0 {
-			restoreOwn(moved)
+			restoreOwn(moved, cpu)
 			return nil, fmt.Errorf("thread %d of this process may run only on CPU %d, the one to starve: pick another CPU", tid, cpu)
 		}
 		if err := unix.SchedSetaffinity(tid, &rest); err != nil {
@@ -457,9 +458,36 @@ func moveOwnThreads(cpu int) ([]ownThread, error) {
 	return moved, nil
 }
 
-func restoreOwn(moved []ownThread) {
+// restoreOwn puts back the affinity of the threads moveOwnThreads moved
+// off cpu, and of the threads the Go runtime created meanwhile, which
+// inherited a moved thread's narrowed affinity.
+func restoreOwn(moved []ownThread, cpu int) {
+	widened := map[unix.CPUSet]unix.CPUSet{}
 	for _, t := range moved {
 		_ = unix.SchedSetaffinity(t.tid, &t.cpus) // a thread that ended is fine
+		narrow := t.cpus
+		narrow.Clear(cpu)
+		widened[narrow] = t.cpus
+	}
+	if len(moved) == 0 {
+		return
+	}
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var set unix.CPUSet
+		if unix.SchedGetaffinity(tid, &set) != nil {
+			continue
+		}
+		if full, ok := widened[set]; ok {
+			_ = unix.SchedSetaffinity(tid, &full)
+		}
 	}
 }
 
@@ -482,7 +510,9 @@ func (n *NapiStarve) Release(ctx context.Context) error {
 		n.hog.stop()
 		n.restored = fmt.Sprintf("hog killed after %v by Release", time.Since(n.started).Round(time.Millisecond))
 	}
-	restoreOwn(n.own)
+	if n.st != nil && n.st.Napi != nil {
+		restoreOwn(n.own, n.st.Napi.CPU)
+	}
 	n.own = nil
 	return nil
 }
@@ -495,10 +525,10 @@ func (n *NapiStarve) Restore(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	defer func() { n.locks.releaseIf(n.st == nil) }()
-	return n.restoreLocked()
+	return n.restoreLocked(ctx)
 }
 
-func (n *NapiStarve) restoreLocked() error {
+func (n *NapiStarve) restoreLocked(ctx context.Context) error {
 	if n.st == nil {
 		return nil
 	}
@@ -517,9 +547,11 @@ func (n *NapiStarve) restoreLocked() error {
 		}
 		n.hog = nil
 	}
-	restoreOwn(n.own)
+	if n.st.Napi != nil {
+		restoreOwn(n.own, n.st.Napi.CPU)
+	}
 	n.own = nil
-	acts, err := restoreNapi(n.opt, n.st, n.sys, n.proc)
+	acts, err := restoreNapi(ctx, n.opt, n.st, n.sys, n.proc)
 	if err != nil {
 		return err
 	}
@@ -533,7 +565,7 @@ func (n *NapiStarve) restoreLocked() error {
 
 // restoreNapi puts back what st.Napi recorded, after the hog: RT
 // throttling, the threads, threaded. Shared by Restore and Cleanup.
-func restoreNapi(o Options, st *state, sys, proc string) ([]string, error) {
+func restoreNapi(ctx context.Context, o Options, st *state, sys, proc string) ([]string, error) {
 	sn := st.Napi
 	if sn == nil {
 		return nil, nil
@@ -567,7 +599,7 @@ func restoreNapi(o Options, st *state, sys, proc string) ([]string, error) {
 			acts = append(acts, fmt.Sprintf("%s (index %d) is gone: threaded not restored", st.Iface, st.Ifindex))
 		default:
 			p := filepath.Join(sys, "class/net", st.Iface, "threaded")
-			if err := os.WriteFile(p, []byte(sn.Threaded), 0); err != nil {
+			if err := writeWithin(ctx, p, sn.Threaded); err != nil {
 				errs = append(errs, fmt.Errorf("threaded back to %s: %w", sn.Threaded, err))
 			} else {
 				acts = append(acts, "threaded back to "+sn.Threaded)
@@ -575,6 +607,25 @@ func restoreNapi(o Options, st *state, sys, proc string) ([]string, error) {
 		}
 	}
 	return acts, errors.Join(errs...)
+}
+
+// napiRestoreWithin bounds a restore that has no deadline of its own (an
+// Inject that failed half-way).
+const napiRestoreWithin = 30 * time.Second
+
+// writeWithin writes val to the sysfs file path, giving up when ctx ends:
+// writing threaded takes rtnl, which a driver reset stuck in the kernel
+// can hold forever. The write itself then stays blocked in the kernel; the
+// state file is kept, so that a later cleanup can finish the job.
+func writeWithin(ctx context.Context, path, val string) error {
+	done := make(chan error, 1)
+	go func() { done <- os.WriteFile(path, []byte(val), 0) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("writing %s to %s did not return (%w): rtnl is held, by a driver reset stuck in the kernel?", val, path, ctx.Err())
+	}
 }
 
 // The netdev generic netlink family (Documentation/netlink/specs/netdev.yaml):

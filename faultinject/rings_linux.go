@@ -22,13 +22,6 @@ const (
 	ethtoolARingsTX    = 9
 )
 
-// Rings are an interface's RX and TX ring sizes (descriptors) and their
-// maximums.
-type Rings struct {
-	RX, TX       uint32
-	RXMax, TXMax uint32
-}
-
 // GetRings reads iface's ring sizes. ErrUnsupported: the driver has no
 // ring parameters.
 func GetRings(iface string, o Options) (Rings, error) {

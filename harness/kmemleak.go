@@ -21,9 +21,14 @@ const DefaultKmemleak = "/sys/kernel/debug/kmemleak"
 // scan.
 type Kmemleak struct{ path string }
 
+// ErrKmemleakOff: the kernel has kmemleak but it is off (booted with
+// kmemleak=off, or it turned itself off after an error): it refuses
+// scans even to root.
+var ErrKmemleakOff = errors.New("harness: kmemleak is off in this kernel (kmemleak=off, or it disabled itself); leaks are not checked")
+
 // OpenKmemleak returns the detector at path (DefaultKmemleak when
-// empty), or nil when this kernel has none: no file, or a kernel booted
-// with kmemleak=off, which refuses writes.
+// empty), or nil when this kernel has none (no file). A detector that is
+// off is found out by Clear and Scan (ErrKmemleakOff).
 func OpenKmemleak(path string) *Kmemleak {
 	if path == "" {
 		path = DefaultKmemleak
@@ -38,9 +43,20 @@ func OpenKmemleak(path string) *Kmemleak {
 // only new ones.
 func (k *Kmemleak) Clear() error {
 	if err := os.WriteFile(k.path, []byte("clear"), 0); err != nil {
-		return fmt.Errorf("harness: kmemleak clear: %w", err)
+		return kmemleakErr("clear", err)
 	}
 	return nil
+}
+
+// kmemleakErr maps a refused write: as root, EPERM means kmemleak is off.
+func kmemleakErr(verb string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		if os.Geteuid() == 0 {
+			return ErrKmemleakOff
+		}
+		return fmt.Errorf("harness: kmemleak %s: %w (run as root)", verb, err)
+	}
+	return fmt.Errorf("harness: kmemleak %s: %w", verb, err)
 }
 
 // Scan runs a scan now (it takes as long as the kernel needs to walk its
@@ -49,10 +65,7 @@ func (k *Kmemleak) Clear() error {
 // block's first line and its backtrace's first frames.
 func (k *Kmemleak) Scan() ([]kmsg.Event, error) {
 	if err := os.WriteFile(k.path, []byte("scan"), 0); err != nil {
-		if errors.Is(err, fs.ErrPermission) {
-			return nil, fmt.Errorf("harness: kmemleak scan: %w (run as root)", err)
-		}
-		return nil, fmt.Errorf("harness: kmemleak scan: %w", err)
+		return nil, kmemleakErr("scan", err)
 	}
 	b, err := os.ReadFile(k.path)
 	if err != nil {

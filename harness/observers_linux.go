@@ -52,6 +52,7 @@ type Observers struct {
 	qdiscMu  sync.Mutex
 	qdisc    Sample
 	qdiscErr error
+	relink   bool // the device was re-created: look its link up again
 
 	netDir         *os.File // class/net of the sysfs the observers started in
 	sysDir         string
@@ -265,13 +266,12 @@ func (o *Observers) reincarnate() bool {
 		o.fail(fmt.Errorf("harness: observers: reopening %s after it was re-created: %w", o.iface, err))
 		return false
 	}
-	if o.nl != nil {
-		if l, err := o.nl.LinkByName(o.iface); err == nil {
-			o.qdiscMu.Lock()
-			o.link = l
-			o.qdiscMu.Unlock()
-		}
-	}
+	// The qdisc goroutine looks the new link up itself: a netlink request
+	// here would share the handle's socket lock with a tc dump that may
+	// be waiting for rtnl, and block the counters.
+	o.qdiscMu.Lock()
+	o.relink = true
+	o.qdiscMu.Unlock()
 	old := o.last
 	o.offset.TxPackets += old.TxPackets
 	o.offset.TxBytes += old.TxBytes
@@ -390,8 +390,20 @@ func (o *Observers) sampleRaw() Sample {
 // last sample before the release, never wait for it.
 func (o *Observers) readQdisc() {
 	o.qdiscMu.Lock()
-	link := o.link
+	link, relink := o.link, o.relink
 	o.qdiscMu.Unlock()
+	if relink {
+		l, err := o.nl.LinkByName(o.iface)
+		if err != nil {
+			o.qdiscMu.Lock()
+			o.qdiscErr = fmt.Errorf("qdisc statistics: the re-created %s: %w", o.iface, err)
+			o.qdiscMu.Unlock()
+			return
+		}
+		o.qdiscMu.Lock()
+		o.link, o.relink, link = l, false, l
+		o.qdiscMu.Unlock()
+	}
 	var s Sample
 	err := o.sampleQdisc(link, &s)
 	o.qdiscMu.Lock()
@@ -618,9 +630,10 @@ func (o *Observers) Stop() error {
 			stuck = append(stuck, name)
 		}
 	}
-	samplerStuck := false
+	samplerStuck, qdiscStuck := false, false
 	for _, n := range stuck {
 		samplerStuck = samplerStuck || n == "sampler"
+		qdiscStuck = qdiscStuck || n == "qdisc sampler"
 	}
 	if len(stuck) > 0 {
 		sort.Strings(stuck)
@@ -631,6 +644,8 @@ func (o *Observers) Stop() error {
 	// is stuck (its reads then fail); the netlink handle is not, while
 	// the sampler may still be using it. A stuck sampler may hold
 	// sampleMu, so Stop takes it only when the sampler has ended.
+	// A stuck qdisc sampler is inside a netlink request (a tc dump
+	// waiting for rtnl): the handle stays open under it too.
 	if samplerStuck {
 		o.closed.Store(true)
 		o.closeAll(false)
@@ -638,7 +653,7 @@ func (o *Observers) Stop() error {
 		o.sampleMu.Lock()
 		o.tl.AddSample(o.sample())
 		o.closed.Store(true)
-		o.closeAll(true)
+		o.closeAll(!qdiscStuck)
 		o.sampleMu.Unlock()
 	}
 

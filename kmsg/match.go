@@ -84,6 +84,9 @@ type DriverPattern struct {
 	// (its reset task runs, or its timeout handler starts or requests a
 	// reset), not one that only reports a timeout or a hang.
 	Reset bool
+	// Debug marks a line printed at KERN_DEBUG only (netif_dbg and the
+	// like): a default log level never shows it, so no one may expect it.
+	Debug bool
 	// Link marks a link-state line (LinkDown or LinkUp); its events are
 	// of KindLink rather than KindDriver.
 	Link LinkState
@@ -143,7 +146,7 @@ var DriverPatterns = []DriverPattern{
 		Re: regexp.MustCompile(`^transmit timed out, resetting`)},
 	// The first line of the task that clears the TX ring and restarts
 	// the chip.
-	{Driver: "8139too", Source: "drivers/net/ethernet/realtek/8139too.c rtl8139_tx_timeout_task (debug level)", Reset: true,
+	{Driver: "8139too", Source: "drivers/net/ethernet/realtek/8139too.c rtl8139_tx_timeout_task (debug level)", Reset: true, Debug: true,
 		Re: regexp.MustCompile(`^Transmit timeout, status `)},
 
 	// Link state. e1000, and e1000e before netdev_info, print it with

@@ -158,7 +158,7 @@ func bootsFor(topLevel, userNIC, sub string) []rigBoot {
 		}
 		return []rigBoot{{nic: userNIC, run: run}}
 	}
-	first, rest, _ := strings.Cut(sub, "/")
+	first, rest := cutRunPattern(sub)
 	re, err := regexp.Compile(first)
 	if err != nil {
 		// go test itself refuses a bad -run pattern; pass it on.
@@ -184,14 +184,38 @@ func bootsFor(topLevel, userNIC, sub string) []rigBoot {
 	return boots
 }
 
-// hostRunSub is the part of this process's -test.run after its first '/'.
+// hostRunSub is the part of this process's -test.run after its first
+// level.
 func hostRunSub() string {
 	f := flag.Lookup("test.run")
 	if f == nil {
 		return ""
 	}
-	_, sub, _ := strings.Cut(f.Value.String(), "/")
+	_, sub := cutRunPattern(f.Value.String())
 	return sub
+}
+
+// cutRunPattern splits a -test.run pattern at its first '/' outside
+// brackets and parentheses, as the testing package splits its levels.
+func cutRunPattern(p string) (first, rest string) {
+	depth := 0
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			i++ // an escaped character
+		case '[', '(':
+			depth++
+		case ']', ')':
+			if depth > 0 {
+				depth--
+			}
+		case '/':
+			if depth == 0 {
+				return p[:i], p[i+1:]
+			}
+		}
+	}
+	return p, ""
 }
 
 // guestReportMerged is set once the first guest report was merged.

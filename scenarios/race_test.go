@@ -24,9 +24,12 @@ import (
 // with what the bugs of real tx-timeout handlers raced (kernel-facts.md
 // section 10): ifdown, a ring resize, a rebind, a module reload. They use
 // whichever stall works on the DUT: NapiStarve where starving the NAPI
-// threads stops TX completions (a driver with a real reset, such as e1000,
-// whose reset then waits for the released NAPI thread while the race
-// action holds rtnl), else PartnerStall on the virtual rig. Any splat, a
+// threads stops TX completions (a driver with a real reset, such as
+// e1000), else PartnerStall on the virtual rig. Once the first timeout
+// signal is in, NapiStarve's hog is killed first (Release), so that the
+// reset work the driver's tx-timeout handler queued runs, and the action
+// then races that pending recovery; the rest of the fault's restore
+// follows. Any splat, a
 // hung task, a netdev refcount wait, a device that is not back up and
 // passing traffic within the recovery deadline, or anything left behind
 // fails them.
@@ -57,19 +60,20 @@ const (
 	markRaceDone      = "race_done"      // the race action returned (Note says how)
 )
 
-// Bounds of a race action: the release of the fault waits until the
-// action is inside the kernel and has returned or been blocked for
-// raceHeadStart (the action then races the release itself), and the
-// scenario gives up on an action still blocked raceWithin after that: a
-// kernel that never returns from ifdown is the deadlock this catches.
+// Bounds of a race action: the rest of the fault's restore waits until
+// the action has reached the kernel and returned, or raceHeadStart has
+// passed since it started (it is then blocked in the kernel, racing the
+// driver's recovery), and the scenario gives up on an action still
+// blocked raceWithin after the restore: a kernel that never returns from
+// ifdown is the deadlock this catches.
 const (
 	raceHeadStart = time.Second
 	raceWithin    = 60 * time.Second
 )
 
 // startRace runs s.race in its own goroutine and returns once it is in
-// flight: started was called, and the action returned or raceHeadStart
-// passed.
+// flight: it returned, or raceHeadStart passed since it started (one
+// timer for both waits).
 func (s faultScenario) startRace(ctx context.Context, t *testing.T, tl *harness.Timeline) <-chan raceOutcome {
 	t.Helper()
 	out := make(chan raceOutcome, 1)
@@ -197,9 +201,9 @@ func raceScenario(t *testing.T, cfg harness.Config, what string, action raceActi
 }
 
 // linkDownUp is Race/LinkDown's action: ip link set down, then up, over
-// netlink. With NapiStarve the down waits in the driver's close for the
-// starved NAPI thread, holding rtnl, while the fault's release lets the
-// driver's reset work run.
+// netlink, while the driver's reset work (queued by its tx-timeout
+// handler, free to run once the hog is gone) takes rtnl and the device
+// down and up itself.
 func linkDownUp(iface string) raceAction {
 	return func(ctx context.Context, started func()) (string, error) {
 		link, err := netlink.LinkByName(iface)

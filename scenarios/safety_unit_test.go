@@ -242,6 +242,9 @@ func TestBootsFor(t *testing.T) {
 			b{"e1000", "^TestTxTimeout$/^(NapiStarve)$"},
 		}},
 		{"TestTxTimeout", "", "NoSuchScenario", nil},
+		// A '/' inside a group is not a level separator: the group is
+		// the first level's pattern, which only Repeat matches there.
+		{"TestTxTimeout", "", "(NapiStarve/ICMP|Repeat)", []rigBoot{b{"e1000", "^TestTxTimeout$/^(Repeat)$"}}},
 		// A NIC the user chose runs everything in one boot.
 		{"TestTxTimeout", "e1000e", "NapiStarve", []rigBoot{b{"e1000e", "^TestTxTimeout$/NapiStarve"}}},
 		{"TestTxTimeout", "e1000e", "", []rigBoot{b{"e1000e", "^TestTxTimeout$"}}},
@@ -288,6 +291,20 @@ func TestNapiDecision(t *testing.T) {
 		res, why := napiDecision(tc.cfg, tc.driver, tc.source)(tc.v, tc.lr)
 		assert.Equal(t, tc.want, res, "%s: %s", tc.name, why)
 		assert.Contains(t, why, tc.reason, tc.name)
+	}
+}
+
+func TestCutRunPattern(t *testing.T) {
+	for _, tc := range []struct{ in, first, rest string }{
+		{"", "", ""},
+		{"TxTimeout", "TxTimeout", ""},
+		{"TxTimeout/NapiStarve/ICMP", "TxTimeout", "NapiStarve/ICMP"},
+		{"(A/B|C)/D", "(A/B|C)", "D"},
+		{"[/]x/y", "[/]x", "y"},
+		{`a\/b/c`, `a\/b`, "c"},
+	} {
+		f, r := cutRunPattern(tc.in)
+		assert.Equal(t, [2]string{tc.first, tc.rest}, [2]string{f, r}, tc.in)
 	}
 }
 
