@@ -2,6 +2,7 @@ package kmsg
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -497,6 +498,39 @@ var notEvents = []string{
 	"kmemleak: Kernel memory leak detector initialized (mem pool available: 15728)",
 	"kmemleak: Kernel memory leak detector initialized",
 	"kmemleak: Automatic memory scanning thread started",
+	// Captured from our own debug build of Debian's 6.1.192 (its whole boot
+	// log is testdata/boot/captured-boot-debug-6.1.txt, the reports
+	// testdata/reports/captured-*-6.1.txt): banners, and lines inside the
+	// reports and around lkdtm's triggers that must not open a splat.
+	"... CLASSHASH_SIZE:          4096",
+	"... MAX_LOCKDEP_ENTRIES:     32768",
+	"... MAX_LOCKDEP_CHAINS:      65536",
+	"... CHAINHASH_SIZE:          32768",
+	" memory used by lock dependency info: 6493 kB",
+	" memory used for stack traces: 4224 kB",
+	" per task-struct memory footprint: 1920 bytes",
+	"kmemleak: Kernel memory leak detector initialized (mem pool available: 14693)",
+	"Kernel command line: pci=noacpi kasan_multi_shot console=ttyS0,115200 panic=-1 loglevel=5 printk.devkmsg=on rdinit=/init",
+	"lkdtm: No crash points registered, enable through debugfs",
+	"lkdtm: Performing direct entry REFCOUNT_INC_OVERFLOW",
+	"lkdtm: Overflow detected: saturated",
+	"lkdtm: FAIL: survived array bounds overflow!",
+	"lkdtm: This is probably expected, since this kernel (6.1.192-txtimeout-debug x86_64) was built *without* CONFIG_UBSAN_TRAP=y",
+	"lkdtm: FAIL: Memory was not poisoned!",
+	"6.1.192-txtimeout-debug #2 Tainted: G           O      ",
+	"leaked reference.",
+	"irq event stamp: 0",
+	"hardirqs last  enabled at (0): [<0000000000000000>] 0x0",
+	"page:(____ptrval____) refcount:1 mapcount:0 mapping:0000000000000000 index:0x0 pfn:0x3fa50",
+	"index 8 is out of range for type 'char [8]'",
+	"The buggy address belongs to the object at ffff88803fa55000\n which belongs to the cache kmalloc-1k of size 1024",
+	"\nbut task is already holding lock:",
+	"\n *** DEADLOCK ***\n",
+	// The 6.1 debug kernel without pci=noacpi under TCG: ACPI's _PRT
+	// loop times out, so the NIC gets no interrupt (no event, but the
+	// reason the captured kernel has pci=noacpi built in).
+	"ACPI Error: Aborting method \\_SB.PCI0._PRT due to previous error (AE_AML_LOOP_TIMEOUT) (20220331/psparse-543)",
+	"e1000 0000:00:02.0: PCI INT A: no GSI",
 	"KCSAN: enabled early",
 	"KCSAN: strict mode configured",
 	"kcsan: enabled early",
@@ -702,7 +736,12 @@ func TestMatchKernelOnly(t *testing.T) {
 // TestMatchReportFixtures feeds each whole report of testdata/reports, one
 // message a record, through one Matcher and expects one splat: the
 // report's opening line ("# want: splat TEXT", and "# iface: NAME" where
-// the event names an interface), and no watchdog or driver event.
+// the event names an interface), and no watchdog or driver event. A file
+// with several "# want:" lines expects that many splats, in order (a
+// kmemleak listing of several objects). A file with "# format: kmsg"
+// holds raw /dev/kmsg records (PRIO,SEQ,TS_USEC,FLAGS;MESSAGE with the
+// kernel's \xNN escapes, and " KEY=value" continuation lines), as the
+// captured-* fixtures do, and is read with a LogReader.
 func TestMatchReportFixtures(t *testing.T) {
 	files, err := filepath.Glob("testdata/reports/*.txt")
 	if err != nil || len(files) == 0 {
@@ -710,36 +749,98 @@ func TestMatchReportFixtures(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			b, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want Event
-			m := NewMatcher()
-			var got []Event
-			seq := uint64(0)
-			for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-				if c, ok := strings.CutPrefix(line, "# "); ok {
-					if w, ok := strings.CutPrefix(c, "want: splat "); ok {
-						want.Kind, want.Text = KindSplat, w
-					}
-					if w, ok := strings.CutPrefix(c, "iface: "); ok {
-						want.Iface = w
-					}
-					continue
-				}
-				got = append(got, m.Match(Record{Message: line, Seq: seq})...)
-				seq++
-			}
-			if want.Kind == "" {
+			want, recs := readFixture(t, file)
+			if len(want) == 0 {
 				t.Fatal("fixture has no '# want: splat' line")
 			}
-			for i := range got {
-				got[i].Seq = 0
+			m := NewMatcher()
+			var got []Event
+			for _, r := range recs {
+				got = append(got, m.Match(r)...)
 			}
-			want.Queue = -1
-			if diff := cmp.Diff([]Event{want}, got); diff != "" {
+			for i := range got {
+				got[i].Seq, got[i].TSUsec = 0, 0
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// readFixture returns a fixture's wanted events ("# want: splat TEXT",
+// "# iface: NAME" for the one before it) and its records.
+func readFixture(t *testing.T, file string) ([]Event, []Record) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []Event
+	var body []string
+	raw := false
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if c, ok := strings.CutPrefix(line, "# "); ok {
+			if w, ok := strings.CutPrefix(c, "want: splat "); ok {
+				want = append(want, Event{Kind: KindSplat, Text: w, Queue: -1})
+			}
+			if w, ok := strings.CutPrefix(c, "iface: "); ok && len(want) > 0 {
+				want[len(want)-1].Iface = w
+			}
+			if c == "format: kmsg" {
+				raw = true
+			}
+			continue
+		}
+		body = append(body, line)
+	}
+	var recs []Record
+	if !raw {
+		for i, line := range body {
+			recs = append(recs, Record{Message: line, Seq: uint64(i)})
+		}
+		return want, recs
+	}
+	lr := NewLogReader(strings.NewReader(strings.Join(body, "\n") + "\n"))
+	for {
+		r, err := lr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	if n := lr.Skipped(); n > 0 {
+		t.Fatalf("%d lines of the kmsg fixture were not records", n)
+	}
+	return want, recs
+}
+
+// TestMatchCapturedBoot feeds whole boot logs of debug kernels, captured
+// from /dev/kmsg (testdata/boot; see each file's header), through one
+// Matcher: their banners (KASAN, lockdep, kmemleak, UBSAN, debug objects)
+// and everything else a clean boot prints are no splat, watchdog or
+// driver event; only the link coming up is an event.
+func TestMatchCapturedBoot(t *testing.T) {
+	files, err := filepath.Glob("testdata/boot/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no boot logs: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			_, recs := readFixture(t, file)
+			if len(recs) < 100 {
+				t.Fatalf("%d records: not a whole boot", len(recs))
+			}
+			m := NewMatcher()
+			for _, r := range recs {
+				for _, ev := range m.Match(r) {
+					if ev.Kind != KindLink {
+						t.Errorf("record %d %q: %s event, want none", r.Seq, r.Message, ev.Kind)
+					}
+				}
 			}
 		})
 	}

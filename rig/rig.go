@@ -17,6 +17,8 @@
 //	TXTIMEOUT_MODPARAMS    parameters for the modules the rig loads, MODULE.PARAM=VALUE
 //	                       items separated by spaces or commas (see Config.ModParams),
 //	                       e.g. "e1000e.IntMode=1"
+//	TXTIMEOUT_EXTRA_MODULES more modules for the init to load (names separated by
+//	                       spaces or commas, e.g. "lkdtm"; see Config.ExtraModules)
 //	TXTIMEOUT_MEM          guest memory in MiB (default 1024)
 //	TXTIMEOUT_ACCEL        tcg (default), kvm, or auto (KVM if a probe boot succeeds)
 //	TXTIMEOUT_REPORT_DIR   where the guest's report files and the console log go
@@ -29,6 +31,7 @@
 // Inside the guest the init sets TXTIMEOUT_RIG=1, TXTIMEOUT_IFACE=eth0,
 // TXTIMEOUT_PEER_IP, TXTIMEOUT_PEER_MAC, TXTIMEOUT_PARTNER=inband,
 // TXTIMEOUT_NIC, TXTIMEOUT_MODPARAMS (the parameters given, normalised,
+// space-separated), TXTIMEOUT_EXTRA_MODULES (Config.ExtraModules,
 // space-separated) and TXTIMEOUT_REPORT_DIR=/report.
 //
 // # Serial ports
@@ -112,6 +115,12 @@ type Config struct {
 	// does not load or a parameter the module does not declare. See
 	// ParseModParams for the syntax.
 	ModParams []string
+	// ExtraModules are more modules of the module tree for the guest init
+	// to load at boot, after the NIC's and the scenarios' (with their
+	// dependencies), e.g. "lkdtm" for a test that provokes kernel reports
+	// on purpose; GuestModuleFile finds them. A name the tree lacks fails
+	// the run like a missing NIC driver; a built-in one is left out.
+	ExtraModules []string
 	// SMP is the number of vCPUs, MemMB the memory in MiB.
 	SMP, MemMB int
 	// Accel is "tcg", "kvm" or "auto".
@@ -154,7 +163,8 @@ func ConfigFromEnv() Config {
 		Keep:      os.Getenv("TXTIMEOUT_RIG_KEEP") == "1",
 		// Checked by Run (withDefaults): a malformed item must fail the
 		// run, not be dropped.
-		ModParams: splitModParams(os.Getenv("TXTIMEOUT_MODPARAMS")),
+		ModParams:    splitModParams(os.Getenv("TXTIMEOUT_MODPARAMS")),
+		ExtraModules: strings.FieldsFunc(os.Getenv("TXTIMEOUT_EXTRA_MODULES"), isListSep),
 	}
 	if n, err := strconv.Atoi(os.Getenv("TXTIMEOUT_SMP")); err == nil {
 		c.SMP = n
@@ -356,7 +366,53 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("rig: %w", err)
 	}
 	c.ModParams = mp
+	em, err := normalizeExtraModules(c.ExtraModules)
+	if err != nil {
+		return c, fmt.Errorf("rig: %w", err)
+	}
+	c.ExtraModules = em
 	return c, nil
+}
+
+func isListSep(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }
+
+// normalizeExtraModules checks Config.ExtraModules: module names (dashes
+// become underscores, as the kernel spells them), each once, in order.
+func normalizeExtraModules(names []string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		if n == "" || strings.ContainsAny(n, "/=. \t\n\"'") {
+			return nil, fmt.Errorf("extra module %q: want a module name such as lkdtm (no path, no .ko)", n)
+		}
+		n = modName(n)
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// wantedModules lists the modules a run loads, before dependencies: the
+// NIC's, the scenarios', then the extra ones, with why each is needed.
+func wantedModules(nic NICModel, extra []string) ([]string, map[string]string) {
+	want := append([]string(nil), nic.Modules...)
+	reasons := map[string]string{}
+	for _, m := range nic.Modules {
+		reasons[m] = "the " + nic.Name + " NIC"
+	}
+	for _, m := range scenarioModules {
+		want = append(want, m.name)
+		reasons[m.name] = m.reason
+	}
+	for _, m := range extra {
+		if _, ok := reasons[m]; !ok {
+			want = append(want, m)
+			reasons[m] = "-extra-module / TXTIMEOUT_EXTRA_MODULES"
+		}
+	}
+	return want, reasons
 }
 
 func (c Config) progressf(format string, a ...any) {

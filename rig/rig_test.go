@@ -111,11 +111,12 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("TXTIMEOUT_ACCEL", "auto")
 	t.Setenv("TXTIMEOUT_RIG_HANG", "2m")
 	t.Setenv("TXTIMEOUT_MODPARAMS", "e1000e.IntMode=1,foo.bar=x bad")
+	t.Setenv("TXTIMEOUT_EXTRA_MODULES", "lkdtm, txtimeout-splat")
 	c := ConfigFromEnv()
 	// Module parameters are split here and checked by Run: "bad" stays,
 	// to fail the run.
 	assert.Equal(t, Config{Kernel: "/k", Modules: "/m", NIC: "e1000", SMP: 4, ReportDir: "/r", Timeout: 3 * time.Minute, Accel: "auto", HangTimeout: 2 * time.Minute,
-		ModParams: []string{"e1000e.IntMode=1", "foo.bar=x", "bad"}}, c)
+		ModParams: []string{"e1000e.IntMode=1", "foo.bar=x", "bad"}, ExtraModules: []string{"lkdtm", "txtimeout-splat"}}, c)
 	t.Setenv("TXTIMEOUT_RIG_HANG", "90")
 	assert.Zero(t, ConfigFromEnv().HangTimeout, "a duration without a unit is ignored")
 }
@@ -131,10 +132,23 @@ func TestWithDefaults(t *testing.T) {
 	for _, bad := range []Config{
 		{SMP: -1}, {MemMB: 100}, {Accel: "xen"}, {NIC: "ne2k"}, {Kernel: "/k"}, {Modules: "/m"}, {Timeout: -time.Second},
 		{HangTimeout: -time.Second}, {HangTimeout: 3 * time.Second},
+		{ExtraModules: []string{""}}, {ExtraModules: []string{"lkdtm.ko"}}, {ExtraModules: []string{"/lib/modules/lkdtm"}},
 	} {
 		_, err := bad.withDefaults()
 		assert.Error(t, err, "%+v", bad)
 	}
+}
+
+func TestExtraModules(t *testing.T) {
+	c, err := Config{ExtraModules: []string{"lkdtm", "txtimeout-splat", "txtimeout_splat"}}.withDefaults()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"lkdtm", "txtimeout_splat"}, c.ExtraModules, "normalised as the kernel spells them, each once")
+	nic, err := LookupNIC("e1000")
+	require.NoError(t, err)
+	want, reasons := wantedModules(nic, append(c.ExtraModules, "e1000", "pktgen"))
+	assert.Equal(t, []string{"e1000", "sch_netem", "pktgen", "lkdtm", "txtimeout_splat"}, want, "the NIC's, the scenarios', then the extra ones, each once")
+	assert.Equal(t, "the e1000 NIC", reasons["e1000"])
+	assert.Contains(t, reasons["lkdtm"], "TXTIMEOUT_EXTRA_MODULES")
 }
 
 func TestInGuestOnHost(t *testing.T) {

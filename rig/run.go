@@ -76,15 +76,7 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 		return r, err
 	}
 	r.Kernel = ix.release
-	want := append([]string(nil), nic.Modules...)
-	reasons := map[string]string{}
-	for _, m := range nic.Modules {
-		reasons[m] = "the " + nic.Name + " NIC"
-	}
-	for _, m := range scenarioModules {
-		want = append(want, m.name)
-		reasons[m.name] = m.reason
-	}
+	want, reasons := wantedModules(nic, c.ExtraModules)
 	mods, err := ix.resolve(want, reasons)
 	if err != nil {
 		return r, err
@@ -127,6 +119,7 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 			"TXTIMEOUT_PARTNER=inband",
 			"TXTIMEOUT_NIC=" + nic.Name,
 			"TXTIMEOUT_MODPARAMS=" + strings.Join(c.ModParams, " "),
+			"TXTIMEOUT_EXTRA_MODULES=" + strings.Join(c.ExtraModules, " "),
 			"TXTIMEOUT_REPORT_DIR=" + guestproto.ReportDir,
 			"TXTIMEOUT_KERNEL_RELEASE=" + ix.release,
 		},

@@ -46,6 +46,8 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	pkg := fs.String("pkg", "txtimeout/scenarios", "test package to run in the guest")
 	modParams := &modParamFlag{items: env.ModParams}
 	fs.Var(modParams, "modparam", "parameter `MODULE.PARAM=VALUE` for a module the rig loads, e.g. e1000e.IntMode=1 (repeatable; added to TXTIMEOUT_MODPARAMS, a later value of a parameter wins)")
+	extraMods := &listFlag{items: env.ExtraModules}
+	fs.Var(extraMods, "extra-module", "another `MODULE` of the module tree for the guest init to load, e.g. lkdtm (repeatable, or comma-separated; added to TXTIMEOUT_EXTRA_MODULES)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: txtimeout rig [flags] [-- go test flags, e.g. -run TxTimeout/NetemDelay]")
 		fs.PrintDefaults()
@@ -90,6 +92,7 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Kernel: *kernel, Modules: *modules, NIC: *nic, SMP: *smp, MemMB: *mem,
 		Accel: *accel, ReportDir: *report, Keep: *keep, Timeout: *timeout,
 		HangTimeout: *hang, Progress: stderr, ModParams: mp,
+		ExtraModules: extraMods.items,
 	}
 	if err := rig.Preflight(ctx, c); err != nil {
 		return err
@@ -264,4 +267,20 @@ func orDefaultDur(v, d time.Duration) time.Duration {
 		return d
 	}
 	return v
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated
+// lists; it starts from the environment's items.
+type listFlag struct{ items []string }
+
+func (f *listFlag) String() string { return strings.Join(f.items, ",") }
+
+func (f *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			return fmt.Errorf("empty item in %q", v)
+		}
+		f.items = append(f.items, s)
+	}
+	return nil
 }

@@ -79,6 +79,23 @@ func TestRigModParamFlag(t *testing.T) {
 	}
 }
 
+func TestRigExtraModuleFlag(t *testing.T) {
+	f := &listFlag{items: []string{"lkdtm"}} // as from TXTIMEOUT_EXTRA_MODULES
+	for _, v := range []string{"txtimeout_splat", "a,b"} {
+		if err := f.Set(v); err != nil {
+			t.Fatalf("Set(%q): %v", v, err)
+		}
+	}
+	if got := f.String(); got != "lkdtm,txtimeout_splat,a,b" {
+		t.Errorf("items %q", got)
+	}
+	for _, bad := range []string{"", "a,,b"} {
+		if err := (&listFlag{}).Set(bad); err == nil {
+			t.Errorf("Set(%q): no error", bad)
+		}
+	}
+}
+
 // A malformed TXTIMEOUT_MODPARAMS is a usage error of one line, as a
 // malformed flag is.
 func TestRigModParamEnv(t *testing.T) {
