@@ -82,6 +82,27 @@ func (c Config) VirtualRig() bool { return c.Iface == "" && !c.Rig }
 
 // String returns the resolved configuration on one line, as printed at the
 // start of every run.
+// GuestEnv returns the scenario settings of c as the environment
+// variables LoadConfig reads (TXTIMEOUT_STALL_FOR=20s, ...), for a process
+// that must run with the same settings: the virtual rig's guest, which does
+// not see the host's environment or flags. The DUT's own settings
+// (interface, partner, report directory, rig) are left out: the rig sets
+// those for its guest.
+func (c Config) GuestEnv() []string {
+	d := func(v time.Duration) string { return v.String() }
+	env := []string{
+		"TXTIMEOUT_NETEM_DELAY=" + d(c.NetemDelay),
+		"TXTIMEOUT_STALL_FOR=" + d(c.StallFor),
+		"TXTIMEOUT_FLOOD_FOR=" + d(c.FloodFor),
+		"TXTIMEOUT_RECOVER_WITHIN=" + d(c.RecoverWithin),
+		"TXTIMEOUT_SIZE=" + strconv.Itoa(c.Size),
+		"TXTIMEOUT_INTERVAL=" + d(c.Interval),
+		"TXTIMEOUT_SENDERS=" + strconv.Itoa(c.Senders),
+		"TXTIMEOUT_LAVA=" + strconv.FormatBool(c.LAVA),
+	}
+	return env
+}
+
 func (c Config) String() string {
 	var b strings.Builder
 	iface := c.Iface

@@ -128,3 +128,28 @@ func TestRegisterFlagsFlagsWin(t *testing.T) {
 	wantEq(t, c.Senders, 2, "Senders")
 	wantEq(t, c.Size, 1000, "Size (the environment applies where no flag is set)")
 }
+
+// GuestEnv read back by LoadConfig gives the same scenario settings.
+func TestGuestEnvRoundTrip(t *testing.T) {
+	want := Config{NetemDelay: 3 * time.Second, StallFor: 7 * time.Second, FloodFor: 11 * time.Second, RecoverWithin: 9 * time.Second,
+		Size: 1400, Interval: 20 * time.Millisecond, Senders: 3, LAVA: true}
+	for _, kv := range want.GuestEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	got, err := LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.NetemDelay != want.NetemDelay || got.StallFor != want.StallFor || got.FloodFor != want.FloodFor || got.RecoverWithin != want.RecoverWithin ||
+		got.Size != want.Size || got.Interval != want.Interval || got.Senders != want.Senders || got.LAVA != want.LAVA {
+		t.Errorf("LoadConfig from GuestEnv = %s, want %s", got, want)
+	}
+	for _, kv := range want.GuestEnv() {
+		for _, own := range []string{"TXTIMEOUT_IFACE=", "TXTIMEOUT_RIG=", "TXTIMEOUT_REPORT_DIR=", "TXTIMEOUT_PEER_IP="} {
+			if strings.HasPrefix(kv, own) {
+				t.Errorf("GuestEnv carries the DUT's own setting %s", kv)
+			}
+		}
+	}
+}

@@ -136,6 +136,11 @@ type Config struct {
 	// port once its tests run (its init sends a heartbeat every 2 s)
 	// before Run stops QEMU with ErrGuestHung.
 	HangTimeout time.Duration
+	// GuestEnv is added to the guest test binary's environment
+	// (KEY=value items): the host's settings, which the guest does not
+	// see otherwise (harness.Config.GuestEnv). A key the rig sets for its
+	// guest itself (TXTIMEOUT_IFACE, TXTIMEOUT_RIG, ...) is refused.
+	GuestEnv []string
 	// Progress receives one line per stage (fetching kernel, building
 	// initramfs, booting, running test N). Nil: no progress.
 	Progress io.Writer

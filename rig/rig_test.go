@@ -369,3 +369,19 @@ func BenchmarkWriteInitramfs(b *testing.B) {
 		}
 	}
 }
+
+func TestGuestEnv(t *testing.T) {
+	own := []string{"TXTIMEOUT_RIG=1", "TXTIMEOUT_IFACE=eth0"}
+	got, err := guestEnv(own, []string{"TXTIMEOUT_STALL_FOR=7s", "TXTIMEOUT_SENDERS=3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"TXTIMEOUT_RIG=1", "TXTIMEOUT_IFACE=eth0", "TXTIMEOUT_STALL_FOR=7s", "TXTIMEOUT_SENDERS=3"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("guestEnv = %q, want %q", got, want)
+	}
+	for _, bad := range []string{"TXTIMEOUT_IFACE=eth1", "NOEQUALS", "=x", "A=b\nC=d"} {
+		if _, err := guestEnv(own, []string{bad}); err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("guestEnv accepts %q or errs on several lines: %v", bad, err)
+		}
+	}
+}

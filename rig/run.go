@@ -124,6 +124,11 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 			"TXTIMEOUT_KERNEL_RELEASE=" + ix.release,
 		},
 	}
+	env, err := guestEnv(gc.Env, c.GuestEnv)
+	if err != nil {
+		return r, err
+	}
+	gc.Env = env
 	files := []initramfsFile{
 		{Name: "init", Path: initBin, Mode: 0o755},
 		{Name: strings.TrimPrefix(guestproto.TestPath, "/"), Path: testBinary, Mode: 0o755},
@@ -871,4 +876,28 @@ func kvmUsable() error {
 	}
 	f.Close()
 	return nil
+}
+
+// guestEnv appends the caller's extra items to the rig's own guest
+// environment, refusing a malformed item and one that would override a
+// key the rig sets.
+func guestEnv(own, extra []string) ([]string, error) {
+	keys := map[string]bool{}
+	for _, kv := range own {
+		k, _, _ := strings.Cut(kv, "=")
+		keys[k] = true
+	}
+	out := append([]string(nil), own...)
+	for _, kv := range extra {
+		k, _, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok || k == "" || strings.ContainsAny(kv, "\x00\n"):
+			return nil, fmt.Errorf("rig: guest environment item %q: want KEY=value on one line", kv)
+		case keys[k]:
+			return nil, fmt.Errorf("rig: guest environment item %s: the rig sets %s for its guest itself", kv, k)
+		}
+		keys[k] = true
+		out = append(out, kv)
+	}
+	return out, nil
 }

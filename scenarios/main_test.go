@@ -77,6 +77,7 @@ func setup(t *testing.T, topLevel string) (harness.Config, bool) {
 		if final == "" {
 			final = config.ReportDir // the -report flag
 		}
+		base.GuestEnv = guestSettings(config)
 		for _, b := range bootsFor(topLevel, base.NIC, hostRunSub()) {
 			rc := base
 			rc.NIC = b.nic
@@ -102,6 +103,20 @@ func setup(t *testing.T, topLevel string) (harness.Config, bool) {
 		t.Fatal(err)
 	}
 	return config, true
+}
+
+// guestSettings is the environment that carries this run's settings into
+// the rig's guest, which sees neither the host's environment nor its
+// flags: the resolved configuration (harness.Config.GuestEnv), and the
+// scenarios' own knobs where they are set.
+func guestSettings(cfg harness.Config) []string {
+	env := cfg.GuestEnv()
+	for _, k := range []string{"TXTIMEOUT_REPEAT", "TXTIMEOUT_QUEUE"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 // rigBoot is one guest boot of a top-level test: the NIC model ("" for
