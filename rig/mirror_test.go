@@ -14,6 +14,7 @@ var cannedGuest = strings.Join([]string{
 	"\x16=== RUN   TestMirrorHelper",
 	"\x16=== RUN   TestMirrorHelper/Pass",
 	"    g_test.go:10: passing along",
+	"<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=Pass RESULT=pass>",
 	"\x16--- PASS: TestMirrorHelper/Pass (0.10s)",
 	"\x16=== NAME  TestMirrorHelper",
 	"\x16=== RUN   TestMirrorHelper/Skip",
@@ -61,6 +62,8 @@ func TestMirror(t *testing.T) {
 		"g_test.go:30: splat seen",
 		"--- FAIL: TestMirrorHelper/Outer ",
 		"--- PASS: TestMirrorHelper/TestOther",
+		// A LAVA line also stands alone at the start of a line.
+		"\n<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=Pass RESULT=pass>\n",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("mirrored output lacks %q", want)

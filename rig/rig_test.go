@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -383,5 +384,29 @@ func TestGuestEnv(t *testing.T) {
 		if _, err := guestEnv(own, []string{bad}); err == nil || strings.Contains(err.Error(), "\n") {
 			t.Errorf("guestEnv accepts %q or errs on several lines: %v", bad, err)
 		}
+	}
+}
+
+func TestCmdlineQuoted(t *testing.T) {
+	args := []string{"/usr/bin/qemu-system-x86_64", "-m", "1024", "-append", "console=ttyS0,115200 panic=-1 rdinit=/init", "-device", "e1000,netdev=n0,mac=52:54:00:12:34:56", "it's", ""}
+	want := `/usr/bin/qemu-system-x86_64 -m 1024 -append 'console=ttyS0,115200 panic=-1 rdinit=/init' -device e1000,netdev=n0,mac=52:54:00:12:34:56 'it'\''s' ''`
+	if got := CmdlineQuoted(args); got != want {
+		t.Errorf("CmdlineQuoted =\n%s\nwant\n%s", got, want)
+	}
+	// What a shell reads back is the arguments again.
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skipf("skipping the read-back: no sh in PATH: %v", err)
+	}
+	script := "set -- " + CmdlineQuoted(args) + `; for a in "$@"; do printf '[%s]\n' "$a"; done`
+	got, err := exec.Command("sh", "-c", script).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(got), "\n"), "\n") {
+		back = append(back, strings.TrimSuffix(strings.TrimPrefix(l, "["), "]"))
+	}
+	if strings.Join(back, "\x00") != strings.Join(args, "\x00") {
+		t.Errorf("the shell read back %q, want %q", back, args)
 	}
 }

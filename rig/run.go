@@ -297,12 +297,15 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 		return fmt.Errorf("rig: link partner: %w", err)
 	}
 
+	// The console log is written into the work directory, which a
+	// failed run keeps (a hang included), and copied into the report
+	// directory at the end: a report directory that its caller removes
+	// must not take the evidence of a failure with it.
 	consolePath := filepath.Join(b.work, "console.log")
 	if c.ReportDir != "" {
 		if err := os.MkdirAll(c.ReportDir, 0o755); err != nil {
 			return fmt.Errorf("rig: report directory: %w", err)
 		}
-		consolePath = filepath.Join(c.ReportDir, "console.log")
 	}
 	con, err := newConsole(consolePath)
 	if err != nil {
@@ -312,6 +315,12 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 		con.close()
 		r.ConsoleLog = con.String()
 		r.ConsoleLogPath = consolePath
+		if c.ReportDir != "" {
+			kept := filepath.Join(c.ReportDir, "console.log")
+			if b, err := os.ReadFile(consolePath); err == nil && os.WriteFile(kept, b, 0o644) == nil {
+				r.ConsoleLogPath = kept
+			}
+		}
 	}()
 
 	cmd := exec.Command(b.qemu, args...)

@@ -86,7 +86,7 @@ func RunTest(t *testing.T, pkg string, run string, c Config) *Result {
 	if len(r.QEMUCommand) > 0 {
 		t.Cleanup(func() {
 			if t.Failed() {
-				t.Logf("rig: QEMU command line: %s", strings.Join(r.QEMUCommand, " "))
+				t.Logf("rig: QEMU command line: %s", CmdlineQuoted(r.QEMUCommand))
 			}
 		})
 	}
@@ -253,7 +253,7 @@ func (m *mirror) root(t *testing.T) (skip string) {
 			})
 		case ev.Kind == "output":
 			if strings.TrimSpace(ev.Line) != "" {
-				t.Log(strings.TrimLeft(ev.Line, " "))
+				logGuestLine(t, ev.Line)
 			}
 		case ev.Kind == "pause" || ev.Kind == "cont" || ev.Kind == "name":
 			// Interleaving marks: the mirror follows tests in order.
@@ -319,7 +319,7 @@ func (m *mirror) node(t *testing.T, name string) (result, skipMsg string) {
 				continue
 			}
 			lines = append(lines, ev.Line)
-			t.Log(strings.TrimLeft(ev.Line, " "))
+			logGuestLine(t, ev.Line)
 		}
 	}
 }
@@ -346,4 +346,44 @@ func cutLast(name string) (parent, sub string, ok bool) {
 		return "", "", false
 	}
 	return name[:i], name[i+1:], true
+}
+
+// CmdlineQuoted is a command line as a POSIX shell reads it back: every
+// argument that holds anything but letters, digits and -_./=:,+@% is
+// single-quoted (QEMU's -append holds spaces), so that a logged command
+// can be pasted to reproduce a run.
+func CmdlineQuoted(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = shellQuote(a)
+	}
+	return strings.Join(out, " ")
+}
+
+func shellQuote(a string) string {
+	if a == "" {
+		return "''"
+	}
+	for _, r := range a {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r)) {
+			return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return a
+}
+
+// lavaOut receives the guest's LAVA test-case lines as they are (a test
+// seam).
+var lavaOut io.Writer = os.Stdout
+
+// logGuestLine mirrors one line of guest output into t. A LAVA test-case
+// signal (the guest ran with -lava or TXTIMEOUT_LAVA=1) also goes to
+// stdout as it is, at the start of a line, where lava-test-shell's pattern
+// looks for it: through t.Log it would be indented and prefixed.
+func logGuestLine(t *testing.T, line string) {
+	l := strings.TrimLeft(line, " ")
+	t.Log(l)
+	if strings.HasPrefix(l, "<LAVA_SIGNAL_") {
+		fmt.Fprintln(lavaOut, l)
+	}
 }
