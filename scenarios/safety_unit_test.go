@@ -341,3 +341,9 @@ func TestRepeatSummary(t *testing.T) {
 	assert.Equal(t, harness.Inconclusive, s.Result)
 	assert.Equal(t, harness.Fail, repeatSummary(5, "x", nil).Result)
 }
+
+func TestNetemWindow(t *testing.T) {
+	assert.Equal(t, 16*time.Second, netemWindow(harness.Config{NetemDelay: 9 * time.Second, FloodFor: 20 * time.Second}))
+	assert.Equal(t, 10*time.Second, netemWindow(harness.Config{NetemDelay: 9 * time.Second, FloodFor: 10 * time.Second}), "-flood-for caps it")
+	assert.Equal(t, 9*time.Second, netemWindow(harness.Config{NetemDelay: 2 * time.Second, FloodFor: 20 * time.Second}))
+}

@@ -72,7 +72,7 @@ func netemDelayScenario(t *testing.T, cfg harness.Config) faultScenario {
 	if err != nil {
 		t.Fatal(err)
 	}
-	window := cfg.FloodFor
+	window := netemWindow(cfg)
 	return faultScenario{
 		cfg:      cfg,
 		injector: inj,
@@ -100,10 +100,23 @@ func netemDelayScenario(t *testing.T, cfg harness.Config) faultScenario {
 			}
 			return harness.Pass, fmt.Sprintf("netem held up to %d packets (%d bytes) in the qdisc and the driver queue never stopped: "+
 				"tx_timeout stayed at 0 and no watchdog fired. netem delays packets before the driver sees them, so its ring never fills; "+
-				"TxTimeout/PartnerStall (virtual rig) and TxTimeout/PauseFlood (hardware rigs) stop the device itself and do fire the watchdog",
+				"TxTimeout/PartnerStall (virtual rig), TxTimeout/NapiStarve (drivers that complete TX in NAPI poll) and TxTimeout/PauseFlood (hardware rigs) stop the device itself and do fire the watchdog",
 				v.QdiscBacklogMax, v.QdiscBacklogBytesMax)
 		},
 	}
+}
+
+// netemMargin is how much longer than netem's delay plus the watchdog
+// period NetemDelay offers traffic: a few samples.
+const netemMargin = 2 * time.Second
+
+// netemWindow is how long NetemDelay keeps its qdisc and offers traffic:
+// long enough that a driver queue that did stop would stand still for the
+// netem delay plus watchdog_timeo (the verdict's StallMin) and the
+// watchdog could fire, with a margin; the flood bound (-flood-for) caps
+// it. With the defaults: 9 s + 5 s + 2 s = 16 s.
+func netemWindow(cfg harness.Config) time.Duration {
+	return min(cfg.FloodFor, cfg.NetemDelay+watchdogTimeo+netemMargin)
 }
 
 // partnerStall asks the link partner to stop receiving, floods, expects
