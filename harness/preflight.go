@@ -108,7 +108,7 @@ func NeedFor(tb testing.TB, r *Report, checks []Check, names ...string) {
 	if !failed {
 		return
 	}
-	s := ScenarioReport{Result: Skip, Reason: "skipping: " + c.String(), Verdict: Verdict{FirstTimeoutMS: -1, RecoverMS: -1}}
+	s := Skipped("skipping: " + c.String())
 	if c.Required {
 		s.Result, s.Reason = Fail, "preflight "+c.String()
 	}

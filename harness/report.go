@@ -76,6 +76,12 @@ type ScenarioReport struct {
 	Timeline     Snapshot      `json:"timeline"`
 }
 
+// Skipped is the report of a scenario that could not run here: a skip
+// with its reason and nothing measured. Every skip is made by it.
+func Skipped(reason string) ScenarioReport {
+	return ScenarioReport{Result: Skip, Reason: reason, Verdict: Unmeasured()}
+}
+
 // Report is a run's report: what report.json holds.
 type Report struct {
 	Kernel    string           `json:"kernel"`

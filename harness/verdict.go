@@ -74,6 +74,10 @@ type Verdict struct {
 	LinkDownMS       int64    `json:"link_down_ms"` // longest time the link was seen down in a flap; 0: none, or shorter than a sample
 }
 
+// Unmeasured is a Verdict of a scenario that measured nothing: no
+// timeout (FirstTimeoutMS -1), no recovery (RecoverMS -1).
+func Unmeasured() Verdict { return Verdict{FirstTimeoutMS: -1, RecoverMS: -1} }
+
 // Verdict derives the verdict from the snapshot:
 //
 //   - The fault window runs from the first MarkFaultInjected (or the
@@ -117,7 +121,8 @@ type Verdict struct {
 // is set; events that name no interface count.
 func (s Snapshot) Verdict(o VerdictOptions) Verdict {
 	o = o.withDefaults()
-	v := Verdict{FirstTimeoutMS: -1, RecoverMS: -1, Samples: len(s.Samples)}
+	v := Unmeasured()
+	v.Samples = len(s.Samples)
 
 	start := s.Start
 	if m, ok := s.FindMark(MarkFaultInjected); ok {

@@ -13,6 +13,7 @@ import (
 
 	"txtimeout/harness"
 	"txtimeout/rig"
+	"txtimeout/scenario"
 	"txtimeout/traffic"
 )
 
@@ -40,12 +41,12 @@ func TestBenchPktgen(t *testing.T) {
 	if !rig.InGuest() && os.Getenv("TXTIMEOUT_BENCH") != "1" {
 		t.Skip("skipping: a benchmark of pktgen against the seed's shell pattern; `make bench` runs it (or set TXTIMEOUT_BENCH=1)")
 	}
-	cfg, direct := setup(t, "TestBenchPktgen")
+	cfg, direct := scenario.Setup(t)
 	if !direct {
 		return
 	}
-	harness.Need(t, preflight(), harness.CheckRoot, harness.CheckIface, harness.CheckPktgen)
-	dst, mac := peer(cfg.PeerIP, cfg.PeerMAC)
+	harness.Need(t, scenario.Preflight(), harness.CheckRoot, harness.CheckIface, harness.CheckPktgen)
+	dst, mac := scenario.Peer(cfg)
 	if dst == nil || mac == nil {
 		t.Skip("skipping: BenchPktgen needs the partner's IP and MAC (-peer-ip, -peer-mac) so that its packets are addressed to it")
 	}
@@ -60,7 +61,7 @@ func TestBenchPktgen(t *testing.T) {
 		wall time.Duration
 	}
 	var goRuns, shellRuns []run
-	s := harness.ScenarioReport{Result: harness.Pass, Verdict: harness.Verdict{FirstTimeoutMS: -1, RecoverMS: -1, CleanupOK: true}}
+	s := harness.ScenarioReport{Result: harness.Pass, Verdict: func() harness.Verdict { v := harness.Unmeasured(); v.CleanupOK = true; return v }()}
 	for i, driver := range benchPktgenOrder {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		start := time.Now()
@@ -114,7 +115,7 @@ func TestBenchPktgen(t *testing.T) {
 		s.Reason = fmt.Sprintf("%d packets per run on %d thread(s): Go driver %.0f pps (runs: %s), shell pattern %.0f pps (runs: %s)",
 			benchPktgenPackets, threads, goPPS, spread(goRuns), shPPS, spread(shellRuns))
 	}
-	harness.Finish(t, report, s)
+	harness.Finish(t, scenario.RunReport(), s)
 }
 
 // shellPktgen runs c the way the seed's script does: `pgset "CMD"` is
@@ -230,7 +231,7 @@ func seedCommands(d traffic.PktgenDevice) ([]string, error) {
 // configuration: the parameters traffic.RunPktgen is given, in the seed
 // script's order.
 func TestSeedCommands(t *testing.T) {
-	dst, mac := peer("198.18.0.1", "02:74:78:00:00:01")
+	dst, mac := scenario.Peer(harness.Config{PeerIP: "198.18.0.1", PeerMAC: "02:74:78:00:00:01"})
 	pc := traffic.SeedConfig("eth0", 2, traffic.SeedOptions{Packets: 1000, DstMin: dst, DstMax: dst, DstMAC: mac})
 	got, err := seedCommands(pc.Devices[1])
 	if err != nil {

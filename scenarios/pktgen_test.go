@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"txtimeout/harness"
+	"txtimeout/scenario"
 	"txtimeout/traffic"
 )
 
@@ -18,7 +19,7 @@ const pktgenPackets = 200_000
 
 // TestPktgen runs the pktgen scenarios.
 func TestPktgen(t *testing.T) {
-	cfg, direct := setup(t, "TestPktgen")
+	cfg, direct := scenario.Setup(t)
 	if !direct {
 		return
 	}
@@ -28,10 +29,10 @@ func TestPktgen(t *testing.T) {
 // pktgenThroughput runs the seed's per-CPU pktgen configuration, bounded
 // by count, and reports packets/s and Mb/s per thread and in total.
 func pktgenThroughput(t *testing.T, cfg harness.Config) {
-	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckIface, harness.CheckPktgen)
-	dst, mac := peer(cfg.PeerIP, cfg.PeerMAC)
+	scenario.Need(t, harness.CheckRoot, harness.CheckIface, harness.CheckPktgen)
+	dst, mac := scenario.Peer(cfg)
 	if dst == nil || mac == nil {
-		skip(t, "skipping: Pktgen/Throughput needs the partner's IP and MAC (-peer-ip, -peer-mac) so that its packets are addressed to it")
+		scenario.Skip(t, "skipping: Pktgen/Throughput needs the partner's IP and MAC (-peer-ip, -peer-mac) so that its packets are addressed to it")
 	}
 	threads := runtime.NumCPU()
 	pc := traffic.SeedConfig(cfg.Iface, threads, traffic.SeedOptions{
@@ -45,7 +46,7 @@ func pktgenThroughput(t *testing.T, cfg harness.Config) {
 	elapsed := time.Since(start)
 
 	left := pktgenDevices()
-	s := harness.ScenarioReport{Result: harness.Pass, Verdict: harness.Verdict{FirstTimeoutMS: -1, RecoverMS: -1, CleanupOK: len(left) == 0}}
+	s := harness.ScenarioReport{Result: harness.Pass, Verdict: func() harness.Verdict { v := harness.Unmeasured(); v.CleanupOK = len(left) == 0; return v }()}
 	for _, th := range res.Threads {
 		t.Logf("thread %d (%s): %d packets, %.0f pps, %.1f Mb/s, %d errors", th.Thread, th.Iface, th.Sent, th.PPS, th.Mbps, th.Errors)
 		s.Measurements = append(s.Measurements,
@@ -72,5 +73,8 @@ func pktgenThroughput(t *testing.T, cfg harness.Config) {
 	default:
 		s.Reason = fmt.Sprintf("%d packets in %v: %.0f pps, %.1f Mb/s in total over %d thread(s)", res.Sent, elapsed.Round(time.Millisecond), res.PPS, res.Mbps, threads)
 	}
-	harness.Finish(t, report, s)
+	harness.Finish(t, scenario.RunReport(), s)
 }
+
+// round keeps one decimal of a measurement.
+func round(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }

@@ -17,6 +17,7 @@ import (
 
 	"txtimeout/harness"
 	"txtimeout/rig"
+	"txtimeout/scenario"
 )
 
 // The races that take the DUT's netdev away: a driver unbind and rebind,
@@ -146,7 +147,7 @@ const rebindDeadline = 30 * time.Second
 
 // unbindBind is Race/Unbind's action: the driver is unbound from the
 // device through sysfs and bound again.
-func unbindBind(c netdevConfig) raceAction {
+func unbindBind(c netdevConfig) scenario.RaceAction {
 	return func(ctx context.Context, started func()) (string, error) {
 		started()
 		t0 := time.Now()
@@ -168,14 +169,14 @@ func unbindBind(c netdevConfig) raceAction {
 }
 
 // raceUnbind is TxTimeout/Race/Unbind.
-func raceUnbind(t *testing.T, cfg harness.Config) {
-	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+func raceUnbind(t *testing.T, cfg harness.Config) scenario.Spec {
+	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	c, err := saveNetdev(cfg.Iface)
 	if err != nil {
-		skipf(t, "skipping: %v", err)
+		scenario.Skipf(t, "skipping: %v", err)
 	}
 	t.Cleanup(func() { checkNetdevBack(t, c) })
-	raceScenario(t, cfg, "a driver unbind and bind", unbindBind(c)).run(t)
+	return raceScenario(t, cfg, "a driver unbind and bind", unbindBind(c))
 }
 
 // checkNetdevBack fails t when the DUT is not back as it was after a
@@ -195,7 +196,7 @@ func checkNetdevBack(t *testing.T, c netdevConfig) {
 // moduleReload is Race/ModuleReload's action: the driver's module is
 // removed and loaded again, in the rig's guest from the file the init
 // loaded it from (with its parameters), on a hardware DUT with modprobe.
-func moduleReload(c netdevConfig, guest bool) raceAction {
+func moduleReload(c netdevConfig, guest bool) scenario.RaceAction {
 	return func(ctx context.Context, started func()) (string, error) {
 		var gm rig.GuestModule
 		if guest {
@@ -237,23 +238,23 @@ func moduleReload(c netdevConfig, guest bool) raceAction {
 const allowModuleReload = "TXTIMEOUT_ALLOW_MODULE_RELOAD"
 
 // raceModuleReload is TxTimeout/Race/ModuleReload.
-func raceModuleReload(t *testing.T, cfg harness.Config) {
-	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+func raceModuleReload(t *testing.T, cfg harness.Config) scenario.Spec {
+	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	if !cfg.Rig && os.Getenv(allowModuleReload) != "1" {
-		skipf(t, "skipping: Race/ModuleReload removes %s's driver module, which takes down every port it drives; on a hardware DUT set %s=1 to ask for it", cfg.Iface, allowModuleReload)
+		scenario.Skipf(t, "skipping: Race/ModuleReload removes %s's driver module, which takes down every port it drives; on a hardware DUT set %s=1 to ask for it", cfg.Iface, allowModuleReload)
 	}
 	c, err := saveNetdev(cfg.Iface)
 	if err != nil {
-		skipf(t, "skipping: %v", err)
+		scenario.Skipf(t, "skipping: %v", err)
 	}
 	if c.module == "" {
-		skipf(t, "skipping: %s's driver %s is built into the kernel: there is no module to reload", cfg.Iface, filepath.Base(c.driverDir))
+		scenario.Skipf(t, "skipping: %s's driver %s is built into the kernel: there is no module to reload", cfg.Iface, filepath.Base(c.driverDir))
 	}
 	if cfg.Rig {
 		if _, err := rig.GuestModuleFile(c.module); errors.Is(err, os.ErrNotExist) {
-			skipf(t, "skipping: %v", err)
+			scenario.Skipf(t, "skipping: %v", err)
 		}
 	}
 	t.Cleanup(func() { checkNetdevBack(t, c) })
-	raceScenario(t, cfg, "a reload of module "+c.module, moduleReload(c, cfg.Rig)).run(t)
+	return raceScenario(t, cfg, "a reload of module "+c.module, moduleReload(c, cfg.Rig))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +16,7 @@ import (
 
 	"txtimeout/faultinject"
 	"txtimeout/harness"
-	"txtimeout/traffic"
+	"txtimeout/scenario"
 )
 
 // Race scenarios fire the watchdog and then race the driver's recovery
@@ -34,121 +33,18 @@ import (
 // passing traffic within the recovery deadline, or anything left behind
 // fails them.
 
-// raceAction is what a race scenario does to the DUT once the first
-// timeout signal is in. It calls started right before its first blocking
-// call into the kernel, and returns what it did in plain words. It must
-// put back what it changed before it returns.
-type raceAction func(ctx context.Context, started func()) (done string, err error)
-
-// raceOutcome is what a race action returned.
-type raceOutcome struct {
-	done string
-	err  error
-	took time.Duration
-}
-
-// releaser is an injector that can end its fault at once, ahead of the
-// rest of its Restore (faultinject.NapiStarve).
-type releaser interface {
-	Release(ctx context.Context) error
-}
-
-// Marks of a race on the timeline.
-const (
-	markFaultReleased = "fault_released" // Release ended the fault; Restore follows the race
-	markRaceStart     = "race_start"     // the race action began (Note says what)
-	markRaceDone      = "race_done"      // the race action returned (Note says how)
-)
-
-// Bounds of a race action: the rest of the fault's restore waits until
-// the action has reached the kernel and returned, or raceHeadStart has
-// passed since it started (it is then blocked in the kernel, racing the
-// driver's recovery), and the scenario gives up on an action still
-// blocked raceWithin after the restore: a kernel that never returns from
-// ifdown is the deadlock this catches.
-const (
-	raceHeadStart = time.Second
-	raceWithin    = 60 * time.Second
-)
-
-// startRace runs s.race in its own goroutine and returns once it is in
-// flight: it returned, or raceHeadStart passed since it started (one
-// timer for both waits).
-func (s faultScenario) startRace(ctx context.Context, t *testing.T, tl *harness.Timeline) <-chan raceOutcome {
-	t.Helper()
-	out := make(chan raceOutcome, 1)
-	started := make(chan struct{})
-	var once bool
-	tl.Mark(markRaceStart)
-	begin := time.Now()
-	go func() {
-		done, err := s.race(ctx, func() {
-			if !once {
-				once = true
-				close(started)
-			}
-		})
-		out <- raceOutcome{done: done, err: err, took: time.Since(begin)}
-	}()
-	head := time.NewTimer(raceHeadStart)
-	defer head.Stop()
-	select {
-	case <-started:
-	case <-head.C:
-		t.Logf("race: the action did not reach the kernel within %v", raceHeadStart)
-		return out
-	}
-	// The action is in the kernel: let it block there (or return) before
-	// the fault is released, so that the release races it.
-	select {
-	case o := <-out:
-		out <- o
-	case <-head.C:
-	}
-	return out
-}
-
-// joinRace waits for the race action (raceWithin at most) and marks how it
-// ended.
-func (s faultScenario) joinRace(t *testing.T, tl *harness.Timeline, ch <-chan raceOutcome) (done, errText string) {
-	t.Helper()
-	timer := time.NewTimer(raceWithin)
-	defer timer.Stop()
-	select {
-	case o := <-ch:
-		if o.err != nil {
-			tl.MarkNote(markRaceDone, "failed after "+o.took.Round(time.Millisecond).String()+": "+o.err.Error())
-			t.Logf("race: failed after %v: %v", o.took.Round(time.Millisecond), o.err)
-			if errors.Is(o.err, faultinject.ErrUnsupported) {
-				return "", raceUnsupported + o.err.Error()
-			}
-			return "", o.err.Error()
-		}
-		tl.MarkNote(markRaceDone, o.done)
-		t.Logf("race: %s (%v)", o.done, o.took.Round(time.Millisecond))
-		return o.done, ""
-	case <-timer.C:
-		tl.MarkNote(markRaceDone, "still blocked")
-		return "", fmt.Sprintf("the race action was still blocked in the kernel %v after the fault's release (a deadlock between it and the driver's recovery?)", raceWithin)
-	}
-}
-
-// raceUnsupported prefixes a race error that means the DUT cannot do what
-// the race needs (the driver has no ring parameters, ...).
-const raceUnsupported = "unsupported: "
-
 // raceStall returns the stall scenario a race builds on for this DUT, and
 // its name.
-func raceStall(t *testing.T, cfg harness.Config) (faultScenario, string) {
+func raceStall(t *testing.T, cfg harness.Config) (scenario.Spec, string) {
 	t.Helper()
 	switch raceStallName(cfg) {
 	case "NapiStarve":
-		return napiStarveScenario(t, cfg, "icmp"), "NapiStarve"
+		return napiStarveSpec("icmp")(t, cfg), "NapiStarve"
 	case "PartnerStall":
-		return partnerStallScenario(t, cfg, "icmp"), "PartnerStall"
+		return partnerStallSpec("icmp")(t, cfg), "PartnerStall"
 	}
-	skipf(t, "skipping: no stall works on this DUT for the race scenarios (NapiStarve needs a driver that cleans TX in NAPI poll; PartnerStall needs the virtual rig); NIC %q", cfg.NIC)
-	return faultScenario{}, ""
+	scenario.Skipf(t, "skipping: no stall works on this DUT for the race scenarios (NapiStarve needs a driver that cleans TX in NAPI poll; PartnerStall needs the virtual rig or a partner port running `txtimeout partner`); NIC %q", cfg.NIC)
+	return scenario.Spec{}, ""
 }
 
 // raceStallName is the stall the races use on cfg's DUT ("" for none):
@@ -157,7 +53,7 @@ func raceStall(t *testing.T, cfg harness.Config) (faultScenario, string) {
 // partner program.
 func raceStallName(cfg harness.Config) string {
 	switch {
-	case !cfg.Rig || slices.Contains(rigNapiStalls[cfg.NIC], "icmp"):
+	case !cfg.Rig || slices.Contains(scenario.RigNapiStalls[cfg.NIC], "icmp"):
 		return "NapiStarve"
 	case cfg.Partner == harness.PartnerInband:
 		return "PartnerStall"
@@ -167,35 +63,35 @@ func raceStallName(cfg harness.Config) string {
 
 // raceScenario is a race on cfg's DUT: the stall, then action once the
 // first timeout signal is in.
-func raceScenario(t *testing.T, cfg harness.Config, what string, action raceAction) faultScenario {
+func raceScenario(t *testing.T, cfg harness.Config, what string, action scenario.RaceAction) scenario.Spec {
 	t.Helper()
 	s, stall := raceStall(t, cfg)
-	base := s.decide
-	s.race = action
-	s.decide = func(v harness.Verdict, lr loadReport) (harness.Result, string) {
-		if r, why, bad := common(v); bad {
+	base := s.Decide
+	s.Race = action
+	s.Decide = func(v harness.Verdict, o scenario.Outcome) (harness.Result, string) {
+		if r, why, bad := scenario.Common(v); bad {
 			return r, fmt.Sprintf("%s, racing %s during the recovery from %s", why, what, stall)
 		}
 		if !v.TimeoutFired {
-			r, why := base(v, lr)
+			r, why := base(v, o)
 			return r, why + " (so nothing was raced)"
 		}
-		if e, ok := strings.CutPrefix(lr.raceErr, raceUnsupported); ok {
+		if e, ok := strings.CutPrefix(o.RaceErr, scenario.RaceUnsupported); ok {
 			return harness.Inconclusive, fmt.Sprintf("%s fired the watchdog after %d ms, but %s could not be raced: %s", stall, v.FirstTimeoutMS, what, e)
 		}
-		if lr.raceErr != "" {
-			return harness.Fail, fmt.Sprintf("racing %s during the recovery from %s: %s", what, stall, lr.raceErr)
+		if o.RaceErr != "" {
+			return harness.Fail, fmt.Sprintf("racing %s during the recovery from %s: %s", what, stall, o.RaceErr)
 		}
 		if !v.Recovered {
 			return harness.Fail, fmt.Sprintf("%s fired the watchdog after %d ms and %s was raced (%s), but the device was not back up and passing traffic within %v",
-				stall, v.FirstTimeoutMS, what, lr.race, cfg.RecoverWithin)
+				stall, v.FirstTimeoutMS, what, o.Race, cfg.RecoverWithin)
 		}
 		reset := "no reset line"
 		if v.ResetSeen {
 			reset = fmt.Sprintf("%d reset lines", v.ResetLines)
 		}
 		return harness.Pass, fmt.Sprintf("stall %s: the watchdog fired after %d ms; raced %s during the recovery (%s); %s; the device was back up and passing traffic %d ms after the release",
-			stall, v.FirstTimeoutMS, what, lr.race, reset, v.RecoverMS)
+			stall, v.FirstTimeoutMS, what, o.Race, reset, v.RecoverMS)
 	}
 	return s
 }
@@ -204,7 +100,7 @@ func raceScenario(t *testing.T, cfg harness.Config, what string, action raceActi
 // netlink, while the driver's reset work (queued by its tx-timeout
 // handler, free to run once the hog is gone) takes rtnl and the device
 // down and up itself.
-func linkDownUp(iface string) raceAction {
+func linkDownUp(iface string) scenario.RaceAction {
 	return func(ctx context.Context, started func()) (string, error) {
 		link, err := netlink.LinkByName(iface)
 		if err != nil {
@@ -225,10 +121,10 @@ func linkDownUp(iface string) raceAction {
 }
 
 // raceLinkDown is TxTimeout/Race/LinkDown.
-func raceLinkDown(t *testing.T, cfg harness.Config) {
-	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+func raceLinkDown(t *testing.T, cfg harness.Config) scenario.Spec {
+	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	t.Cleanup(func() { ensureUp(t, cfg.Iface) })
-	raceScenario(t, cfg, "ip link set down and up", linkDownUp(cfg.Iface)).run(t)
+	return raceScenario(t, cfg, "ip link set down and up", linkDownUp(cfg.Iface))
 }
 
 // ensureUp brings iface up again if a race left it down.
@@ -263,7 +159,7 @@ func resizedRings(r faultinject.Rings) (rx, tx uint32) {
 
 // ringResize is Race/RingResize's action: new TX and RX ring sizes, then
 // the old ones again.
-func ringResize(iface string, orig faultinject.Rings) raceAction {
+func ringResize(iface string, orig faultinject.Rings) scenario.RaceAction {
 	return func(ctx context.Context, started func()) (string, error) {
 		rx, tx := resizedRings(orig)
 		started()
@@ -281,8 +177,8 @@ func ringResize(iface string, orig faultinject.Rings) raceAction {
 }
 
 // raceRingResize is TxTimeout/Race/RingResize.
-func raceRingResize(t *testing.T, cfg harness.Config) {
-	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+func raceRingResize(t *testing.T, cfg harness.Config) scenario.Spec {
+	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	if cfg.Rig && raceStallName(cfg) == "PartnerStall" {
 		// Measured with QEMU 7.2: resizing virtio-net's rings resets
 		// its TX queue while a packet to the stalled backend is still
@@ -291,18 +187,18 @@ func raceRingResize(t *testing.T, cfg harness.Config) {
 		// `!virtio_net_get_subqueue(nc)->async_tx.elem' failed), taking
 		// the guest and every later test with it. That is the rig's
 		// emulator failing, not the DUT's driver.
-		skipf(t, "skipping: on the virtual rig a ring resize against the stalled partner aborts QEMU's virtio-net model "+
+		scenario.Skipf(t, "skipping: on the virtual rig a ring resize against the stalled partner aborts QEMU's virtio-net model "+
 			"(flush_or_purge_queued_packets: Assertion `!virtio_net_get_subqueue(nc)->async_tx.elem' failed, QEMU 7.2); run it on a NapiStarve NIC (e1000)")
 	}
 	orig, err := faultinject.GetRings(cfg.Iface, faultinject.Options{})
 	if errors.Is(err, faultinject.ErrUnsupported) {
-		skipf(t, "skipping: %s's driver (%s) has no ring parameters: %v", cfg.Iface, driverOf(cfg.Iface), err)
+		scenario.Skipf(t, "skipping: %s's driver (%s) has no ring parameters: %v", cfg.Iface, scenario.DriverOf(cfg.Iface), err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rx, tx := resizedRings(orig); rx == orig.RX && tx == orig.TX {
-		skipf(t, "skipping: %s's rings (rx %d/%d tx %d/%d) leave no other size to pick", cfg.Iface, orig.RX, orig.RXMax, orig.TX, orig.TXMax)
+		scenario.Skipf(t, "skipping: %s's rings (rx %d/%d tx %d/%d) leave no other size to pick", cfg.Iface, orig.RX, orig.RXMax, orig.TX, orig.TXMax)
 	}
 	t.Cleanup(func() {
 		now, err := faultinject.GetRings(cfg.Iface, faultinject.Options{})
@@ -313,7 +209,7 @@ func raceRingResize(t *testing.T, cfg harness.Config) {
 			}
 		}
 	})
-	raceScenario(t, cfg, "a TX/RX ring resize", ringResize(cfg.Iface, orig)).run(t)
+	return raceScenario(t, cfg, "a TX/RX ring resize", ringResize(cfg.Iface, orig))
 }
 
 // repeatDefault and repeatMax bound TxTimeout/Repeat.
@@ -341,7 +237,7 @@ func repeatCount() (int, error) {
 // on a second timeout), so the report counts, per cycle, the timeouts, the
 // driver's lines and resets, and the time between successive timeouts.
 func repeatTimeouts(t *testing.T, cfg harness.Config) {
-	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	n, err := repeatCount()
 	if err != nil {
 		t.Fatal(err)
@@ -353,8 +249,8 @@ func repeatTimeouts(t *testing.T, cfg harness.Config) {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			s, name := raceStall(t, cfg)
 			stall = name
-			s.report = r
-			s.run(t)
+			s.Report = r
+			scenario.Exec(t, cfg, s)
 		})
 		if len(r.Scenarios) != 1 {
 			break // the cycle ended before its verdict (t.Fatal): stop
@@ -365,13 +261,13 @@ func repeatTimeouts(t *testing.T, cfg harness.Config) {
 		}
 	}
 	s := repeatSummary(n, stall, cycles)
-	harness.Finish(t, report, s)
+	harness.Finish(t, scenario.RunReport(), s)
 }
 
 // repeatSummary turns the cycles of TxTimeout/Repeat into one scenario
 // report: it passes when all n cycles passed.
 func repeatSummary(n int, stall string, cycles []harness.ScenarioReport) harness.ScenarioReport {
-	s := harness.ScenarioReport{Verdict: harness.Verdict{FirstTimeoutMS: -1, RecoverMS: -1}}
+	s := harness.ScenarioReport{Verdict: harness.Unmeasured()}
 	var lines []string
 	var firsts []time.Time
 	passed, timeouts, resets := 0, uint64(0), 0
@@ -460,8 +356,8 @@ func txQueues(iface string) int {
 // that queue alone fills and stops. Its own tx_timeout counter must move,
 // and the watchdog must name it, not queue 0: drivers have recovered one
 // queue of many badly (mtk_eth_soc timed out on queue 4 again and again).
-func queueN(t *testing.T, cfg harness.Config) {
-	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver, harness.CheckPktgen)
+func queueN(t *testing.T, cfg harness.Config) scenario.Spec {
+	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver, harness.CheckPktgen)
 	q := queueNDefault
 	if v := os.Getenv("TXTIMEOUT_QUEUE"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -472,21 +368,16 @@ func queueN(t *testing.T, cfg harness.Config) {
 	}
 	n := txQueues(cfg.Iface)
 	if n <= q {
-		skipf(t, "skipping: %s has %d TX queue(s), so there is no queue %d to stall; QueueN needs a multi-queue device "+
+		scenario.Skipf(t, "skipping: %s has %d TX queue(s), so there is no queue %d to stall; QueueN needs a multi-queue device "+
 			"(on the virtual rig: -nic igb, which needs QEMU 8.0 or later; virtio-net's multiqueue needs a tap backend the rig does not use)", cfg.Iface, n, q)
 	}
-	if cfg.Rig && !slices.Contains(rigNapiStalls[cfg.NIC], "pktgen") {
-		skipf(t, "skipping: QueueN starves the NAPI threads, which does not stop TX completions on the rig's %s", cfg.NIC)
+	if cfg.Rig && !slices.Contains(scenario.RigNapiStalls[cfg.NIC], "pktgen") {
+		scenario.Skipf(t, "skipping: QueueN starves the NAPI threads, which does not stop TX completions on the rig's %s", cfg.NIC)
 	}
-	s := napiStarveScenario(t, cfg, "pktgen")
-	dst, mac := peer(cfg.PeerIP, cfg.PeerMAC)
-	if dst == nil || mac == nil {
-		dst, mac = napiUnknownPeerIP, napiUnknownPeerMAC
-	}
-	s.load = pktgenQueueLoad(cfg.Iface, dst, mac, q)
-	base := s.decide
-	s.decide = func(v harness.Verdict, lr loadReport) (harness.Result, string) {
-		res, why := base(v, lr)
+	s := napiStarveOn(t, cfg, "pktgen", q)
+	base := s.Decide
+	s.Decide = func(v harness.Verdict, o scenario.Outcome) (harness.Result, string) {
+		res, why := base(v, o)
 		if res != harness.Pass {
 			return res, why
 		}
@@ -506,22 +397,5 @@ func queueN(t *testing.T, cfg harness.Config) {
 		}
 		return harness.Pass, fmt.Sprintf("%s; queue %d alone timed out (its tx_timeout +%d, the watchdog named queue %d)", why, q, moved(q), q)
 	}
-	s.run(t)
-}
-
-// pktgenQueueLoad is pktgenLoad on one TX queue.
-func pktgenQueueLoad(iface string, dst net.IP, dstMAC net.HardwareAddr, queue int) load {
-	return func(ctx context.Context, tl *harness.Timeline) (loadReport, error) {
-		res, err := traffic.RunPktgen(ctx, traffic.PktgenConfig{Devices: []traffic.PktgenDevice{{
-			Thread: 0, Iface: iface, Count: 50_000_000, PktSize: 1400, Dst: dst, DstMAC: dstMAC,
-			QueueMapMin: queue, QueueMapMax: queue,
-		}}})
-		return loadReport{
-			summary: fmt.Sprintf("pktgen on TX queue %d sent %d packets (%.0f pps), %d errors", queue, res.Sent, res.PPS, res.Errors),
-			measurements: []harness.Measurement{
-				{Name: "pktgen_pps", Value: round(res.PPS), Units: "pps"},
-				{Name: "pktgen_sent", Value: float64(res.Sent), Units: "packets"},
-			},
-		}, err
-	}
+	return s
 }

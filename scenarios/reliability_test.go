@@ -23,6 +23,7 @@ import (
 
 	"txtimeout/faultinject"
 	"txtimeout/harness"
+	"txtimeout/scenario"
 )
 
 // Crash safety: kill the suite at each phase of a scenario, by each way a
@@ -59,12 +60,12 @@ const (
 type crashCase struct {
 	injector string // "stall" or "netem"
 	load     string // "icmp" or "pktgen"
-	phase    string // phaseBaseline, phaseInjected, phaseFlood
+	phase    scenario.Phase
 	way      string
 }
 
 func (c crashCase) String() string {
-	return strings.Join([]string{c.injector, c.load, c.phase, c.way}, "/")
+	return strings.Join([]string{c.injector, c.load, string(c.phase), c.way}, "/")
 }
 
 func parseCrashCase(s string) (crashCase, error) {
@@ -72,13 +73,13 @@ func parseCrashCase(s string) (crashCase, error) {
 	if len(f) != 4 {
 		return crashCase{}, fmt.Errorf("%s=%q: want INJECTOR/LOAD/PHASE/WAY", crashEnv, s)
 	}
-	c := crashCase{f[0], f[1], f[2], f[3]}
+	c := crashCase{f[0], f[1], scenario.Phase(f[2]), f[3]}
 	switch {
 	case c.injector != "stall" && c.injector != "netem" && c.injector != "napi":
 		return c, fmt.Errorf("%s: unknown injector %q", crashEnv, c.injector)
 	case c.load != "icmp" && c.load != "pktgen":
 		return c, fmt.Errorf("%s: unknown load %q", crashEnv, c.load)
-	case c.phase != phaseBaseline && c.phase != phaseInjected && c.phase != phaseFlood:
+	case c.phase != scenario.PhaseBaseline && c.phase != scenario.PhaseInjected && c.phase != scenario.PhaseFlood:
 		return c, fmt.Errorf("%s: unknown phase %q", crashEnv, c.phase)
 	case !slices.Contains([]string{waySIGINT, waySIGTERM, wayTimeout, wayPanic, waySIGKILLCleanup, waySIGKILLNextRun, wayStale}, c.way):
 		return c, fmt.Errorf("%s: unknown way %q", crashEnv, c.way)
@@ -98,35 +99,35 @@ func parseCrashCase(s string) (crashCase, error) {
 // at every phase for every injector and load, and the PAUSE injector,
 // whose flow-control restore needs a hardware partner port.
 var crashMatrix = []crashCase{
-	{"stall", "icmp", phaseInjected, waySIGINT},
-	{"stall", "icmp", phaseInjected, waySIGTERM},
-	{"stall", "icmp", phaseInjected, wayTimeout},
-	{"stall", "icmp", phaseInjected, wayPanic},
-	{"stall", "icmp", phaseInjected, waySIGKILLCleanup},
-	{"netem", "icmp", phaseInjected, waySIGINT},
-	{"netem", "icmp", phaseInjected, waySIGTERM},
-	{"netem", "icmp", phaseInjected, wayTimeout},
-	{"netem", "icmp", phaseInjected, wayPanic},
-	{"netem", "icmp", phaseInjected, waySIGKILLCleanup},
-	{"stall", "icmp", phaseBaseline, waySIGKILLNextRun},
-	{"stall", "icmp", phaseInjected, waySIGKILLNextRun},
-	{"stall", "icmp", phaseFlood, waySIGKILLNextRun},
-	{"netem", "icmp", phaseFlood, waySIGINT},
-	{"stall", "pktgen", phaseFlood, waySIGTERM},
-	{"stall", "pktgen", phaseFlood, wayPanic},
-	{"stall", "pktgen", phaseFlood, waySIGKILLCleanup},
-	{"stall", "icmp", phaseBaseline, waySIGINT},
-	{"stall", "icmp", phaseFlood, waySIGTERM},
-	{"netem", "icmp", phaseBaseline, wayPanic},
-	{"netem", "icmp", phaseBaseline, waySIGKILLCleanup},
-	{"netem", "icmp", phaseFlood, wayTimeout},
+	{"stall", "icmp", scenario.PhaseInjected, waySIGINT},
+	{"stall", "icmp", scenario.PhaseInjected, waySIGTERM},
+	{"stall", "icmp", scenario.PhaseInjected, wayTimeout},
+	{"stall", "icmp", scenario.PhaseInjected, wayPanic},
+	{"stall", "icmp", scenario.PhaseInjected, waySIGKILLCleanup},
+	{"netem", "icmp", scenario.PhaseInjected, waySIGINT},
+	{"netem", "icmp", scenario.PhaseInjected, waySIGTERM},
+	{"netem", "icmp", scenario.PhaseInjected, wayTimeout},
+	{"netem", "icmp", scenario.PhaseInjected, wayPanic},
+	{"netem", "icmp", scenario.PhaseInjected, waySIGKILLCleanup},
+	{"stall", "icmp", scenario.PhaseBaseline, waySIGKILLNextRun},
+	{"stall", "icmp", scenario.PhaseInjected, waySIGKILLNextRun},
+	{"stall", "icmp", scenario.PhaseFlood, waySIGKILLNextRun},
+	{"netem", "icmp", scenario.PhaseFlood, waySIGINT},
+	{"stall", "pktgen", scenario.PhaseFlood, waySIGTERM},
+	{"stall", "pktgen", scenario.PhaseFlood, wayPanic},
+	{"stall", "pktgen", scenario.PhaseFlood, waySIGKILLCleanup},
+	{"stall", "icmp", scenario.PhaseBaseline, waySIGINT},
+	{"stall", "icmp", scenario.PhaseFlood, waySIGTERM},
+	{"netem", "icmp", scenario.PhaseBaseline, wayPanic},
+	{"netem", "icmp", scenario.PhaseBaseline, waySIGKILLCleanup},
+	{"netem", "icmp", scenario.PhaseFlood, wayTimeout},
 	// NAPI starvation: SIGKILL mid-hog then txtimeout cleanup -all, the
 	// next run, the handled signals and a panic.
-	{"napi", "icmp", phaseFlood, waySIGKILLCleanup},
-	{"napi", "icmp", phaseInjected, waySIGKILLNextRun},
-	{"napi", "icmp", phaseFlood, waySIGINT},
-	{"napi", "icmp", phaseFlood, waySIGTERM},
-	{"napi", "pktgen", phaseFlood, wayPanic},
+	{"napi", "icmp", scenario.PhaseFlood, waySIGKILLCleanup},
+	{"napi", "icmp", scenario.PhaseInjected, waySIGKILLNextRun},
+	{"napi", "icmp", scenario.PhaseFlood, waySIGINT},
+	{"napi", "icmp", scenario.PhaseFlood, waySIGTERM},
+	{"napi", "pktgen", scenario.PhaseFlood, wayPanic},
 }
 
 // Durations of the child's scenario: short, so that the matrix stays
@@ -154,7 +155,7 @@ func childTimeout(c crashCase) time.Duration {
 
 // TestReliability runs the crash-safety matrix.
 func TestReliability(t *testing.T) {
-	cfg, direct := setup(t, "TestReliability")
+	cfg, direct := scenario.Setup(t)
 	if !direct {
 		return
 	}
@@ -162,8 +163,8 @@ func TestReliability(t *testing.T) {
 }
 
 func crashSafety(t *testing.T, cfg harness.Config) {
-	harness.Need(t, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface)
-	dst, mac := peer(cfg.PeerIP, cfg.PeerMAC)
+	harness.Need(t, scenario.Preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface)
+	dst, mac := scenario.Peer(cfg)
 	if dst == nil || mac == nil {
 		t.Skip("skipping: crash safety needs the partner's IP and MAC (-peer-ip, -peer-mac) to check that the partner answers again")
 	}
@@ -179,9 +180,9 @@ func crashSafety(t *testing.T, cfg harness.Config) {
 			case c.injector == "stall" && cfg.Partner != harness.PartnerInband:
 				t.Skipf("skipping: the stall injector needs a partner that runs the partner program (the virtual rig); partner is %q", cfg.Partner)
 			case c.injector == "netem":
-				harness.Need(t, preflight(), harness.CheckNetem)
+				harness.Need(t, scenario.Preflight(), harness.CheckNetem)
 			case c.load == "pktgen":
-				harness.Need(t, preflight(), harness.CheckPktgen)
+				harness.Need(t, scenario.Preflight(), harness.CheckPktgen)
 			}
 			crashOne(t, cfg, exe, c, dst)
 		})
@@ -197,12 +198,12 @@ func crashOne(t *testing.T, cfg harness.Config, exe string, c crashCase, dst net
 	if len(before.StateFiles) > 0 {
 		t.Fatalf("state files before the case: %v (an earlier case was not cleaned)", before.StateFiles)
 	}
-	if err := echoWithin(context.Background(), dst, 15*time.Second); err != nil {
+	if err := scenario.EchoWithin(context.Background(), dst, 15*time.Second); err != nil {
 		t.Fatalf("the partner does not answer before the case: %v", err)
 	}
 
 	ch := startChild(t, exe, c, childTimeout(c), nil)
-	if !ch.waitMarker("phase "+c.phase, 90*time.Second) {
+	if !ch.waitMarker("phase "+string(c.phase), 90*time.Second) {
 		ch.kill()
 		t.Fatalf("the child never reached phase %q; its output:\n%s", c.phase, ch.output())
 	}
@@ -278,7 +279,7 @@ func crashOne(t *testing.T, cfg harness.Config, exe string, c crashCase, dst net
 			t.Errorf("cleanup -all: %v", err)
 		}
 	case waySIGKILLNextRun:
-		staleLeft := c.phase != phaseBaseline
+		staleLeft := c.phase != scenario.PhaseBaseline
 		next := startChild(t, exe, crashCase{c.injector, c.load, c.phase, wayStale}, time.Minute, nil)
 		st, err := next.wait(90 * time.Second)
 		nout := next.output()
@@ -303,7 +304,7 @@ func crashOne(t *testing.T, cfg harness.Config, exe string, c crashCase, dst net
 
 	// The partner must answer again: a stall has ended (the restore or
 	// the cleanup waited for it), netem is gone.
-	if err := echoWithin(context.Background(), dst, 15*time.Second); err != nil {
+	if err := scenario.EchoWithin(context.Background(), dst, 15*time.Second); err != nil {
 		t.Errorf("the partner does not answer after the case: %v", err)
 	}
 	after := snapshotDUT(t, cfg.Iface)
@@ -319,7 +320,7 @@ func crashOne(t *testing.T, cfg harness.Config, exe string, c crashCase, dst net
 // project's root qdisc, for a pktgen flood pktgen devices) after the
 // injection. It returns what is wrong, or "".
 func faultInPlace(c crashCase, before, during dutState) string {
-	if c.phase == phaseBaseline {
+	if c.phase == scenario.PhaseBaseline {
 		if !during.equal(before) {
 			return "the DUT changed before the injection"
 		}
@@ -334,7 +335,7 @@ func faultInPlace(c crashCase, before, during dutState) string {
 	if c.injector == "napi" && during.Napi == before.Napi {
 		return "the NAPI starvation changed nothing that the snapshot shows (threaded, RT throttling, thread scheduling)"
 	}
-	if c.phase == phaseFlood && c.load == "pktgen" && len(during.Pktgen) == 0 {
+	if c.phase == scenario.PhaseFlood && c.load == "pktgen" && len(during.Pktgen) == 0 {
 		return "pktgen drives no device during the pktgen flood"
 	}
 	return ""
@@ -351,7 +352,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, direct := setup(t, "TestCrashChild")
+	cfg, direct := scenario.Setup(t)
 	if !direct {
 		t.Fatal("the crash child runs only where the scenarios drive the DUT")
 	}
@@ -364,23 +365,30 @@ func TestCrashChild(t *testing.T) {
 	}
 	cfg.RecoverWithin = 10 * time.Second
 	cfg.Senders, cfg.Interval, cfg.Size = 2, 20*time.Millisecond, 1400
-	var s faultScenario
+	var s scenario.Spec
 	switch c.injector {
 	case "netem":
-		s = netemDelayScenario(t, cfg)
+		s = netemDelaySpec(t, cfg)
 	case "napi":
-		s = napiStarveScenario(t, cfg, c.load)
+		s = napiStarveSpec(c.load)(t, cfg)
 	default:
-		s = partnerStallScenario(t, cfg, c.load)
+		s = partnerStallSpec(c.load)(t, cfg)
 	}
-	s.report = &harness.Report{}
-	s.hook = func(ctx context.Context, tl *harness.Timeline, phase string) {
-		if phase == phaseFlood {
+	var inj faultinject.Injector
+	fault := s.Fault
+	s.Fault = func() (faultinject.Injector, error) {
+		var err error
+		inj, err = fault()
+		return inj, err
+	}
+	s.Report = &harness.Report{}
+	s.Hook = func(ctx context.Context, tl *harness.Timeline, phase scenario.Phase) {
+		if phase == scenario.PhaseFlood {
 			// Wait until the load really runs, so that the kill comes
 			// during the flood.
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			err := tl.WaitFor(fctx, func(tl *harness.Timeline) bool {
-				return tl.Verdict(s.vopts).OfferedDuringFault > 0 || pktgenRunning(cfg.Iface)
+				return tl.Verdict(s.Verdict).OfferedDuringFault > 0 || pktgenRunning(cfg.Iface)
 			})
 			cancel()
 			if err != nil {
@@ -392,17 +400,17 @@ func TestCrashChild(t *testing.T) {
 			return
 		}
 		if c.way == wayPanic {
-			panic("crash test: panic in the scenario at phase " + phase)
+			panic("crash test: panic in the scenario at phase " + string(phase))
 		}
 		// Wait to be killed, or for the deadline.
 		<-ctx.Done()
 		left := "n/a"
-		if st, ok := s.injector.(*faultinject.Stall); ok {
+		if st, ok := inj.(*faultinject.Stall); ok {
 			left = time.Until(st.Until()).Round(time.Millisecond).String()
 		}
 		fmt.Printf("%sdeadline %v; the partner stall had %s left\n", crashMarker, ctx.Err(), left)
 	}
-	s.run(t)
+	scenario.Exec(t, cfg, s)
 }
 
 // child is a running crash child.
@@ -604,7 +612,7 @@ func snapshotDUT(t *testing.T, iface string) dutState {
 	// Flow control only changes with the PAUSE injector, which needs a
 	// hardware partner port; virtio and the other emulated NICs have no
 	// pause parameters at all.
-	s.FlowControl = "N/A (no PAUSE injector in the matrix; " + driverOf(iface) + ")"
+	s.FlowControl = "N/A (no PAUSE injector in the matrix; " + scenario.DriverOf(iface) + ")"
 	s.Napi = napiState(iface)
 	return s
 }

@@ -9,6 +9,7 @@ import (
 
 	"txtimeout/harness"
 	"txtimeout/rig"
+	"txtimeout/scenario"
 )
 
 // settingsFile is where the guest half of TestSettingsReachGuest writes
@@ -19,7 +20,7 @@ const settingsFile = "settings.json"
 // virtual rig's guest: the host boots the rig with a run's settings
 // (stall-for 7s, 3 senders, LAVA lines on, as TXTIMEOUT_STALL_FOR=7s
 // TXTIMEOUT_SENDERS=3 or -args -lava would make them) through the same
-// path the scenarios take (guestSettings), and the guest writes back the
+// path the scenarios take (scenario.GuestEnv), and the guest writes back the
 // configuration it resolved from its own environment.
 func TestSettingsReachGuest(t *testing.T) {
 	cfg, err := harness.LoadConfig()
@@ -44,7 +45,7 @@ func TestSettingsReachGuest(t *testing.T) {
 	want.StallFor, want.Senders, want.LAVA = 7*time.Second, 3, true
 	rc := rig.ConfigFromEnv()
 	rc.ReportDir = t.TempDir()
-	rc.GuestEnv = guestSettings(want)
+	rc.GuestEnv = scenario.GuestEnv(want)
 	rig.RunTest(t, "txtimeout/scenarios", "^TestSettingsReachGuest$", rc)
 	b, err := os.ReadFile(filepath.Join(rc.ReportDir, settingsFile))
 	if err != nil {

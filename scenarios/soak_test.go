@@ -17,6 +17,7 @@ import (
 	"txtimeout/harness"
 	"txtimeout/internal/leakcheck"
 	"txtimeout/rig"
+	"txtimeout/scenario"
 )
 
 // The soak runs TxTimeout/PartnerStall/ICMP N times in one rig boot (issue
@@ -75,7 +76,7 @@ func TestSoak(t *testing.T) {
 		soakOnRig(t, cfg, n)
 		return
 	}
-	cfg, _ = setup(t, "TestSoak")
+	cfg, _ = scenario.Setup(t)
 	soakDirect(t, cfg, n)
 }
 
@@ -89,9 +90,9 @@ func soakDirect(t *testing.T, cfg harness.Config, n int) {
 		// inconclusive or skipped run ends its goroutine in t.Skip.
 		r := &harness.Report{}
 		t.Run(fmt.Sprintf("Run%02d", i), func(t *testing.T) {
-			s := partnerStallScenario(t, cfg, "icmp")
-			s.report = r
-			s.run(t)
+			s := partnerStallSpec("icmp")(t, cfg)
+			s.Report = r
+			scenario.Exec(t, cfg, s)
 		})
 		res := harness.ScenarioReport{Result: "none (the run ended before its verdict)"}
 		if len(r.Scenarios) == 1 {

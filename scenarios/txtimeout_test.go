@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -10,8 +9,7 @@ import (
 
 	"txtimeout/faultinject"
 	"txtimeout/harness"
-	"txtimeout/kmsg"
-	"txtimeout/rig"
+	"txtimeout/scenario"
 	"txtimeout/traffic"
 )
 
@@ -21,7 +19,7 @@ const watchdogTimeo = 5 * time.Second
 
 // TestTxTimeout runs the transmit-timeout scenarios.
 func TestTxTimeout(t *testing.T) {
-	cfg, direct := setup(t, "TestTxTimeout")
+	cfg, direct := scenario.SetupPlan(t, txTimeoutPlan())
 	if !direct {
 		return
 	}
@@ -31,65 +29,97 @@ func TestTxTimeout(t *testing.T) {
 }
 
 // txTimeoutScenarios are TestTxTimeout's subtests in order, each with the
-// NIC model it runs on by default on the virtual rig (nicPlan).
+// NIC model it runs on by default on the virtual rig (txTimeoutPlan).
 var txTimeoutScenarios = []struct {
 	name, rigNIC string
 	run          func(*testing.T, harness.Config)
 }{
-	{"NetemDelay", "virtio-net-pci", netemDelay},
-	{"PartnerStall", "virtio-net-pci", func(t *testing.T, cfg harness.Config) {
-		t.Run("ICMP", func(t *testing.T) { partnerStall(t, cfg, "icmp") })
-		t.Run("Pktgen", func(t *testing.T) { partnerStall(t, cfg, "pktgen") })
-	}},
-	{"PauseFlood", "virtio-net-pci", pauseFlood},
-	{"NapiStarve", "e1000", func(t *testing.T, cfg harness.Config) {
-		t.Run("ICMP", func(t *testing.T) { napiStarve(t, cfg, "icmp") })
-		t.Run("Pktgen", func(t *testing.T) { napiStarve(t, cfg, "pktgen") })
-	}},
-	{"Race", "e1000", func(t *testing.T, cfg harness.Config) {
-		t.Run("LinkDown", func(t *testing.T) { raceLinkDown(t, cfg) })
-		t.Run("RingResize", func(t *testing.T) { raceRingResize(t, cfg) })
-		t.Run("Unbind", func(t *testing.T) { raceUnbind(t, cfg) })
-		t.Run("ModuleReload", func(t *testing.T) { raceModuleReload(t, cfg) })
-	}},
+	{"NetemDelay", "virtio-net-pci", spec(netemDelaySpec)},
+	{"PartnerStall", "virtio-net-pci", bySource(partnerStallSpec)},
+	{"PauseFlood", "virtio-net-pci", spec(pauseFloodSpec)},
+	{"NapiStarve", "e1000", bySource(napiStarveSpec)},
+	{"Race", "e1000", subtests(
+		named{"LinkDown", raceLinkDown}, named{"RingResize", raceRingResize},
+		named{"Unbind", raceUnbind}, named{"ModuleReload", raceModuleReload})},
 	{"Repeat", "e1000", repeatTimeouts},
-	{"QueueN", "e1000", queueN},
+	{"QueueN", "e1000", spec(queueN)},
 }
 
-// netemDelay is the seed's method exactly: a netem root qdisc delaying
-// every packet by 9 s, and 2048-byte echo requests every 100 ms.
-func netemDelay(t *testing.T, cfg harness.Config) { netemDelayScenario(t, cfg).run(t) }
-
-// netemDelayScenario checks what NetemDelay needs (skipping t when it is
-// missing) and returns the scenario.
-func netemDelayScenario(t *testing.T, cfg harness.Config) faultScenario {
-	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver, harness.CheckNetem)
-	dst, _ := peer(cfg.PeerIP, cfg.PeerMAC)
-	if dst == nil {
-		skip(t, "skipping: NetemDelay needs the partner's IP address to ping (set -peer-ip or TXTIMEOUT_PEER_IP)")
+// txTimeoutPlan groups txTimeoutScenarios by their rig NIC, in order:
+// each scenario on a NIC where it can work, so that no scenario of the
+// default run is inconclusive by design. virtio-net is the only model
+// whose emulation backpressures when its partner stops reading
+// (PartnerStall); QEMU's e1000 never backpressures, but its driver cleans
+// TX in NAPI poll and resets the device on a timeout, so NapiStarve fires
+// the watchdog there and exercises a real reset (kernel-facts.md section
+// 9).
+func txTimeoutPlan() []scenario.Boot {
+	var plan []scenario.Boot
+	for _, sc := range txTimeoutScenarios {
+		i := slices.IndexFunc(plan, func(p scenario.Boot) bool { return p.NIC == sc.rigNIC })
+		if i < 0 {
+			plan = append(plan, scenario.Boot{NIC: sc.rigNIC})
+			i = len(plan) - 1
+		}
+		plan[i].Subtests = append(plan[i].Subtests, sc.name)
 	}
-	inj, err := faultinject.NewNetem(cfg.Iface, faultinject.NetemConfig{Delay: cfg.NetemDelay}, faultinject.Options{})
-	if err != nil {
-		t.Fatal(err)
+	return plan
+}
+
+// spec runs the scenario b builds, in this process (the rig was set up by
+// the top-level test).
+func spec(b scenario.Build) func(*testing.T, harness.Config) {
+	return func(t *testing.T, cfg harness.Config) { scenario.Exec(t, cfg, b(t, cfg)) }
+}
+
+// bySource runs the scenario as two subtests, ICMP and Pktgen, one per
+// load.
+func bySource(b func(source string) scenario.Build) func(*testing.T, harness.Config) {
+	return subtests(named{"ICMP", b("icmp")}, named{"Pktgen", b("pktgen")})
+}
+
+// named is a subtest's name and its scenario.
+type named struct {
+	name  string
+	build scenario.Build
+}
+
+// subtests runs the scenarios as subtests, in order.
+func subtests(ns ...named) func(*testing.T, harness.Config) {
+	return func(t *testing.T, cfg harness.Config) {
+		for _, n := range ns {
+			t.Run(n.name, func(t *testing.T) { spec(n.build)(t, cfg) })
+		}
+	}
+}
+
+// netemDelaySpec is the seed's method exactly: a netem root qdisc
+// delaying every packet by 9 s, and 2048-byte echo requests every 100 ms.
+func netemDelaySpec(t *testing.T, cfg harness.Config) scenario.Spec {
+	dst, _ := scenario.Peer(cfg)
+	if dst == nil {
+		scenario.Skip(t, "skipping: NetemDelay needs the partner's IP address to ping (set -peer-ip or TXTIMEOUT_PEER_IP)")
 	}
 	window := netemWindow(cfg)
-	return faultScenario{
-		cfg:      cfg,
-		injector: inj,
-		load: icmpLoad(traffic.FloodConfig{
+	return scenario.Spec{
+		Needs: []string{harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver, harness.CheckNetem},
+		Fault: func() (faultinject.Injector, error) {
+			return faultinject.NewNetem(cfg.Iface, faultinject.NetemConfig{Delay: cfg.NetemDelay}, faultinject.Options{})
+		},
+		Load: scenario.ICMP(traffic.FloodConfig{
 			Dst: dst, Iface: cfg.Iface, Size: cfg.Size,
 			Interval: 100 * time.Millisecond, Senders: 1, For: window,
 		}),
-		window: window,
-		vopts: harness.VerdictOptions{
+		Window: window,
+		Verdict: harness.VerdictOptions{
 			Iface: cfg.Iface,
 			// netem alone holds tx_packets still for up to its delay;
 			// only a longer standstill means the driver queue stopped.
 			StallMin:      cfg.NetemDelay + watchdogTimeo,
 			RecoverWithin: cfg.RecoverWithin,
 		},
-		decide: func(v harness.Verdict, lr loadReport) (harness.Result, string) {
-			if r, why, bad := common(v); bad {
+		Decide: func(v harness.Verdict, o scenario.Outcome) (harness.Result, string) {
+			if r, why, bad := scenario.Common(v); bad {
 				return r, why
 			}
 			if !v.Recovered {
@@ -119,145 +149,83 @@ func netemWindow(cfg harness.Config) time.Duration {
 	return min(cfg.FloodFor, cfg.NetemDelay+watchdogTimeo+netemMargin)
 }
 
-// partnerStall asks the link partner to stop receiving, floods, expects
-// the watchdog, and expects recovery when the stall ends by itself.
-func partnerStall(t *testing.T, cfg harness.Config, source string) {
-	partnerStallScenario(t, cfg, source).run(t)
-}
-
-// partnerStallScenario checks what PartnerStall needs (skipping t when it
-// is missing) and returns the scenario with source ("icmp" or "pktgen") as
-// its load.
-func partnerStallScenario(t *testing.T, cfg harness.Config, source string) faultScenario {
-	checks := []string{harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver}
-	if source == "pktgen" {
-		checks = append(checks, harness.CheckPktgen)
-	}
-	harness.NeedFor(t, report, preflight(), checks...)
-	if cfg.Partner != harness.PartnerInband {
-		skipf(t, "skipping: PartnerStall needs a link partner that runs the partner program (the virtual rig: leave TXTIMEOUT_IFACE unset); partner is %q", cfg.Partner)
-	}
-	dst, mac := peer(cfg.PeerIP, cfg.PeerMAC)
-	if dst == nil || mac == nil {
-		skip(t, "skipping: PartnerStall needs the partner's IP and MAC (-peer-ip, -peer-mac)")
-	}
-	inj, err := faultinject.NewStall(cfg.Iface, faultinject.StallConfig{For: cfg.StallFor, PeerMAC: mac, Resume: rigResume(cfg)}, faultinject.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var l load
-	if source == "pktgen" {
-		l = pktgenLoad(cfg.Iface, dst, mac)
-	} else {
-		l = icmpLoad(traffic.FloodConfig{
-			Dst: dst, Iface: cfg.Iface, Size: cfg.Size,
-			Interval: cfg.Interval, Senders: cfg.Senders, For: cfg.StallFor,
-		})
-	}
-	return faultScenario{
-		cfg:          cfg,
-		injector:     inj,
-		load:         l,
-		window:       cfg.StallFor,
-		untilTimeout: true,
-		vopts:        harness.VerdictOptions{Iface: cfg.Iface, RecoverWithin: cfg.RecoverWithin, NoEcho: false},
-		decide:       stallDecision(cfg, "the partner stopped receiving"),
+// partnerStallSpec asks the link partner to stop receiving, floods with
+// source ("icmp" or "pktgen"), expects the watchdog, and expects recovery
+// when the stall ends.
+func partnerStallSpec(source string) scenario.Build {
+	return func(t *testing.T, cfg harness.Config) scenario.Spec {
+		needs := []string{harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver}
+		if source == "pktgen" {
+			needs = append(needs, harness.CheckPktgen)
+		}
+		scenario.Need(t, needs...)
+		if cfg.Partner != harness.PartnerInband {
+			scenario.Skipf(t, "skipping: PartnerStall needs a link partner that runs the partner program (the virtual rig, or `txtimeout partner` on a hardware rig's partner port: TXTIMEOUT_PARTNER=inband); partner is %q", cfg.Partner)
+		}
+		dst, mac := scenario.Peer(cfg)
+		if dst == nil || mac == nil {
+			scenario.Skip(t, "skipping: PartnerStall needs the partner's IP and MAC (-peer-ip, -peer-mac)")
+		}
+		l := scenario.Pktgen(cfg.Iface, dst, mac, -1)
+		if source != "pktgen" {
+			l = scenario.ICMP(traffic.FloodConfig{
+				Dst: dst, Iface: cfg.Iface, Size: cfg.Size,
+				Interval: cfg.Interval, Senders: cfg.Senders, For: cfg.StallFor,
+			})
+		}
+		return scenario.Spec{
+			Fault: func() (faultinject.Injector, error) {
+				return faultinject.NewStall(cfg.Iface, faultinject.StallConfig{For: cfg.StallFor, PeerMAC: mac, Resume: scenario.RigResume(cfg)}, faultinject.Options{})
+			},
+			Load:         l,
+			Window:       cfg.StallFor,
+			UntilTimeout: true,
+			Verdict:      harness.VerdictOptions{Iface: cfg.Iface, RecoverWithin: cfg.RecoverWithin},
+			Decide:       scenario.StallDecision(cfg, "the partner stopped receiving"),
+		}
 	}
 }
 
-// pauseFlood floods the DUT with 802.3x PAUSE frames from the partner
+// pauseFloodSpec floods the DUT with 802.3x PAUSE frames from the partner
 // port while pinging: the MAC stops transmitting.
-func pauseFlood(t *testing.T, cfg harness.Config) {
+func pauseFloodSpec(t *testing.T, cfg harness.Config) scenario.Spec {
 	if cfg.Rig {
-		skip(t, "skipping: PauseFlood needs a hardware rig with a partner port (-partner-iface) wired to the DUT; "+
+		scenario.Skip(t, "skipping: PauseFlood needs a hardware rig with a partner port (-partner-iface) wired to the DUT; "+
 			"the virtual rig's emulated NIC does not honour PAUSE frames, and PartnerStall covers it")
 	}
 	if cfg.PartnerIface == "" {
-		skip(t, "skipping: PauseFlood needs a partner port wired to the DUT that sends the PAUSE frames (-partner-iface or TXTIMEOUT_PARTNER_IFACE)")
+		scenario.Skip(t, "skipping: PauseFlood needs a partner port wired to the DUT that sends the PAUSE frames (-partner-iface or TXTIMEOUT_PARTNER_IFACE)")
 	}
-	harness.NeedFor(t, report, preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
-	dst, _ := peer(cfg.PeerIP, cfg.PeerMAC)
+	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	dst, _ := scenario.Peer(cfg)
 	if dst == nil {
-		skip(t, "skipping: PauseFlood needs the partner's IP address to flood (-peer-ip)")
+		scenario.Skip(t, "skipping: PauseFlood needs the partner's IP address to flood (-peer-ip)")
 	}
-	inj, err := faultinject.NewPauseFlood(cfg.PartnerIface, faultinject.PauseConfig{For: cfg.StallFor, DUTIface: cfg.Iface}, faultinject.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	faultScenario{
-		cfg:      cfg,
-		injector: inj,
-		load: icmpLoad(traffic.FloodConfig{
+	return scenario.Spec{
+		Fault: func() (faultinject.Injector, error) {
+			return faultinject.NewPauseFlood(cfg.PartnerIface, faultinject.PauseConfig{For: cfg.StallFor, DUTIface: cfg.Iface}, faultinject.Options{})
+		},
+		Load: scenario.ICMP(traffic.FloodConfig{
 			Dst: dst, Iface: cfg.Iface, Size: cfg.Size,
 			Interval: cfg.Interval, Senders: cfg.Senders, For: cfg.StallFor,
 		}),
-		window:       cfg.StallFor,
-		untilTimeout: true,
-		vopts:        harness.VerdictOptions{Iface: cfg.Iface, RecoverWithin: cfg.RecoverWithin},
-		decide:       stallDecision(cfg, "PAUSE frames flooded the DUT"),
-	}.run(t)
-}
-
-// common handles what fails every scenario: a splat or a failed cleanup.
-func common(v harness.Verdict) (harness.Result, string, bool) {
-	switch {
-	case v.Splat:
-		return harness.Fail, fmt.Sprintf("the kernel splatted (%d splat lines: oops, BUG, WARNING, lockup or hung task)", v.SplatCount), true
-	case !v.CleanupOK:
-		return harness.Fail, "the DUT was not restored to the state it was found in (see the cleanup_failed mark)", true
-	}
-	return "", "", false
-}
-
-// stallDecision is the verdict of a scenario that stops the device
-// itself: the watchdog must fire and the device must recover; a device
-// that never stalled makes the run inconclusive.
-func stallDecision(cfg harness.Config, what string) func(harness.Verdict, loadReport) (harness.Result, string) {
-	return func(v harness.Verdict, lr loadReport) (harness.Result, string) {
-		if r, why, bad := common(v); bad {
-			return r, why
-		}
-		switch {
-		case !v.Stalled && !v.TimeoutFired && cfg.Rig && (cfg.NIC == "" || cfg.NIC == "virtio-net-pci"):
-			// The rig's virtio-net backpressures when its partner stops
-			// reading (measured): no stall there is a broken rig or
-			// injector, not an untestable device.
-			return harness.Fail, fmt.Sprintf("stall not achieved on the virtual rig's virtio-net, which does backpressure: %s, yet tx_packets kept moving (%d packets sent during the fault)", what, v.TxPacketsDuringFault)
-		case !v.Stalled && !v.TimeoutFired:
-			nic := ""
-			if cfg.NIC != "" {
-				nic = " (" + cfg.NIC + ")"
-			}
-			return harness.Inconclusive, fmt.Sprintf("stall not achieved: %s, yet tx_packets kept moving (%d packets sent during the fault) — "+
-				"the device%s never backpressured, so the watchdog could not be tested", what, v.TxPacketsDuringFault, nic)
-		case !v.TimeoutFired:
-			return harness.Fail, fmt.Sprintf("the TX queue stood still for %d ms while traffic was offered, but no timeout signal came (no watchdog line, tracepoint hit or tx_timeout increase)", v.StallMS)
-		case !v.Recovered:
-			return harness.Fail, fmt.Sprintf("the watchdog fired after %d ms but the device did not recover within %v of the fault's removal", v.FirstTimeoutMS, cfg.RecoverWithin)
-		}
-		return harness.Pass, fmt.Sprintf("the watchdog fired %d ms after %s (%d tx timeouts counted, driver line seen: %t) and the device recovered in %d ms",
-			v.FirstTimeoutMS, what, v.TxTimeoutCount, v.HandlerLogged, v.RecoverMS)
+		Window:       cfg.StallFor,
+		UntilTimeout: true,
+		Verdict:      harness.VerdictOptions{Iface: cfg.Iface, RecoverWithin: cfg.RecoverWithin},
+		Decide:       scenario.StallDecision(cfg, "PAUSE frames flooded the DUT"),
 	}
 }
 
-// rigResume ends a partner stall early on the virtual rig, through the
-// rig's control port: a stalled partner cannot read an in-band resume, and
-// without it every PartnerStall scenario waits out the whole stall after
-// the watchdog has already fired. Elsewhere the stall runs out by itself.
-func rigResume(cfg harness.Config) func(context.Context) error {
-	if !cfg.Rig {
-		return nil
+// napiStarveSpec starves the DUT's NAPI threads (faultinject.NapiStarve),
+// floods with source, expects the watchdog, releases at the first timeout
+// signal so that the driver's reset can run, and expects recovery. It
+// needs no link partner; without a peer IP only the pktgen load runs,
+// towards a made-up address, and recovery is judged from tx_packets
+// alone.
+func napiStarveSpec(source string) scenario.Build {
+	return func(t *testing.T, cfg harness.Config) scenario.Spec {
+		return napiStarveOn(t, cfg, source, -1)
 	}
-	return func(context.Context) error { return rig.ResumePartner() }
-}
-
-// napiStarve starves the DUT's NAPI threads (faultinject.NapiStarve),
-// floods, expects the watchdog, releases at the first timeout signal so
-// that the driver's reset can run, and expects recovery. It needs no link
-// partner; without a peer IP only the pktgen load runs, towards a made-up
-// address, and recovery is judged from tx_packets alone.
-func napiStarve(t *testing.T, cfg harness.Config, source string) {
-	napiStarveScenario(t, cfg, source).run(t)
 }
 
 // napiUnknownPeer is where NapiStarve/Pktgen sends without a peer: a
@@ -273,112 +241,45 @@ var (
 // fills within milliseconds of a flood once its completions stop.
 const napiFailFast = time.Second
 
-func napiStarveScenario(t *testing.T, cfg harness.Config, source string) faultScenario {
-	checks := []string{harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver}
+// napiStarveOn is NapiStarve with source as its load; pktgen sends on TX
+// queue queue (the kernel's choice when negative).
+func napiStarveOn(t *testing.T, cfg harness.Config, source string, queue int) scenario.Spec {
+	needs := []string{harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver}
 	if source == "pktgen" {
-		checks = append(checks, harness.CheckPktgen)
+		needs = append(needs, harness.CheckPktgen)
 	}
-	harness.NeedFor(t, report, preflight(), checks...)
-	dst, mac := peer(cfg.PeerIP, cfg.PeerMAC)
+	scenario.Need(t, needs...)
+	dst, mac := scenario.Peer(cfg)
 	noPeer := dst == nil
 	if noPeer && source == "icmp" {
-		skip(t, "skipping: NapiStarve/ICMP floods the partner's IP address (-peer-ip or TXTIMEOUT_PEER_IP); NapiStarve/Pktgen runs without one")
+		scenario.Skip(t, "skipping: NapiStarve/ICMP floods the partner's IP address (-peer-ip or TXTIMEOUT_PEER_IP); NapiStarve/Pktgen runs without one")
 	}
 	hogFor := min(cfg.StallFor, faultinject.MaxNapiHog)
-	inj, err := faultinject.NewNapiStarve(cfg.Iface, faultinject.NapiConfig{For: hogFor, CPU: faultinject.AutoCPU}, faultinject.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var l load
+	var l scenario.Load
 	if source == "pktgen" {
 		pdst, pmac := dst, mac
 		if noPeer || pmac == nil {
 			pdst, pmac = napiUnknownPeerIP, napiUnknownPeerMAC
 		}
-		l = pktgenLoad(cfg.Iface, pdst, pmac)
+		l = scenario.Pktgen(cfg.Iface, pdst, pmac, queue)
 	} else {
-		l = icmpLoad(traffic.FloodConfig{
+		l = scenario.ICMP(traffic.FloodConfig{
 			Dst: dst, Iface: cfg.Iface, Size: cfg.Size,
 			Interval: cfg.Interval, Senders: cfg.Senders, For: hogFor,
 		})
 	}
-	driver := driverOf(cfg.Iface)
-	return faultScenario{
-		cfg:          cfg,
-		injector:     inj,
-		load:         l,
-		window:       hogFor,
-		untilTimeout: true,
-		failFast:     napiFailFast,
-		noStall:      func() string { return inj.Diagnose(source == "pktgen") },
-		vopts:        harness.VerdictOptions{Iface: cfg.Iface, RecoverWithin: cfg.RecoverWithin, NoEcho: noPeer},
-		decide:       napiDecision(cfg, driver, source),
+	return scenario.Spec{
+		Fault: func() (faultinject.Injector, error) {
+			return faultinject.NewNapiStarve(cfg.Iface, faultinject.NapiConfig{For: hogFor, CPU: faultinject.AutoCPU}, faultinject.Options{})
+		},
+		Load:         l,
+		Window:       hogFor,
+		UntilTimeout: true,
+		FailFast:     napiFailFast,
+		NoStall: func(inj faultinject.Injector) string {
+			return inj.(*faultinject.NapiStarve).Diagnose(source == "pktgen")
+		},
+		Verdict: harness.VerdictOptions{Iface: cfg.Iface, RecoverWithin: cfg.RecoverWithin, NoEcho: noPeer},
+		Decide:  scenario.NapiDecision(cfg, scenario.DriverOf(cfg.Iface), source),
 	}
-}
-
-// rigNapiStalls are the virtual rig's NIC models on which starving the NAPI
-// threads stops TX completions, with the loads it works with (measured:
-// e1000 cleans TX only in NAPI poll; virtio_net also reclaims in
-// start_xmit, which only pktgen's full ring defeats). There, a stall not
-// achieved is a broken rig or injector, not an untestable device.
-var rigNapiStalls = map[string][]string{
-	"e1000":          {"icmp", "pktgen"},
-	"igb":            {"icmp", "pktgen"}, // QEMU 8.0+; measured with 10.0.2
-	"virtio-net-pci": {"pktgen"},
-}
-
-// napiDecision is NapiStarve's verdict: stallDecision's, with the fail-fast
-// release and the driver's reset. A driver whose rows in the kmsg driver
-// table include a reset line (e1000 "Reset adapter", ...) must print one:
-// its tx-timeout handler schedules a reset, and a reset that never comes is
-// the bug this scenario exists to catch.
-func napiDecision(cfg harness.Config, driver, source string) func(harness.Verdict, loadReport) (harness.Result, string) {
-	stall := stallDecision(cfg, "its NAPI threads were starved")
-	noStall := harness.Inconclusive
-	if cfg.Rig && slices.Contains(rigNapiStalls[cfg.NIC], source) {
-		noStall = harness.Fail
-	}
-	return func(v harness.Verdict, lr loadReport) (harness.Result, string) {
-		if r, why, bad := common(v); bad {
-			return r, why
-		}
-		prefix := "stall not achieved: "
-		if noStall == harness.Fail {
-			prefix = fmt.Sprintf("stall not achieved on the virtual rig's %s, where NAPI starvation does stop TX completions (measured): ", cfg.NIC)
-		}
-		if lr.noStall != "" && !v.TimeoutFired {
-			return noStall, prefix + "starving the NAPI threads did not stop TX completions (" + lr.noStall + ")"
-		}
-		if !v.Stalled && !v.TimeoutFired {
-			return noStall, prefix + fmt.Sprintf("the NAPI threads were starved, yet tx_packets kept moving (%d packets sent during the fault)", v.TxPacketsDuringFault)
-		}
-		res, why := stall(v, lr)
-		if res != harness.Pass {
-			return res, why
-		}
-		if resetExpected(driver) && !v.ResetSeen {
-			return harness.Fail, fmt.Sprintf("the watchdog fired after %d ms and %s's tx-timeout handler schedules a reset, but no reset line came (see the kmsg events); "+
-				"the device recovered in %d ms without one", v.FirstTimeoutMS, driver, v.RecoverMS)
-		}
-		if v.ResetSeen {
-			why += fmt.Sprintf("; the driver reset the device (%d reset lines", v.ResetLines)
-			if v.LinkFlap {
-				why += ", link down and up again"
-			}
-			why += ")"
-		}
-		return harness.Pass, why
-	}
-}
-
-// resetExpected reports whether the kmsg driver table holds a reset line
-// of driver that a default log level shows: its tx-timeout path resets the
-// device and says so.
-func resetExpected(driver string) bool {
-	for _, p := range kmsg.DriverPatterns {
-		if p.Driver == driver && p.Reset && !p.Debug {
-			return true
-		}
-	}
-	return false
 }

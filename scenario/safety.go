@@ -1,4 +1,4 @@
-package scenarios
+package scenario
 
 import (
 	"context"
@@ -234,10 +234,10 @@ var staleOnce = sync.OnceValues(func() ([]string, error) {
 
 // restoreMargin is how long before the test's deadline a scenario ends,
 // so that it can remove its fault before `go test -timeout` panics: the
-// restore (a partner stall cannot be ended early: up to its whole length)
-// plus stopping the observers and writing the report.
-func restoreMargin(stallFor time.Duration) time.Duration {
-	return stallFor + 10*time.Second
+// injector's restore (a partner stall cannot be ended early: up to its
+// whole length) plus stopping the observers and writing the report.
+func restoreMargin(inj faultinject.Injector) time.Duration {
+	return restoreBound(inj) + 10*time.Second
 }
 
 // scenarioContext bounds a scenario by d and by the test's deadline less
@@ -249,4 +249,12 @@ func scenarioContext(t *testing.T, d, margin time.Duration) (context.Context, co
 		return c2, func() { cancel2(); cancel() }
 	}
 	return ctx, cancel
+}
+
+// restoreBound is how long inj's Restore may take at most.
+func restoreBound(inj faultinject.Injector) time.Duration {
+	if b, ok := inj.(interface{ RestoreBound() time.Duration }); ok {
+		return b.RestoreBound()
+	}
+	return 0
 }

@@ -1,0 +1,397 @@
+package scenario
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"txtimeout/harness"
+	"txtimeout/rig"
+)
+
+// Main is the TestMain of a package of scenarios:
+//
+//	func TestMain(m *testing.M) { scenario.Main(m) }
+//
+// It registers the harness's flags (-iface, -report, ...) and parses
+// them. A process that drives the DUT itself (a hardware interface, or
+// the guest of the virtual rig) restores it on SIGINT and SIGTERM: the
+// loads are stopped, the faults restored, what a load left removed, and
+// the process exits with status 1. On the host of the virtual rig nothing
+// is injected: the rig's own cancellation stops QEMU.
+func Main(m *testing.M) {
+	harness.RegisterFlags(flag.CommandLine)
+	flag.Parse()
+	if pkg == "" {
+		pkg = callerPackage()
+	}
+	if c, err := harness.LoadConfig(); err == nil && !c.VirtualRig() {
+		handlerArmed = true
+		stop := installSignalHandler(os.Stderr, os.Exit)
+		code := m.Run()
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// handlerArmed is set when Main installed the SIGINT/SIGTERM handler that
+// restores the DUT.
+var handlerArmed bool
+
+// HandlerArmed reports whether Main installed the handler that restores
+// the DUT on SIGINT and SIGTERM.
+func HandlerArmed() bool { return handlerArmed }
+
+// pkg is the import path of the test package, built for the rig's guest.
+var pkg string
+
+// callerPackage is the import path of the package of the first caller
+// outside this package, the testing package and the runtime ("" when
+// none is found); an external test package's _test suffix is dropped.
+func callerPackage() string {
+	pcs := make([]uintptr, 32)
+	n := runtime.Callers(2, pcs)
+	frames := runtime.CallersFrames(pcs[:n])
+	for {
+		f, more := frames.Next()
+		if p := funcPackage(f.Function); p != "" && p != "txtimeout/scenario" && p != "testing" && p != "runtime" && p != "main" {
+			return strings.TrimSuffix(p, "_test")
+		}
+		if !more {
+			return ""
+		}
+	}
+}
+
+// funcPackage is the package path of a runtime function name
+// ("txtimeout/scenarios.TestX.func1" → "txtimeout/scenarios").
+func funcPackage(fn string) string {
+	slash := strings.LastIndexByte(fn, '/')
+	dot := strings.IndexByte(fn[slash+1:], '.')
+	if dot < 0 {
+		return ""
+	}
+	return fn[:slash+1+dot]
+}
+
+// report collects every scenario's outcome of this run; harness.Finish
+// rewrites report.json and report.ktap after each one.
+var report = &harness.Report{}
+
+// RunReport is the report of this run.
+func RunReport() *harness.Report { return report }
+
+var (
+	configOnce sync.Once
+	config     harness.Config
+	configErr  error
+)
+
+// Config resolves this run's configuration once (flags, environment).
+func Config() (harness.Config, error) {
+	configOnce.Do(func() {
+		config, configErr = harness.LoadConfig()
+		if configErr != nil {
+			return
+		}
+		report.Config = config
+		report.Iface = config.Iface
+		report.NIC = config.NIC
+		report.Kernel = kernelRelease()
+		report.Driver, _ = harness.DriverName(config.Iface)
+		if !config.VirtualRig() {
+			fmt.Fprintf(os.Stderr, "txtimeout: configuration:\n%s\n", config)
+		}
+	})
+	return config, configErr
+}
+
+// preflight caches the preflight checks of this run.
+var preflight = sync.OnceValue(func() []harness.Check {
+	cfg, _ := Config()
+	return harness.Preflight(cfg)
+})
+
+// Need skips t, recording the skip in the report, unless every named
+// preflight check (harness.CheckRoot, ...) passed.
+func Need(t *testing.T, checks ...string) {
+	t.Helper()
+	harness.NeedFor(t, report, preflight(), checks...)
+}
+
+// Skip records a scenario that cannot run here in the report (so that
+// report.json and report.ktap list it with its reason), then skips it.
+func Skip(t *testing.T, reason string) {
+	t.Helper()
+	harness.Finish(t, report, harness.Skipped(reason))
+}
+
+// Skipf is Skip with a format.
+func Skipf(t *testing.T, format string, a ...any) {
+	t.Helper()
+	Skip(t, fmt.Sprintf(format, a...))
+}
+
+// Peer returns the configured partner's IP and MAC (either may be nil).
+func Peer(cfg harness.Config) (net.IP, net.HardwareAddr) {
+	var hw net.HardwareAddr
+	if cfg.PeerMAC != "" {
+		hw, _ = net.ParseMAC(cfg.PeerMAC) // LoadConfig validated it
+	}
+	return net.ParseIP(cfg.PeerIP).To4(), hw
+}
+
+// DriverOf is the name of iface's driver from sysfs, or "" when unknown.
+func DriverOf(iface string) string {
+	if iface == "" {
+		return ""
+	}
+	l, err := os.Readlink(filepath.Join("/sys/class/net", iface, "device/driver"))
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(l)
+}
+
+// kernelRelease is uname -r of the machine the scenarios run on.
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// Setup resolves the configuration. On the host with no DUT configured it
+// runs t's test inside the virtual rig instead, mirroring the guest's
+// subtests into t, and returns false: the caller returns. Elsewhere it
+// refuses (or, with -clean-stale, cleans) state an earlier run left
+// behind, and returns true.
+func Setup(t *testing.T) (harness.Config, bool) {
+	t.Helper()
+	return SetupPlan(t, nil)
+}
+
+// Boot is one guest boot of a plan: a NIC model and the subtests of the
+// top-level test that run on it.
+type Boot struct {
+	NIC      string
+	Subtests []string
+}
+
+// SetupPlan is Setup for a top-level test whose subtests run on different
+// NIC models of the virtual rig: each model of plan boots once, for the
+// subtests that the host's -test.run selects, and not at all when it
+// selects none of them. A NIC chosen by the user (TXTIMEOUT_NIC) runs
+// everything in one boot.
+func SetupPlan(t *testing.T, plan []Boot) (harness.Config, bool) {
+	t.Helper()
+	cfg, err := Config()
+	if err != nil {
+		t.Fatalf("configuration: %v", err)
+	}
+	if !cfg.VirtualRig() {
+		acts, err := staleOnce()
+		for _, a := range acts {
+			t.Logf("cleaned state of an earlier run: %s", a)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg, true
+	}
+	if testing.Short() {
+		t.Skip("skipping the virtual rig under -short (set TXTIMEOUT_IFACE to run on a hardware interface)")
+	}
+	p := pkg
+	if p == "" {
+		p = callerPackage()
+	}
+	base := rig.ConfigFromEnv()
+	final := base.ReportDir
+	if final == "" {
+		final = cfg.ReportDir // the -report flag
+	}
+	base.GuestEnv = GuestEnv(cfg)
+	for _, b := range bootsFor(t.Name(), plan, base.NIC, hostRunSub()) {
+		rc := base
+		rc.NIC = b.nic
+		name := strings.ReplaceAll(t.Name(), "/", "-")
+		if final != "" {
+			rc.ReportDir = filepath.Join(t.TempDir(), "guest")
+			if b.nic != "" {
+				name += "-" + b.nic
+			}
+		}
+		rig.RunTest(t, p, b.run, rc)
+		if final != "" {
+			mergeGuestReport(t, rc.ReportDir, final, name)
+		}
+	}
+	return cfg, false
+}
+
+// GuestEnv is the environment that carries this run's settings into
+// the rig's guest, which sees neither the host's environment nor its
+// flags: the resolved configuration (harness.Config.GuestEnv), and the
+// scenarios' own knobs where they are set.
+func GuestEnv(cfg harness.Config) []string {
+	env := cfg.GuestEnv()
+	for _, k := range GuestKnobs {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// GuestKnobs are environment variables of scenarios (not of the harness's
+// configuration) that reach the rig's guest when set on the host.
+var GuestKnobs = []string{"TXTIMEOUT_REPEAT", "TXTIMEOUT_QUEUE"}
+
+// rigBoot is one guest boot: the NIC model ("" for the rig's default or
+// the user's TXTIMEOUT_NIC) and the guest's -test.run.
+type rigBoot struct {
+	nic, run string
+}
+
+// bootsFor returns the guest boots that run the test named name (t.Name():
+// a top-level test, or a subtest path) with the host's -test.run
+// sub-pattern sub (the part after the first '/'), given its plan.
+func bootsFor(name string, plan []Boot, userNIC, sub string) []rigBoot {
+	levels := strings.Split(name, "/")
+	for i, l := range levels {
+		levels[i] = "^" + regexp.QuoteMeta(l) + "$"
+	}
+	top := strings.Join(levels, "/")
+	if len(levels) > 1 {
+		// A subtest's own path says what runs; the host's pattern
+		// already selected it.
+		sub = ""
+	}
+	if userNIC != "" || len(plan) == 0 {
+		run := top
+		if sub != "" {
+			run += "/" + sub
+		}
+		return []rigBoot{{nic: userNIC, run: run}}
+	}
+	first, rest := CutRunPattern(sub)
+	re, err := regexp.Compile(first)
+	if err != nil {
+		// go test itself refuses a bad -run pattern; pass it on.
+		return []rigBoot{{run: top + "/" + sub}}
+	}
+	var boots []rigBoot
+	for _, p := range plan {
+		var names []string
+		for _, n := range p.Subtests {
+			if re.MatchString(n) {
+				names = append(names, regexp.QuoteMeta(n))
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		run := top + "/^(" + strings.Join(names, "|") + ")$"
+		if rest != "" {
+			run += "/" + rest
+		}
+		boots = append(boots, rigBoot{nic: p.NIC, run: run})
+	}
+	return boots
+}
+
+// hostRunSub is the part of this process's -test.run after its first
+// level.
+func hostRunSub() string {
+	f := flag.Lookup("test.run")
+	if f == nil {
+		return ""
+	}
+	_, sub := CutRunPattern(f.Value.String())
+	return sub
+}
+
+// CutRunPattern splits a -test.run pattern at its first '/' outside
+// brackets and parentheses, as the testing package splits its levels.
+func CutRunPattern(p string) (first, rest string) {
+	depth := 0
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			i++ // an escaped character
+		case '[', '(':
+			depth++
+		case ']', ')':
+			if depth > 0 {
+				depth--
+			}
+		case '/':
+			if depth == 0 {
+				return p[:i], p[i+1:]
+			}
+		}
+	}
+	return p, ""
+}
+
+// guestReportMerged is set once the first guest report was merged.
+var guestReportMerged bool
+
+// mergeGuestReport adds the scenarios of one guest run's report to this
+// run's report and rewrites the report files in dir. Each test boots its
+// own guest, whose report holds only its own scenarios; merged, the
+// report directory describes the whole run. The guest's console log is
+// kept as console-NAME.log.
+func mergeGuestReport(t *testing.T, guestDir, dir, name string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("report directory: %v", err)
+		return
+	}
+	if b, err := os.ReadFile(filepath.Join(guestDir, "console.log")); err == nil {
+		if err := os.WriteFile(filepath.Join(dir, "console-"+name+".log"), b, 0o644); err != nil {
+			t.Errorf("keeping the guest console log: %v", err)
+		}
+	}
+	g, err := harness.ReadReport(filepath.Join(guestDir, "report.json"))
+	if err != nil {
+		t.Errorf("the guest left no readable report (%v); %s is not in %s", err, name, dir)
+		return
+	}
+	if !guestReportMerged {
+		// The DUT is the guest's: its kernel, driver and configuration.
+		report.Kernel, report.Driver, report.Iface, report.NIC = g.Kernel, g.Driver, g.Iface, g.NIC
+		report.Config = g.Config
+		guestReportMerged = true
+	}
+	for _, s := range g.Scenarios {
+		report.Add(s)
+	}
+	if err := report.WriteFiles(dir); err != nil {
+		t.Errorf("writing the merged report: %v", err)
+		return
+	}
+	t.Logf("report: %d scenario(s) of %s merged into %s", len(g.Scenarios), name, dir)
+}
+
+// Preflight is this run's preflight checks, run once (harness.Preflight).
+func Preflight() []harness.Check { return preflight() }
+
+// EchoWithin sends echo requests to dst until one is answered or d passes.
+func EchoWithin(ctx context.Context, dst net.IP, d time.Duration) error {
+	return echoWithin(ctx, dst, d)
+}
