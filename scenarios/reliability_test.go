@@ -95,7 +95,9 @@ func parseCrashCase(s string) (crashCase, error) {
 // SIGKILL before netem, the deadline during a netem flood). 22 cases, about
 // two minutes of guest time; and five NapiStarve cases (SIGKILL mid-hog then
 // cleanup, SIGKILL then the next run, SIGINT, SIGTERM, a panic during a
-// pktgen flood). Left out (minutes, not coverage): every way
+// pktgen flood, SIGINT before the injection): every injector that runs on
+// the rig at every phase (TestCrashMatrixCoverage). Left out (minutes, not
+// coverage): every way
 // at every phase for every injector and load, and the PAUSE injector,
 // whose flow-control restore needs a hardware partner port.
 var crashMatrix = []crashCase{
@@ -128,6 +130,7 @@ var crashMatrix = []crashCase{
 	{"napi", "icmp", scenario.PhaseFlood, waySIGINT},
 	{"napi", "icmp", scenario.PhaseFlood, waySIGTERM},
 	{"napi", "pktgen", scenario.PhaseFlood, wayPanic},
+	{"napi", "icmp", scenario.PhaseBaseline, waySIGINT},
 }
 
 // Durations of the child's scenario: short, so that the matrix stays

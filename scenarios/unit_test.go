@@ -10,10 +10,11 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"txtimeout/harness"
+	"txtimeout/scenario"
 )
 
-// These tests run on the host (no DUT needed): the registry, the signal
-// handler, the stale-state refusal and the deadline-derived context.
+// These tests run on the host (no DUT needed): the crash matrix, the soak's
+// helpers, Repeat's summary and NetemDelay's window.
 
 func TestParseCrashCase(t *testing.T) {
 	for _, c := range crashMatrix {
@@ -107,4 +108,16 @@ func TestNetemWindow(t *testing.T) {
 	assert.Equal(t, 16*time.Second, netemWindow(harness.Config{NetemDelay: 9 * time.Second, FloodFor: 20 * time.Second}))
 	assert.Equal(t, 10*time.Second, netemWindow(harness.Config{NetemDelay: 9 * time.Second, FloodFor: 10 * time.Second}), "-flood-for caps it")
 	assert.Equal(t, 9*time.Second, netemWindow(harness.Config{NetemDelay: 2 * time.Second, FloodFor: 20 * time.Second}))
+}
+
+// TestCrashMatrixCoverage checks that the crash matrix kills every
+// injector that runs on the virtual rig at every phase of a scenario.
+func TestCrashMatrixCoverage(t *testing.T) {
+	for _, inj := range []string{"stall", "netem", "napi"} {
+		for _, p := range []scenario.Phase{scenario.PhaseBaseline, scenario.PhaseInjected, scenario.PhaseFlood} {
+			if !slices.ContainsFunc(crashMatrix, func(c crashCase) bool { return c.injector == inj && c.phase == p }) {
+				t.Errorf("the crash matrix never kills the %s injector at phase %s", inj, p)
+			}
+		}
+	}
 }
