@@ -1,5 +1,16 @@
 package drivers
 
+// Lines that several Intel drivers print in the same words.
+const (
+	// The reset task's line: e1000, igb and ixgbe.
+	reResetAdapter = `^Reset adapter$`
+	// The TX hang check's line, with a register dump that names the
+	// queue: e1000, igb and ixgbe.
+	reTxUnitHang = `(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`
+	// i40e and ice: levels 1 to 3 request a PF, core or global reset.
+	reRecoveryLevel = `^tx_timeout recovery level \d+, txqueue (?P<queue>\d+)`
+)
+
 // Table holds one row per driver (kernel-facts.md sections 1, 3 and 9).
 // Rows are plain data: a new driver is a new row.
 var Table = []Driver{
@@ -16,9 +27,9 @@ var Table = []Driver{
 	{Name: "e1000", TxTimeout: true, Logs: "reset task: Reset adapter",
 		Lines: []Line{
 			{Kind: KindReset, Source: "drivers/net/ethernet/intel/e1000/e1000_main.c e1000_reset_task",
-				Re: `^Reset adapter$`},
+				Re: reResetAdapter},
 			{Kind: KindTimeout, Source: "e1000_clean_tx_irq",
-				Re: `(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`},
+				Re: reTxUnitHang},
 			// Link state, printed with pr_info and the module's
 			// pr_fmt: "e1000: eth0 NIC Link is Up ...".
 			{Kind: KindLinkUp, Whole: true, Source: "drivers/net/ethernet/intel/e1000/e1000_main.c e1000_watchdog (pr_info)",
@@ -47,9 +58,9 @@ var Table = []Driver{
 	{Name: "igb", TxTimeout: true, Logs: "Reset adapter",
 		Lines: []Line{
 			{Kind: KindReset, Source: "drivers/net/ethernet/intel/igb/igb_main.c igb_reset_task",
-				Re: `^Reset adapter$`},
+				Re: reResetAdapter},
 			{Kind: KindTimeout, Source: "igb_clean_tx_irq",
-				Re: `(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`},
+				Re: reTxUnitHang},
 			// igb repeats its name and the interface after the netdev
 			// prefix.
 			{Kind: KindLinkUp, Source: "drivers/net/ethernet/intel/igb/igb_main.c igb_watchdog_task",
@@ -66,18 +77,17 @@ var Table = []Driver{
 			{Kind: KindReset, Source: "ixgbe_clean_tx_irq",
 				Re: `^tx hang \d+ detected on queue (?P<queue>\d+), resetting adapter`},
 			{Kind: KindTimeout, Source: "ixgbe_clean_tx_irq",
-				Re: `(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`},
+				Re: reTxUnitHang},
 			{Kind: KindReset, Source: "ixgbe_reset_subtask",
-				Re: `^Reset adapter$`},
+				Re: reResetAdapter},
 		}},
 
 	{Name: "i40e", TxTimeout: true, Logs: "tx_timeout recovery level N, txqueue N",
 		Lines: []Line{
 			{Kind: KindTimeout, Source: "drivers/net/ethernet/intel/i40e/i40e_main.c i40e_tx_timeout",
 				Re: `^tx_timeout: VSI_seid: \d+, Q (?P<queue>\d+),`},
-			// Levels 1 to 3 request a PF, core or global reset.
 			{Kind: KindReset, Source: "i40e_tx_timeout",
-				Re: `^tx_timeout recovery level \d+, txqueue (?P<queue>\d+)`},
+				Re: reRecoveryLevel},
 			// Past level 3 the driver gives up and takes the device
 			// down.
 			{Kind: KindTimeout, Source: "i40e_tx_timeout",
@@ -89,7 +99,7 @@ var Table = []Driver{
 			{Kind: KindTimeout, Source: "drivers/net/ethernet/intel/ice/ice_main.c ice_tx_timeout",
 				Re: `^tx_timeout: VSI_num: \d+, Q (?P<queue>\d+),`},
 			{Kind: KindReset, Source: "ice_tx_timeout (levels 1 to 3: PF, core, global reset)",
-				Re: `^tx_timeout recovery level \d+, txqueue (?P<queue>\d+)`},
+				Re: reRecoveryLevel},
 		}},
 
 	{Name: "mlx5_core", TxTimeout: true, Logs: "TX timeout on queue: N, SQ: ...",
