@@ -2,10 +2,10 @@
 //
 // The table is data: Table holds one plain row per driver, Common the
 // log lines that many drivers print alike. Packages kmsg (which compiles
-// the lines), harness (the preflight's driver check), faultinject (which
-// interfaces to refuse, why NAPI starvation fails) and rig (its NIC
-// models) read it. Teach the suite a new driver by adding a row, and a
-// line for each of its patterns to kmsg's tests.
+// the lines), harness (the preflight's driver check) and faultinject
+// (which interfaces to refuse, why NAPI starvation fails) read it; NICs
+// lists the QEMU models for the virtual rig. Teach the suite a new driver
+// by adding a row, and a line for each of its patterns to kmsg's tests.
 package drivers
 
 import (
