@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"txtimeout/drivers"
 )
 
 // NAPI starvation (kernel-facts.md section 9): with threaded NAPI on, a
@@ -219,14 +221,6 @@ func txIRQVectors(text, iface string) []string {
 	return out
 }
 
-// napiBypass names drivers known to complete TX outside NAPI poll, and
-// where: starving their NAPI threads cannot stop their queue (measured on
-// the virtual rig, kernel-facts.md section 9).
-var napiBypass = map[string]string{
-	"8139cp":  "8139cp cleans its TX ring in its interrupt handler (cp_interrupt -> cp_tx), not in NAPI poll",
-	"8139too": "8139too cleans its TX ring in its interrupt handler (rtl8139_tx_interrupt), not in NAPI poll",
-}
-
 // NapiDiagnosis says why starving a device's NAPI threads did not stop
 // its TX completions, from what the kernel shows: the driver, the
 // device's interrupt vectors (interrupts is /proc/interrupts) and the
@@ -236,11 +230,15 @@ func NapiDiagnosis(driver, iface, interrupts string, pktgen bool) string {
 		return fmt.Sprintf("%s has a TX-only interrupt vector (%s in /proc/interrupts): %s cleans TX in its hard IRQ handler, which no thread priority can starve "+
 			"(e1000e without MSI-X cleans TX in NAPI: TXTIMEOUT_MODPARAMS=e1000e.IntMode=1)", iface, strings.Join(v, ", "), orUnknown(driver))
 	}
-	if why, ok := napiBypass[driver]; ok {
-		return why
-	}
-	if driver == "virtio_net" && !pktgen {
-		return "virtio_net frees sent buffers in start_xmit itself (free_old_xmit), so every new packet reclaims the ring; pktgen keeps the ring full: run NapiStarve/Pktgen"
+	// Drivers known to complete TX outside NAPI poll, and where
+	// (measured on the virtual rig, kernel-facts.md section 9).
+	if d, ok := drivers.Lookup(driver); ok {
+		if d.NapiBypass != "" {
+			return d.NapiBypass
+		}
+		if d.XmitReclaim != "" && !pktgen {
+			return d.XmitReclaim + ", so every new packet reclaims the ring; pktgen keeps the ring full: run NapiStarve/Pktgen"
+		}
 	}
 	return fmt.Sprintf("%s completes TX outside its NAPI poll (in the hard IRQ, a tasklet or start_xmit): read its interrupt handler", orUnknown(driver))
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"txtimeout/drivers"
 )
 
 // nsHandle opens the namespace named by o.NetNS, or returns a closed
@@ -145,29 +147,18 @@ func checkIface(o Options, name string) (ifaceInfo, error) {
 	return info, nil
 }
 
-// noTxTimeoutKinds are link kinds (IFLA_INFO_KIND, as vishvananda/netlink
-// names them in Link.Type) whose drivers have no ndo_tx_timeout: the
-// kernel arms the TX watchdog only for devices that have one
-// (net/sched/sch_generic.c, dev_watchdog), so a stalled injection there can
-// never fire it. Physical NICs have no kind ("device") and are left to the
-// harness's driver table (harness.Drivers), which faultinject does not
-// import; loopback is refused on its own.
-var noTxTimeoutKinds = map[string]string{
-	"veth": "veth", "dummy": "dummy", "bridge": "bridge", "bond": "bond", "team": "team",
-	"macvlan": "macvlan", "macvtap": "macvtap", "ipvlan": "ipvlan", "ipvtap": "ipvtap",
-	"vlan": "vlan", "vxlan": "vxlan", "geneve": "geneve", "bareudp": "bareudp", "gtp": "gtp",
-	"tuntap": "tun", "tun": "tun", "wireguard": "wireguard", "vrf": "vrf", "ifb": "ifb",
-	"netkit": "netkit", "nlmon": "nlmon", "xfrm": "xfrm", "macsec": "macsec", "hsr": "hsr",
-	"gre": "gre", "gretap": "gretap", "ip6gre": "ip6gre", "ip6gretap": "ip6gretap",
-	"erspan": "erspan", "ip6erspan": "ip6erspan", "ipip": "ipip", "ip6tnl": "ip6tnl",
-	"sit": "sit", "vti": "vti", "vti6": "vti6",
-}
-
-// noTxTimeoutKind reports whether a link of this kind has no tx-timeout
-// handler, with the kernel's name of the kind.
+// noTxTimeoutKind reports whether a link of this kind (IFLA_INFO_KIND, as
+// vishvananda/netlink names it in Link.Type) has no tx-timeout handler,
+// with the kernel's name of the kind. The kernel arms the TX watchdog only
+// for devices that have one (net/sched/sch_generic.c, dev_watchdog), so a
+// stalled injection there can never fire it. Physical NICs have no kind
+// ("device"); loopback is refused on its own.
 func noTxTimeoutKind(linkType string) (string, bool) {
-	k, ok := noTxTimeoutKinds[linkType]
-	return k, ok
+	d, ok := drivers.LookupKind(linkType)
+	if !ok || d.TxTimeout {
+		return "", false
+	}
+	return d.Kinds[0], true
 }
 
 // CarriesDefaultRoute reports whether iface (in o's namespace) carries a

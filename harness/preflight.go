@@ -3,9 +3,10 @@ package harness
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
+
+	"txtimeout/drivers"
 )
 
 // Check names, for Need.
@@ -118,55 +119,11 @@ func NeedFor(tb testing.TB, r *Report, checks []Check, names ...string) {
 	}
 }
 
-// DriverInfo says whether a driver implements ndo_tx_timeout, the hook
-// without which the kernel never arms the TX watchdog for a device.
-type DriverInfo struct {
-	Driver    string // as /sys/class/net/IFACE/device/driver or ethtool -i names it
-	TxTimeout bool   // has ndo_tx_timeout
-	Since     string // first kernel version with the handler, when it came later
-	Line      string // what the handler logs, in short
-}
-
-// Drivers is the table of drivers whose tx-timeout handling is known
-// (kernel-facts.md sections 1 and 3). New drivers are new rows.
-var Drivers = []DriverInfo{
-	{Driver: "virtio_net", TxTimeout: true, Since: "5.16", Line: "TX timeout on queue: N, sq: ..., usecs ago (no reset)"},
-	{Driver: "e1000", TxTimeout: true, Line: "reset task: Reset adapter"},
-	{Driver: "e1000e", TxTimeout: true, Line: "Reset adapter unexpectedly"},
-	{Driver: "igb", TxTimeout: true, Line: "Reset adapter"},
-	{Driver: "ixgbe", TxTimeout: true, Line: "initiating reset due to tx timeout"},
-	{Driver: "i40e", TxTimeout: true, Line: "tx_timeout recovery level N, txqueue N"},
-	{Driver: "ice", TxTimeout: true, Line: "tx_timeout recovery level N, txqueue N"},
-	{Driver: "mlx5_core", TxTimeout: true, Line: "TX timeout on queue: N, SQ: ..."},
-	{Driver: "bnxt_en", TxTimeout: true, Line: "TX timeout detected, starting reset task!"},
-	{Driver: "tg3", TxTimeout: true, Line: "transmit timed out, resetting"},
-	{Driver: "r8169", TxTimeout: true, Line: "(no line of its own; resets)"},
-	{Driver: "8139too", TxTimeout: true, Line: "Transmit timeout (debug level only)"},
-	{Driver: "veth", TxTimeout: false},
-	{Driver: "dummy", TxTimeout: false},
-	{Driver: "loopback", TxTimeout: false},
-	{Driver: "bridge", TxTimeout: false},
-	{Driver: "macvlan", TxTimeout: false},
-	{Driver: "ipvlan", TxTimeout: false},
-	{Driver: "vxlan", TxTimeout: false},
-	{Driver: "tun", TxTimeout: false},
-	{Driver: "wireguard", TxTimeout: false},
-}
-
-// LookupDriver returns the table row of a driver.
-func LookupDriver(name string) (DriverInfo, bool) {
-	for _, d := range Drivers {
-		if d.Driver == name {
-			return d, true
-		}
-	}
-	return DriverInfo{}, false
-}
-
-// driverCheck decides the driver check from the table, the running
-// kernel's release and, for drivers not in the table, whether the driver's
-// module has a function named like a tx_timeout handler in /proc/kallsyms
-// (kallsymsHit; empty when none was found or kallsyms was not readable).
+// driverCheck decides the driver check from the driver table
+// (drivers.Table), the running kernel's release and, for drivers not in the
+// table, whether the driver's module has a function named like a tx_timeout
+// handler in /proc/kallsyms (kallsymsHit; empty when none was found or
+// kallsyms was not readable).
 func driverCheck(iface, driver, release, kallsymsHit string) Check {
 	c := Check{Name: CheckDriver}
 	if driver == "" {
@@ -174,19 +131,19 @@ func driverCheck(iface, driver, release, kallsymsHit string) Check {
 		c.Reason = fmt.Sprintf("%s: driver unknown; cannot tell whether it has a tx-timeout handler", iface)
 		return c
 	}
-	if d, ok := LookupDriver(driver); ok {
+	if d, ok := drivers.Lookup(driver); ok {
 		switch {
 		case !d.TxTimeout:
 			c.Reason = fmt.Sprintf("%s: driver %s has no tx-timeout handler (ndo_tx_timeout), so the kernel never arms the TX watchdog for it", iface, driver)
 			c.Fix = "run against a NIC whose driver has one (a physical NIC, or the virtual rig's virtio_net)"
-		case d.Since != "" && versionLess(release, d.Since):
+		case d.Since != "" && drivers.ReleaseBefore(release, d.Since):
 			c.Reason = fmt.Sprintf("%s: driver %s has a tx-timeout handler only since Linux %s; this kernel is %s", iface, driver, d.Since, release)
 			c.Fix = "run a kernel from Linux " + d.Since + " on"
 		default:
 			c.OK = true
 			c.Reason = fmt.Sprintf("%s: driver %s has a tx-timeout handler", iface, driver)
-			if d.Line != "" {
-				c.Reason += " (logs: " + d.Line + ")"
+			if d.Logs != "" {
+				c.Reason += " (logs: " + d.Logs + ")"
 			}
 		}
 		return c
@@ -198,44 +155,6 @@ func driverCheck(iface, driver, release, kallsymsHit string) Check {
 		c.Reason = fmt.Sprintf("%s: driver %s is not in the table and no tx_timeout function was found for it; the watchdog may never fire", iface, driver)
 	}
 	return c
-}
-
-// versionLess reports whether kernel release a ("6.1.0-50-amd64") is
-// older than version b ("5.16"). Unparsable releases are not older.
-func versionLess(a, b string) bool {
-	pa, pb := parseVersion(a), parseVersion(b)
-	if pa == nil || pb == nil {
-		return false
-	}
-	for i := 0; i < len(pb); i++ {
-		x := 0
-		if i < len(pa) {
-			x = pa[i]
-		}
-		if x != pb[i] {
-			return x < pb[i]
-		}
-	}
-	return false
-}
-
-func parseVersion(s string) []int {
-	end := strings.IndexFunc(s, func(r rune) bool { return r != '.' && (r < '0' || r > '9') })
-	if end >= 0 {
-		s = s[:end]
-	}
-	var out []int
-	for _, f := range strings.Split(s, ".") {
-		n, err := strconv.Atoi(f)
-		if err != nil {
-			break
-		}
-		out = append(out, n)
-	}
-	if len(out) < 2 {
-		return nil
-	}
-	return out
 }
 
 // kallsymsTxTimeout finds, in /proc/kallsyms text, a function of module

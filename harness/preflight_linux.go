@@ -16,6 +16,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"txtimeout/drivers"
 )
 
 // Preflight checks what the scenarios need and returns one Check per
@@ -151,7 +153,7 @@ func checkDriver(iface string) Check {
 		driver = ""
 	}
 	hit := ""
-	if _, known := LookupDriver(driver); !known && driver != "" {
+	if _, known := drivers.Lookup(driver); !known && driver != "" {
 		if b, err := os.ReadFile("/proc/kallsyms"); err == nil {
 			hit = kallsymsTxTimeout(string(b), driver)
 		}

@@ -33,41 +33,6 @@ func TestDriverCheck(t *testing.T) {
 	}
 }
 
-func TestDriversTableIsConsistent(t *testing.T) {
-	seen := map[string]bool{}
-	for _, d := range Drivers {
-		if d.Driver == "" || seen[d.Driver] {
-			t.Errorf("empty or duplicate driver row %q", d.Driver)
-		}
-		seen[d.Driver] = true
-		if d.Since != "" && parseVersion(d.Since) == nil {
-			t.Errorf("%s: bad Since %q", d.Driver, d.Since)
-		}
-		if !d.TxTimeout && (d.Since != "" || d.Line != "") {
-			t.Errorf("%s: a driver without a handler has no Since or Line", d.Driver)
-		}
-	}
-}
-
-func TestVersionLess(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want bool
-	}{
-		{"5.15.0-91-generic", "5.16", true},
-		{"5.16.0", "5.16", false},
-		{"6.1.0-50-amd64", "5.16", false},
-		{"4.19.0", "5.2", true},
-		{"6.12.117+deb12-amd64", "6.12.118", true},
-		{"6", "5.16", false},       // unparsable: not older
-		{"garbage", "5.16", false}, // unparsable: not older
-	} {
-		if got := versionLess(tc.a, tc.b); got != tc.want {
-			t.Errorf("versionLess(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
-		}
-	}
-}
-
 func TestKallsymsTxTimeout(t *testing.T) {
 	// Lines as /proc/kallsyms shows them to root (addresses shortened).
 	text := `ffffffffc0a01000 t __pfx_virtnet_tx_timeout	[virtio_net]

@@ -4,8 +4,9 @@
 // the kernel tree); a LogReader reads logs saved earlier as dmesg text,
 // dmesg -r output or raw /dev/kmsg dumps. Both yield Records, and a Matcher
 // turns Records into Events: the kernel's NETDEV WATCHDOG line, the drivers'
-// own tx-timeout and reset lines (the DriverPatterns table) and kernel
-// splats (WARNING, BUG, Oops, lockups, hung tasks, RCU stalls, panics).
+// own tx-timeout, reset and link lines (those of package drivers' table,
+// compiled into DriverPatterns) and kernel splats (WARNING, BUG, Oops,
+// lockups, hung tasks, RCU stalls, panics).
 package kmsg
 
 import (

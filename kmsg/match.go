@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"txtimeout/drivers"
 )
 
 // Kind says what an Event is.
@@ -63,131 +65,56 @@ type Event struct {
 	LinkUp bool `json:"link_up,omitempty"`
 }
 
-// DriverPattern is one row of the driver table: a line that a driver
-// prints when its transmit path times out, hangs or is reset, or when its
-// link goes down or comes up.
+// DriverPattern is a line of the driver table (a drivers.Line), compiled,
+// with the driver that prints it.
 type DriverPattern struct {
 	// Driver is the driver's name as the kernel prints it at the start
 	// of the line (dev_driver_string: "mlx5_core", "bnxt_en"); empty for
-	// a line that many drivers print through a common helper (phylib).
+	// a line that many drivers print alike (drivers.Common).
 	Driver string
-	// Re matches the message after the "DRIVER BUS-ID IFACE: " prefix.
-	// Named groups fill the Event: "queue" its Queue, "ms" or "usecs"
-	// its TimedOutMS, "iface" its Iface.
+	// Re is drivers.Line.Re. Named groups fill the Event: "queue" its
+	// Queue, "ms" or "usecs" its TimedOutMS, "iface" its Iface.
 	Re *regexp.Regexp
-	// Whole makes Re match the whole message instead of the text after
-	// the prefix: for pr_info lines that begin with the module's own
-	// pr_fmt ("e1000: eth0 NIC Link is Down") and name the interface in
-	// an "iface" group.
-	Whole bool
-	// Reset marks a line that says the driver is resetting the device
-	// (its reset task runs, or its timeout handler starts or requests a
-	// reset), not one that only reports a timeout or a hang.
+	// Whole, Debug and Source are those of the drivers.Line.
+	Whole  bool
+	Debug  bool
+	Source string
+	// Reset marks a drivers.KindReset line; its events have Event.Reset.
 	Reset bool
-	// Debug marks a line printed at KERN_DEBUG only (netif_dbg and the
-	// like): a default log level never shows it, so no one may expect it.
-	Debug bool
 	// Link marks a link-state line (LinkDown or LinkUp); its events are
 	// of KindLink rather than KindDriver.
 	Link LinkState
-	// Source is where the line comes from, for whoever extends the table.
-	Source string
 }
 
-// DriverPatterns is the driver table (kernel-facts.md, section 3). A line
-// matches the first Whole row whose Re matches the message, else the first
-// row whose Re matches and whose Driver is the one the line's prefix names,
-// else the first row whose Re matches. Add a row (and a test row) to teach
-// the Matcher a new driver.
-var DriverPatterns = []DriverPattern{
-	{Driver: "virtio_net", Source: "drivers/net/virtio_net.c virtnet_tx_timeout (5.16+; logs only, no reset)",
-		Re: regexp.MustCompile(`^TX timeout on queue: (?P<queue>\d+), sq: \S+, vq: 0x[0-9a-fA-F]+, name: \S+, (?P<usecs>\d+) usecs ago`)},
-	// mlx5 reports the timeout here; the recovery that may follow (its
-	// devlink health reporter) prints lines of its own.
-	{Driver: "mlx5_core", Source: "drivers/net/ethernet/mellanox/mlx5/core/en_main.c mlx5e_tx_timeout_work",
-		Re: regexp.MustCompile(`^TX timeout on queue: (?P<queue>\d+), SQ: 0x[0-9a-fA-F]+, CQ: 0x[0-9a-fA-F]+, SQ Cons: 0x[0-9a-fA-F]+ SQ Prod: 0x[0-9a-fA-F]+, usecs since last trans: (?P<usecs>\d+)`)},
-	{Driver: "mlx5_core", Source: "mlx5e_tx_timeout, older kernels",
-		Re: regexp.MustCompile(`^TX timeout detected$`)},
-	{Driver: "bnxt_en", Source: "drivers/net/ethernet/broadcom/bnxt/bnxt.c bnxt_tx_timeout", Reset: true,
-		Re: regexp.MustCompile(`^TX timeout detected, starting reset task!`)},
-	{Driver: "e1000e", Source: "drivers/net/ethernet/intel/e1000e/netdev.c e1000_reset_task", Reset: true,
-		Re: regexp.MustCompile(`^Reset adapter unexpectedly`)},
-	{Driver: "e1000e", Source: "e1000_print_hw_hang",
-		Re: regexp.MustCompile(`^Detected Hardware Unit Hang:`)},
-	{Driver: "e1000", Source: "drivers/net/ethernet/intel/e1000/e1000_main.c e1000_reset_task", Reset: true,
-		Re: regexp.MustCompile(`^Reset adapter$`)},
-	{Driver: "e1000", Source: "e1000_clean_tx_irq",
-		Re: regexp.MustCompile(`(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`)},
-	{Driver: "igb", Source: "drivers/net/ethernet/intel/igb/igb_main.c igb_reset_task", Reset: true,
-		Re: regexp.MustCompile(`^Reset adapter$`)},
-	{Driver: "igb", Source: "igb_clean_tx_irq",
-		Re: regexp.MustCompile(`(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`)},
-	{Driver: "ixgbe", Source: "drivers/net/ethernet/intel/ixgbe/ixgbe_main.c ixgbe_tx_timeout_reset", Reset: true,
-		Re: regexp.MustCompile(`^initiating reset due to tx timeout`)},
-	{Driver: "ixgbe", Source: "ixgbe_clean_tx_irq", Reset: true,
-		Re: regexp.MustCompile(`^tx hang \d+ detected on queue (?P<queue>\d+), resetting adapter`)},
-	{Driver: "ixgbe", Source: "ixgbe_clean_tx_irq",
-		Re: regexp.MustCompile(`(?s)^Detected Tx Unit Hang(?:.*?Tx Queue\s+<(?P<queue>\d+)>)?`)},
-	{Driver: "ixgbe", Source: "ixgbe_reset_subtask", Reset: true,
-		Re: regexp.MustCompile(`^Reset adapter$`)},
-	{Driver: "i40e", Source: "drivers/net/ethernet/intel/i40e/i40e_main.c i40e_tx_timeout",
-		Re: regexp.MustCompile(`^tx_timeout: VSI_seid: \d+, Q (?P<queue>\d+),`)},
-	// Levels 1 to 3 request a PF, core or global reset.
-	{Driver: "i40e", Source: "i40e_tx_timeout", Reset: true,
-		Re: regexp.MustCompile(`^tx_timeout recovery level \d+, txqueue (?P<queue>\d+)`)},
-	// Past level 3 the driver gives up and takes the device down.
-	{Driver: "i40e", Source: "i40e_tx_timeout",
-		Re: regexp.MustCompile(`^tx_timeout recovery unsuccessful`)},
-	{Driver: "ice", Source: "drivers/net/ethernet/intel/ice/ice_main.c ice_tx_timeout",
-		Re: regexp.MustCompile(`^tx_timeout: VSI_num: \d+, Q (?P<queue>\d+),`)},
-	{Driver: "ice", Source: "ice_tx_timeout (levels 1 to 3: PF, core, global reset)", Reset: true,
-		Re: regexp.MustCompile(`^tx_timeout recovery level \d+, txqueue (?P<queue>\d+)`)},
-	{Driver: "tg3", Source: "drivers/net/ethernet/broadcom/tg3.c tg3_tx_timeout (then tg3_reset_task_schedule)", Reset: true,
-		Re: regexp.MustCompile(`^transmit timed out, resetting`)},
-	// The first line of the task that clears the TX ring and restarts
-	// the chip.
-	{Driver: "8139too", Source: "drivers/net/ethernet/realtek/8139too.c rtl8139_tx_timeout_task (debug level)", Reset: true, Debug: true,
-		Re: regexp.MustCompile(`^Transmit timeout, status `)},
+// DriverPatterns is the driver table's log lines (drivers.Table, then
+// drivers.Common), compiled: change those, not this. A line matches the
+// first Whole row whose Re matches the message, else the first row whose
+// Re matches and whose Driver is the one the line's prefix names, else the
+// first row whose Re matches.
+var DriverPatterns = compilePatterns(drivers.Table, drivers.Common)
 
-	// Link state. e1000, and e1000e before netdev_info, print it with
-	// pr_info and their pr_fmt: "e1000: eth0 NIC Link is Up ...".
-	{Driver: "e1000", Source: "drivers/net/ethernet/intel/e1000/e1000_main.c e1000_watchdog (pr_info)", Whole: true, Link: LinkUp,
-		Re: regexp.MustCompile(`^e1000: (?P<iface>[^\s:/]+) NIC Link is Up `)},
-	{Driver: "e1000", Source: "e1000_watchdog (pr_info)", Whole: true, Link: LinkDown,
-		Re: regexp.MustCompile(`^e1000: (?P<iface>[^\s:/]+) NIC Link is Down$`)},
-	{Driver: "e1000e", Source: "drivers/net/ethernet/intel/e1000e/netdev.c e1000_print_link_info (pr_info, older kernels)", Whole: true, Link: LinkUp,
-		Re: regexp.MustCompile(`^e1000e: (?P<iface>[^\s:/]+) NIC Link is Up `)},
-	{Driver: "e1000e", Source: "e1000_watchdog_task, e1000e_down (pr_info)", Whole: true, Link: LinkDown,
-		Re: regexp.MustCompile(`^e1000e: (?P<iface>[^\s:/]+) NIC Link is Down$`)},
-	// igb repeats its name and the interface after the netdev prefix.
-	{Driver: "igb", Source: "drivers/net/ethernet/intel/igb/igb_main.c igb_watchdog_task", Link: LinkUp,
-		Re: regexp.MustCompile(`^igb: (?P<iface>[^\s:/]+) NIC Link is Up `)},
-	{Driver: "igb", Source: "igb_watchdog_task", Link: LinkDown,
-		Re: regexp.MustCompile(`^igb: (?P<iface>[^\s:/]+) NIC Link is Down$`)},
-	// netdev_info forms: e1000e (newer), igc, ixgbe, i40e, bnxt_en, and
-	// ice, which writes "up" in lower case.
-	{Source: "e1000e e1000_print_link_info, igc/ixgbe watchdog, i40e_print_link_message, ice_print_link_msg, bnxt_report_link", Link: LinkUp,
-		Re: regexp.MustCompile(`^NIC Link is [Uu]p\b`)},
-	{Source: "the same drivers' link-down paths", Link: LinkDown,
-		Re: regexp.MustCompile(`^NIC Link is Down$`)},
-	// phylib and phylink (r8169, stmmac, mvneta, lan78xx, DSA ports ...).
-	{Source: "drivers/net/phy/phy.c phy_print_status, drivers/net/phy/phylink.c phylink_link_up", Link: LinkUp,
-		Re: regexp.MustCompile(`^Link is Up - `)},
-	{Source: "phy_print_status, phylink_link_down", Link: LinkDown,
-		Re: regexp.MustCompile(`^Link is Down$`)},
-	{Driver: "tg3", Source: "tg3.c tg3_link_report", Link: LinkUp,
-		Re: regexp.MustCompile(`^Link is up at \d+ Mbps`)},
-	{Driver: "tg3", Source: "tg3_link_report", Link: LinkDown,
-		Re: regexp.MustCompile(`^Link is down$`)},
-	{Driver: "mlx5_core", Source: "drivers/net/ethernet/mellanox/mlx5/core/en_main.c mlx5e_update_carrier", Link: LinkUp,
-		Re: regexp.MustCompile(`^Link up$`)},
-	{Driver: "mlx5_core", Source: "mlx5e_update_carrier", Link: LinkDown,
-		Re: regexp.MustCompile(`^Link down$`)},
-	// The generic MII helper (8139too, 8139cp, via-rhine, sis900 ...).
-	{Source: "drivers/net/mii.c mii_check_media", Link: LinkUp,
-		Re: regexp.MustCompile(`^link up, \d+Mbps, `)},
-	{Source: "mii_check_media", Link: LinkDown,
-		Re: regexp.MustCompile(`^link down$`)},
+// compilePatterns turns the driver table's lines into rows, in its order:
+// each driver's lines, then the common ones (without a driver).
+func compilePatterns(table []drivers.Driver, common []drivers.Line) []DriverPattern {
+	var out []DriverPattern
+	add := func(driver string, lines []drivers.Line) {
+		for _, l := range lines {
+			p := DriverPattern{Driver: driver, Re: regexp.MustCompile(l.Re), Whole: l.Whole,
+				Reset: l.Kind == drivers.KindReset, Debug: l.Debug, Source: l.Source}
+			switch l.Kind {
+			case drivers.KindLinkUp:
+				p.Link = LinkUp
+			case drivers.KindLinkDown:
+				p.Link = LinkDown
+			}
+			out = append(out, p)
+		}
+	}
+	for _, d := range table {
+		add(d.Name, d.Lines)
+	}
+	add("", common)
+	return out
 }
 
 var (
