@@ -100,6 +100,11 @@ type QEMUModel struct {
 	Modules []string
 	// Note is said when the model is selected.
 	Note string
+	// NapiStalls are the loads ("icmp", "pktgen") under which starving
+	// the driver's NAPI threads stops this model's TX completions
+	// (measured on the rig); there, NapiStarve not stalling is a broken
+	// rig or injector, not an untestable device.
+	NapiStalls []string
 }
 
 // NIC is a QEMU model with the driver that drives it.

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"txtimeout/drivers"
 	"txtimeout/harness"
-	"txtimeout/kmsg"
 	"txtimeout/rig"
 )
 
@@ -55,15 +55,16 @@ func StallDecision(cfg harness.Config, what string) Decision {
 	}
 }
 
-// RigNapiStalls are the virtual rig's NIC models on which starving the
-// NAPI threads stops TX completions, with the loads it works with
-// (measured: e1000 cleans TX only in NAPI poll; virtio_net also reclaims
-// in start_xmit, which only pktgen's full ring defeats). There, a stall
-// not achieved is a broken rig or injector, not an untestable device.
-var RigNapiStalls = map[string][]string{
-	"e1000":          {"icmp", "pktgen"},
-	"igb":            {"icmp", "pktgen"}, // QEMU 8.0+; measured with 10.0.2
-	"virtio-net-pci": {"pktgen"},
+// RigNapiStalls reports whether starving the NAPI threads stops TX
+// completions of the virtual rig's NIC model nic under source ("icmp",
+// "pktgen"): measured, and recorded in the driver table.
+func RigNapiStalls(nic, source string) bool {
+	for _, n := range drivers.NICs() {
+		if n.Device == nic {
+			return slices.Contains(n.NapiStalls, source)
+		}
+	}
+	return false
 }
 
 // NapiDecision is NapiStarve's verdict for driver under source ("icmp" or
@@ -75,7 +76,7 @@ var RigNapiStalls = map[string][]string{
 func NapiDecision(cfg harness.Config, driver, source string) Decision {
 	stall := StallDecision(cfg, "its NAPI threads were starved")
 	noStall := harness.Inconclusive
-	if cfg.Rig && slices.Contains(RigNapiStalls[cfg.NIC], source) {
+	if cfg.Rig && RigNapiStalls(cfg.NIC, source) {
 		noStall = harness.Fail
 	}
 	return func(v harness.Verdict, o Outcome) (harness.Result, string) {
@@ -96,7 +97,7 @@ func NapiDecision(cfg harness.Config, driver, source string) Decision {
 		if res != harness.Pass {
 			return res, why
 		}
-		if ResetExpected(driver) && !v.ResetSeen {
+		if drivers.ResetExpected(driver) && !v.ResetSeen {
 			return harness.Fail, fmt.Sprintf("the watchdog fired after %d ms and %s's tx-timeout handler schedules a reset, but no reset line came (see the kmsg events); "+
 				"the device recovered in %d ms without one", v.FirstTimeoutMS, driver, v.RecoverMS)
 		}
@@ -109,18 +110,6 @@ func NapiDecision(cfg harness.Config, driver, source string) Decision {
 		}
 		return harness.Pass, why
 	}
-}
-
-// ResetExpected reports whether the kmsg driver table holds a reset line
-// of driver that a default log level shows: its tx-timeout path resets the
-// device and says so.
-func ResetExpected(driver string) bool {
-	for _, p := range kmsg.DriverPatterns {
-		if p.Driver == driver && p.Reset && !p.Debug {
-			return true
-		}
-	}
-	return false
 }
 
 // RigResume ends a partner stall early on the virtual rig, through the

@@ -153,16 +153,10 @@ func Peer(cfg harness.Config) (net.IP, net.HardwareAddr) {
 	return net.ParseIP(cfg.PeerIP).To4(), hw
 }
 
-// DriverOf is the name of iface's driver from sysfs, or "" when unknown.
+// DriverOf is the name of iface's driver, or "" when unknown.
 func DriverOf(iface string) string {
-	if iface == "" {
-		return ""
-	}
-	l, err := os.Readlink(filepath.Join("/sys/class/net", iface, "device/driver"))
-	if err != nil {
-		return ""
-	}
-	return filepath.Base(l)
+	d, _ := harness.DriverName(iface)
+	return d
 }
 
 // kernelRelease is uname -r of the machine the scenarios run on.

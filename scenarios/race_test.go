@@ -53,7 +53,7 @@ func raceStall(t *testing.T, cfg harness.Config) (scenario.Spec, string) {
 // partner program.
 func raceStallName(cfg harness.Config) string {
 	switch {
-	case !cfg.Rig || slices.Contains(scenario.RigNapiStalls[cfg.NIC], "icmp"):
+	case !cfg.Rig || scenario.RigNapiStalls(cfg.NIC, "icmp"):
 		return "NapiStarve"
 	case cfg.Partner == harness.PartnerInband:
 		return "PartnerStall"
@@ -371,7 +371,7 @@ func queueN(t *testing.T, cfg harness.Config) scenario.Spec {
 		scenario.Skipf(t, "skipping: %s has %d TX queue(s), so there is no queue %d to stall; QueueN needs a multi-queue device "+
 			"(on the virtual rig: -nic igb, which needs QEMU 8.0 or later; virtio-net's multiqueue needs a tap backend the rig does not use)", cfg.Iface, n, q)
 	}
-	if cfg.Rig && !slices.Contains(scenario.RigNapiStalls[cfg.NIC], "pktgen") {
+	if cfg.Rig && !scenario.RigNapiStalls(cfg.NIC, "pktgen") {
 		scenario.Skipf(t, "skipping: QueueN starves the NAPI threads, which does not stop TX completions on the rig's %s", cfg.NIC)
 	}
 	s := napiStarveOn(t, cfg, "pktgen", q)
