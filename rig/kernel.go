@@ -87,20 +87,7 @@ func FetchKernel(ctx context.Context, progressf func(string, ...any)) (Kernel, e
 			return Kernel{}, fmt.Errorf("%w: %s: %w", ErrKernelMissing, pkg, err)
 		}
 	}
-	progressf("extracting %s", filepath.Base(deb))
-	root := filepath.Join(cache, pkg)
-	tmp := root + ".tmp"
-	os.RemoveAll(tmp)
-	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, tmp).CombinedOutput(); err != nil {
-		os.RemoveAll(tmp)
-		return Kernel{}, fmt.Errorf("dpkg-deb -x %s: %w: %s", deb, err, bytes.TrimSpace(out))
-	}
-	os.RemoveAll(root)
-	if err := os.Rename(tmp, root); err != nil {
-		return Kernel{}, err
-	}
-	os.Remove(deb)
-	return extractedKernel(cache, pkg)
+	return extractKernelDeb(ctx, cache, pkg, deb, progressf)
 }
 
 // extractedKernel finds the image and module tree of an extracted package.
