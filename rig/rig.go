@@ -5,8 +5,9 @@
 // A test on the host calls RunTest: it builds the named test package for the
 // guest, packs it with a Go init (rig/guestinit) and the kernel modules into
 // an initramfs, boots QEMU, and mirrors the guest's tests into the host's
-// testing.T as subtests of the same names, live. Inside the guest, InGuest
-// reports true and the same tests run against the DUT interface.
+// testing.T as subtests of the same names, live. Inside the guest,
+// guest.Inside (package rig/guest) reports true and the same tests run
+// against the DUT interface.
 //
 // # Environment
 //
@@ -39,7 +40,7 @@
 // ttyS0 is the kernel console (kept as console.log), ttyS1 the test
 // binary's output, ttyS2 the control channel of package
 // rig/internal/guestproto (boot, exit status, report files,
-// ResumePartner's requests to end a partner stall early, and the init's
+// guest.ResumePartner's requests to end a partner stall early, and the init's
 // heartbeat).
 //
 // # Hangs
@@ -118,7 +119,7 @@ type Config struct {
 	// ExtraModules are more modules of the module tree for the guest init
 	// to load at boot, after the NIC's and the scenarios' (with their
 	// dependencies), e.g. "lkdtm" for a test that provokes kernel reports
-	// on purpose; GuestModuleFile finds them. A name the tree lacks fails
+	// on purpose; guest.ModuleFile finds them. A name the tree lacks fails
 	// the run like a missing NIC driver; a built-in one is left out.
 	ExtraModules []string
 	// SMP is the number of vCPUs, MemMB the memory in MiB.
@@ -186,12 +187,6 @@ func ConfigFromEnv() Config {
 	return c
 }
 
-// InGuest reports whether this process runs inside the rig's guest: the
-// guest init sets TXTIMEOUT_RIG=1 and is PID 1, the test binary's parent.
-func InGuest() bool {
-	return os.Getenv("TXTIMEOUT_RIG") == "1" && os.Getppid() == 1
-}
-
 // Result describes a finished guest run.
 type Result struct {
 	// ExitCode is the guest test binary's exit status (0 pass, 1 fail).
@@ -227,6 +222,15 @@ type Result struct {
 	// end, if the guest never reported EXIT).
 	Heartbeats int
 	MaxSilence time.Duration
+}
+
+// ResumeRequest is a guest.ResumePartner request the host received.
+type ResumeRequest struct {
+	Nonce string
+	At    time.Time
+	// Stalled reports whether the partner was stalled when the request
+	// came, that is, whether the request ended a stall.
+	Stalled bool
 }
 
 // Errors of Run, for errors.Is.

@@ -408,7 +408,7 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 	ctl := newControl(c.ReportDir)
 	ctl.watch = newHangWatch(c.HangTimeout, time.Now)
 	// The guest's test ends a partner stall early through the control
-	// port (rig.ResumePartner): the stalled partner reads nothing from
+	// port (guest.ResumePartner): the stalled partner reads nothing from
 	// the link, but it is ours.
 	ctl.resume = func(nonce string) bool {
 		stalled := p.Stalled()

@@ -11,7 +11,7 @@ import (
 	"txtimeout/faultinject"
 	"txtimeout/harness"
 	"txtimeout/kmsg"
-	"txtimeout/rig"
+	"txtimeout/rig/guest"
 	"txtimeout/traffic"
 )
 
@@ -248,7 +248,7 @@ func rigResume(cfg harness.Config) func(context.Context) error {
 	if !cfg.Rig {
 		return nil
 	}
-	return func(context.Context) error { return rig.ResumePartner() }
+	return func(context.Context) error { return guest.ResumePartner() }
 }
 
 // napiStarve starves the DUT's NAPI threads (faultinject.NapiStarve),
