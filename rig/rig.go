@@ -2,9 +2,11 @@
 // virtual NIC's other end is the link partner of package rig/partner, so that
 // the tx-timeout scenarios run on any Linux machine.
 //
-// A test on the host calls RunTest: it builds the named test package for the
-// guest, packs it with a Go init (rig/guestinit) and the kernel modules into
-// an initramfs, boots QEMU, and mirrors the guest's tests into the host's
+// RunPackage is the one way from a test package to its run in the guest: it
+// builds the package for the guest, packs it with a Go init (rig/guestinit)
+// and the kernel modules into an initramfs, boots QEMU and runs it. A test
+// on the host calls RunTest, which runs RunPackage and mirrors the guest's
+// tests into the host's
 // testing.T as subtests of the same names, live. Inside the guest,
 // guest.Inside (package rig/guest) reports true and the same tests run
 // against the DUT interface.

@@ -399,3 +399,16 @@ func TestCmdlineQuoted(t *testing.T) {
 		t.Errorf("the shell read back %q, want %q", back, args)
 	}
 }
+
+// RunPackage adds test2json framing and a guest deadline unless the
+// caller's flags set them (the soak reads plain -test.v output).
+func TestGuestArgs(t *testing.T) {
+	c, err := Config{Timeout: 10 * time.Minute}.withDefaults()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"-test.v=test2json", "-test.run=^TestA$", "-test.timeout=7m30s"}, c.guestArgs([]string{"-test.run=^TestA$"}))
+	assert.Equal(t, []string{"-test.v", "-soak=3", "-test.timeout=2m"}, c.guestArgs([]string{"-test.v", "-soak=3", "-test.timeout=2m"}))
+	c.Timeout, c.BootTimeout = 90*time.Second, time.Minute
+	assert.Equal(t, []string{"-test.v=test2json", "-test.timeout=1m0s"}, c.guestArgs(nil), "at least a minute")
+	assert.False(t, hasTestFlag([]string{"-test.vet=off", "test.v"}, "v"), "another flag, or no flag at all")
+	assert.True(t, hasTestFlag([]string{"--test.v=true"}, "v"))
+}
