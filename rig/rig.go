@@ -6,10 +6,9 @@
 // builds the package for the guest, packs it with a Go init (rig/guestinit)
 // and the kernel modules into an initramfs, boots QEMU and runs it. A test
 // on the host calls RunTest, which runs RunPackage and mirrors the guest's
-// tests into the host's
-// testing.T as subtests of the same names, live. Inside the guest,
-// guest.Inside (package rig/guest) reports true and the same tests run
-// against the DUT interface.
+// tests into the host's testing.T as subtests of the same names, live.
+// Inside the guest, guest.Inside (package rig/guest) reports true and the
+// same tests run against the DUT interface.
 //
 // # Environment
 //
