@@ -334,7 +334,7 @@ func (s *session) watch(ctx context.Context, r *Result) watchResult {
 			hello = nil
 			bootTimer.Stop()
 			r.GuestBootTime = time.Since(s.started)
-			c.progressf("guest init up %.1fs after QEMU started", r.GuestBootTime.Seconds())
+			c.progressf(progressGuestInit, r.GuestBootTime.Seconds())
 		case <-exit:
 			exit = nil
 			// The init powers off right after EXIT.

@@ -52,7 +52,7 @@ func (rw *runWatcher) sawLine(l []byte) {
 	rw.n++
 	if rw.first.IsZero() {
 		rw.first = time.Now()
-		rw.progressf("first test running in the guest %.1fs after start", rw.first.Sub(rw.start).Seconds())
+		rw.progressf(progressFirstTest, rw.first.Sub(rw.start).Seconds())
 	}
 	rw.progressf("running test %d: %s", rw.n, strings.TrimSpace(string(name)))
 }

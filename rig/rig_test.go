@@ -2,6 +2,7 @@ package rig
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -411,4 +412,22 @@ func TestGuestArgs(t *testing.T) {
 	assert.Equal(t, []string{"-test.v=test2json", "-test.timeout=1m0s"}, c.guestArgs(nil), "at least a minute")
 	assert.False(t, hasTestFlag([]string{"-test.vet=off", "test.v"}, "v"), "another flag, or no flag at all")
 	assert.True(t, hasTestFlag([]string{"--test.v=true"}, "v"))
+}
+
+// The progress lines the rig writes are the ones ParseProgress reads.
+func TestParseProgress(t *testing.T) {
+	out := strings.Join([]string{
+		"rig: booting 6.1.0-56-amd64 (tcg, 2 vCPUs, 1024 MiB, virtio-net-pci)",
+		"rig: " + fmt.Sprintf(progressGuestInit, 2.46),
+		"rig: " + fmt.Sprintf(progressFirstTest, 11.44),
+		"rig: " + fmt.Sprintf(progressKept, "/tmp/txtimeout-rig-1"),
+		"    main_test.go:91: rig: " + fmt.Sprintf(progressFirstTest, 3.0),
+		"rig: " + fmt.Sprintf(progressKept, "/tmp/txtimeout-rig-2"),
+		(&Result{WorkDir: "/tmp/txtimeout-rig-1"}).Evidence(),
+	}, "\n")
+	p := ParseProgress(out)
+	assert.Equal(t, 11400*time.Millisecond, p.BootTime, "the first run's")
+	assert.Equal(t, 2500*time.Millisecond, p.GuestBootTime)
+	assert.Equal(t, []string{"/tmp/txtimeout-rig-1", "/tmp/txtimeout-rig-2"}, p.Kept)
+	assert.Equal(t, Progress{}, ParseProgress("rig: booting\nok txtimeout/scenarios 40s\n"))
 }

@@ -182,7 +182,7 @@ func inWorkDir(c Config, r *Result, fn func(work string) error) error {
 		return nil
 	}
 	r.WorkDir = work
-	c.progressf("work directory kept: %s", work)
+	c.progressf(progressKept, work)
 	if err != nil {
 		return &RunError{Err: err, Evidence: r.Evidence()}
 	}
@@ -208,7 +208,7 @@ func (r *Result) Evidence() string {
 	if r == nil || r.WorkDir == "" {
 		return ""
 	}
-	lines := []string{"rig: work directory kept: " + r.WorkDir}
+	lines := []string{"rig: " + fmt.Sprintf(progressKept, r.WorkDir)}
 	if r.ConsoleLogPath != "" {
 		con := filepath.Join(r.WorkDir, "console.log")
 		if r.ConsoleLogPath != con {

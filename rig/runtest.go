@@ -87,7 +87,7 @@ func RunTest(t *testing.T, pkg string, run string, c Config) *Result {
 func reportRun(t *testing.T, r *Result, err error) {
 	t.Helper()
 	if r.BootTime > 0 {
-		t.Logf("rig: first test running in the guest %.1fs after start (guest init up %.1fs after QEMU started; kernel %s, %s)",
+		t.Logf("rig: "+progressFirstTest+" ("+progressGuestInit+"; kernel %s, %s)",
 			r.BootTime.Seconds(), r.GuestBootTime.Seconds(), r.Kernel, strings.Join(append([]string{r.NIC}, r.ModParams...), ", "))
 	}
 	if err != nil {
