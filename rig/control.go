@@ -16,6 +16,15 @@ import (
 	"txtimeout/rig/internal/guestproto"
 )
 
+// ResumeRequest is a guest.ResumePartner request the host received.
+type ResumeRequest struct {
+	Nonce string
+	At    time.Time
+	// Stalled reports whether the partner was stalled when the request
+	// came, that is, whether the request ended a stall.
+	Stalled bool
+}
+
 // control reads the guest init's control lines.
 type control struct {
 	reportDir   string

@@ -225,15 +225,6 @@ type Result struct {
 	MaxSilence time.Duration
 }
 
-// ResumeRequest is a guest.ResumePartner request the host received.
-type ResumeRequest struct {
-	Nonce string
-	At    time.Time
-	// Stalled reports whether the partner was stalled when the request
-	// came, that is, whether the request ended a stall.
-	Stalled bool
-}
-
 // Errors of Run, for errors.Is.
 var (
 	// ErrQEMUMissing: qemu-system-x86_64 is not installed.
