@@ -16,13 +16,13 @@ import (
 // runFake runs a boot with the fake QEMU f as Run does after resolving the
 // host: in a work directory that a failure keeps. tune adjusts the boot
 // (deadlines below the ranges withDefaults allows).
-func runFake(t *testing.T, c Config, f *fakeQEMU, tune func(*boot)) (*Result, error, string) {
+func runFake(t *testing.T, c Config, f *fakeQEMU, tune func(*boot)) (r *Result, out string, err error) {
 	t.Helper()
-	var out strings.Builder
-	r := &Result{}
-	err := inWorkDir(c, r, func(work string) error {
+	var o strings.Builder
+	r = &Result{}
+	err = inWorkDir(c, r, func(work string) error {
 		b := fakeBoot(t, c, work, f)
-		b.out, b.start = &out, time.Now()
+		b.out, b.start = &o, time.Now()
 		if tune != nil {
 			tune(b)
 		}
@@ -31,7 +31,7 @@ func runFake(t *testing.T, c Config, f *fakeQEMU, tune func(*boot)) (*Result, er
 	if r.WorkDir != "" {
 		t.Cleanup(func() { os.RemoveAll(r.WorkDir) })
 	}
-	return r, err, out.String()
+	return r, o.String(), err
 }
 
 // checkKept checks that a failed run kept its work directory with the
@@ -76,7 +76,7 @@ func TestFakeQEMUPasses(t *testing.T) {
 		g.control(guestproto.EndFile)
 		return g.runTests("\x16=== RUN   TestA\n\x16--- PASS: TestA (0.00s)\nPASS\n", 0)
 	}}
-	r, err, out := runFake(t, Config{ReportDir: report}, f, nil)
+	r, out, err := runFake(t, Config{ReportDir: report}, f, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestFakeQEMUPasses(t *testing.T) {
 // error.
 func TestFakeQEMUExitsAtOnce(t *testing.T) {
 	f := &fakeQEMU{stderr: "qemu-system-x86_64: -device igb: 'igb' is not a valid device model name\n", exitAtOnce: errors.New("exit status 1")}
-	r, err, _ := runFake(t, Config{}, f, nil)
+	r, _, err := runFake(t, Config{}, f, nil)
 	if err == nil || !strings.Contains(err.Error(), "QEMU exited at start (exit status 1): qemu-system-x86_64: -device igb: 'igb' is not a valid device model name") {
 		t.Fatalf("error %v, want QEMU's exit and message", err)
 	}
@@ -116,7 +116,7 @@ func TestFakeQEMUKernelPanic(t *testing.T) {
 		io.WriteString(g.console, "sysrq: Trigger a crash\r\nKernel panic - not syncing: sysrq triggered crash\r\nCPU: 0 PID: 1 Comm: init\r\n---[ end Kernel panic - not syncing: sysrq triggered crash ]---\r\n")
 		return nil
 	}}
-	r, err, _ := runFake(t, Config{}, f, nil)
+	r, _, err := runFake(t, Config{}, f, nil)
 	if !errors.Is(err, ErrGuestPanic) {
 		t.Fatalf("error %v, want ErrGuestPanic", err)
 	}
@@ -140,7 +140,7 @@ func TestFakeQEMUGuestHangs(t *testing.T) {
 		io.WriteString(g.console, "watchdog: BUG: soft lockup - CPU#0 stuck for 22s!\r\n")
 		return g.hang()
 	}}
-	r, err, _ := runFake(t, Config{}, f, func(b *boot) { b.c.HangTimeout = 300 * time.Millisecond })
+	r, _, err := runFake(t, Config{}, f, func(b *boot) { b.c.HangTimeout = 300 * time.Millisecond })
 	if !errors.Is(err, ErrGuestHung) {
 		t.Fatalf("error %v, want ErrGuestHung", err)
 	}
@@ -163,7 +163,7 @@ func TestFakeQEMUTestNeverStarts(t *testing.T) {
 			io.WriteString(g.console, "Booting the kernel.\r\n")
 			return g.hang()
 		}}
-		r, err, _ := runFake(t, Config{}, f, func(b *boot) { b.c.BootTimeout = 200 * time.Millisecond })
+		r, _, err := runFake(t, Config{}, f, func(b *boot) { b.c.BootTimeout = 200 * time.Millisecond })
 		if !errors.Is(err, ErrBootTimeout) || !strings.Contains(err.Error(), "Booting the kernel.") {
 			t.Fatalf("error %v, want ErrBootTimeout with the console", err)
 		}
@@ -176,7 +176,7 @@ func TestFakeQEMUTestNeverStarts(t *testing.T) {
 			g.control(guestproto.Exit, guestproto.ExitInitFailed)
 			return nil
 		}}
-		r, err, _ := runFake(t, Config{}, f, nil)
+		r, _, err := runFake(t, Config{}, f, nil)
 		if !errors.Is(err, ErrGuestInit) || !strings.Contains(err.Error(), "IntMode=9") {
 			t.Fatalf("error %v, want ErrGuestInit with the init's message", err)
 		}
@@ -187,7 +187,7 @@ func TestFakeQEMUTestNeverStarts(t *testing.T) {
 			g.control(guestproto.Hello)
 			return errors.New("exit status 1")
 		}}
-		r, err, _ := runFake(t, Config{}, f, nil)
+		r, _, err := runFake(t, Config{}, f, nil)
 		if !errors.Is(err, ErrGuestDied) || !strings.Contains(err.Error(), "terminating on signal 15") {
 			t.Fatalf("error %v, want ErrGuestDied with QEMU's message", err)
 		}
@@ -201,7 +201,7 @@ func TestFakeQEMUTestFails(t *testing.T) {
 	f := &fakeQEMU{script: func(g *fakeGuest) error {
 		return g.runTests("\x16=== RUN   TestA\n    a_test.go:9: broken\n\x16--- FAIL: TestA (0.00s)\nFAIL\n", 1)
 	}}
-	r, err, out := runFake(t, Config{}, f, nil)
+	r, out, err := runFake(t, Config{}, f, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
