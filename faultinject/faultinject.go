@@ -175,7 +175,7 @@ type StallConfig struct {
 	// Resume, when set, ends the stall early by a path other than the
 	// stalled link (which the partner does not read): on the virtual rig,
 	// the control serial port to the host that owns the partner
-	// (rig.ResumePartner). Restore calls it, then sends a CmdResume control
+	// (guest.ResumePartner, package rig/guest). Restore calls it, then sends a CmdResume control
 	// frame until the partner acknowledges it, the proof that it reads the
 	// link again. Its context ends when the stall would end by itself.
 	// When it fails or no acknowledgement comes, Restore waits for the

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"txtimeout/rig/guest"
 )
 
 // TestGuestModParams runs inside the guest only: TestIntegrationModParams
@@ -18,7 +20,7 @@ import (
 // gives) it checks the converse, so that the check is seen to tell them
 // apart.
 func TestGuestModParams(t *testing.T) {
-	if !InGuest() {
+	if !guest.Inside() {
 		t.Skip("runs only inside the virtual rig's guest (TestIntegrationModParams boots it)")
 	}
 	if nic := os.Getenv("TXTIMEOUT_NIC"); nic != "e1000e" {

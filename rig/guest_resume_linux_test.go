@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"txtimeout/faultinject"
+	"txtimeout/rig/guest"
 )
 
 // testResumeEndsStall stalls the partner for 15 s through faultinject with
-// rig.ResumePartner as the resume hook, checks that TX froze, and has
+// guest.ResumePartner as the resume hook, checks that TX froze, and has
 // Restore end the stall early: Restore must come back before the stall's
 // own end with the partner's acknowledgement of a resume frame, and TX
 // must move again before that end. The host checks that the partner
@@ -21,7 +22,7 @@ func testResumeEndsStall(t *testing.T) {
 	var hookCalls atomic.Int32
 	hook := func(context.Context) error {
 		hookCalls.Add(1)
-		return ResumePartner()
+		return guest.ResumePartner()
 	}
 	s, err := faultinject.NewStall(DUTIface, faultinject.StallConfig{For: stall, PeerMAC: PeerMAC, Resume: hook},
 		faultinject.Options{StateDir: t.TempDir()})

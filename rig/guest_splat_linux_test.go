@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"txtimeout/rig/guest"
 )
 
 var splatFlag = flag.String("splat", "", "TestGuestSplat (in the rig's guest only): comma-separated `ITEMS` to do in order: "+
@@ -25,7 +27,7 @@ var splatFlag = flag.String("splat", "", "TestGuestSplat (in the rig's guest onl
 // announced on the console by a "txtimeout-splat: ITEM" record, so that the
 // reports can be cut from console.log.
 func TestGuestSplat(t *testing.T) {
-	if !InGuest() || *splatFlag == "" {
+	if !guest.Inside() || *splatFlag == "" {
 		t.Skip("runs only inside the virtual rig's guest, with -splat ITEMS (txtimeout rig -extra-module lkdtm -pkg txtimeout/rig -- -run TestGuestSplat -splat lkdtm:WARNING)")
 	}
 	for _, item := range strings.Split(*splatFlag, ",") {

@@ -15,13 +15,14 @@ import (
 	probing "github.com/prometheus-community/pro-bing"
 
 	"txtimeout/faultinject"
+	"txtimeout/rig/guest"
 )
 
 // TestGuestChecks runs inside the rig's guest only: TestIntegrationRigBoot
 // boots the rig with this package's test binary and mirrors it. All guest
 // checks share one boot, because a boot under TCG costs seconds.
 func TestGuestChecks(t *testing.T) {
-	if !InGuest() {
+	if !guest.Inside() {
 		t.Skip("runs only inside the virtual rig's guest (TestIntegrationRigBoot boots it)")
 	}
 	t.Run("Environment", func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"txtimeout/rig/guest"
 )
 
 // traceToggleCycles is how many times TestGuestTraceToggle enables and
@@ -25,7 +27,7 @@ const traceToggleCycles = 300
 // __schedule and the guest would lock up under multi-threaded TCG, which
 // the host names ErrGuestHung.
 func TestGuestTraceToggle(t *testing.T) {
-	if !InGuest() {
+	if !guest.Inside() {
 		t.Skip("runs only inside the virtual rig's guest (TestIntegrationTraceToggle boots it)")
 	}
 	const root = "/sys/kernel/tracing"

@@ -2,11 +2,13 @@
 // virtual NIC's other end is the link partner of package rig/partner, so that
 // the tx-timeout scenarios run on any Linux machine.
 //
-// A test on the host calls RunTest: it builds the named test package for the
-// guest, packs it with a Go init (rig/guestinit) and the kernel modules into
-// an initramfs, boots QEMU, and mirrors the guest's tests into the host's
-// testing.T as subtests of the same names, live. Inside the guest, InGuest
-// reports true and the same tests run against the DUT interface.
+// RunPackage is the one way from a test package to its run in the guest: it
+// builds the package for the guest, packs it with a Go init (rig/guestinit)
+// and the kernel modules into an initramfs, boots QEMU and runs it. A test
+// on the host calls RunTest, which runs RunPackage and mirrors the guest's
+// tests into the host's testing.T as subtests of the same names, live.
+// Inside the guest, guest.Inside (package rig/guest) reports true and the
+// same tests run against the DUT interface.
 //
 // # Environment
 //
@@ -39,7 +41,7 @@
 // ttyS0 is the kernel console (kept as console.log), ttyS1 the test
 // binary's output, ttyS2 the control channel of package
 // rig/internal/guestproto (boot, exit status, report files,
-// ResumePartner's requests to end a partner stall early, and the init's
+// guest.ResumePartner's requests to end a partner stall early, and the init's
 // heartbeat).
 //
 // # Hangs
@@ -118,7 +120,7 @@ type Config struct {
 	// ExtraModules are more modules of the module tree for the guest init
 	// to load at boot, after the NIC's and the scenarios' (with their
 	// dependencies), e.g. "lkdtm" for a test that provokes kernel reports
-	// on purpose; GuestModuleFile finds them. A name the tree lacks fails
+	// on purpose; guest.ModuleFile finds them. A name the tree lacks fails
 	// the run like a missing NIC driver; a built-in one is left out.
 	ExtraModules []string
 	// SMP is the number of vCPUs, MemMB the memory in MiB.
@@ -184,12 +186,6 @@ func ConfigFromEnv() Config {
 		c.HangTimeout = d
 	}
 	return c
-}
-
-// InGuest reports whether this process runs inside the rig's guest: the
-// guest init sets TXTIMEOUT_RIG=1 and is PID 1, the test binary's parent.
-func InGuest() bool {
-	return os.Getenv("TXTIMEOUT_RIG") == "1" && os.Getppid() == 1
 }
 
 // Result describes a finished guest run.

@@ -18,12 +18,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"txtimeout/rig/guest"
 )
 
 // TestIntegrationRigBoot boots the rig once with this package's own test
 // binary and mirrors TestGuestChecks: the environment, eth0, ping of the
 // partner (1472 and 2048 bytes), a stall that freezes the TX counter, and
-// a stall ended early through the control port (ResumePartner).
+// a stall ended early through the control port (guest.ResumePartner).
 func TestIntegrationRigBoot(t *testing.T) {
 	t.Parallel()
 	c := ConfigFromEnv()
@@ -120,7 +122,7 @@ func mustDefaults(t *testing.T, c Config) Config {
 // The wait is bounded so that a host that never acts ends the run anyway,
 // with a failure.
 func TestGuestWaitsForHangDetector(t *testing.T) {
-	if !InGuest() {
+	if !guest.Inside() {
 		t.Skip("runs only inside the virtual rig's guest (TestIntegrationGuestHung boots it)")
 	}
 	time.Sleep(2 * time.Minute)

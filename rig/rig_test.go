@@ -2,6 +2,7 @@ package rig
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -150,17 +151,6 @@ func TestExtraModules(t *testing.T) {
 	assert.Equal(t, []string{"e1000", "sch_netem", "pktgen", "lkdtm", "txtimeout_splat"}, want, "the NIC's, the scenarios', then the extra ones, each once")
 	assert.Equal(t, "the e1000 NIC", reasons["e1000"])
 	assert.Contains(t, reasons["lkdtm"], "TXTIMEOUT_EXTRA_MODULES")
-}
-
-func TestInGuestOnHost(t *testing.T) {
-	t.Setenv("TXTIMEOUT_RIG", "1")
-	// The test binary's parent is the go command (or a shell), not the
-	// guest init: the variable alone must not make the host a guest.
-	if os.Getppid() != 1 {
-		assert.False(t, InGuest())
-	}
-	t.Setenv("TXTIMEOUT_RIG", "")
-	assert.False(t, InGuest())
 }
 
 func TestParseGuestLine(t *testing.T) {
@@ -409,4 +399,35 @@ func TestCmdlineQuoted(t *testing.T) {
 	if strings.Join(back, "\x00") != strings.Join(args, "\x00") {
 		t.Errorf("the shell read back %q, want %q", back, args)
 	}
+}
+
+// RunPackage adds test2json framing and a guest deadline unless the
+// caller's flags set them (the soak reads plain -test.v output).
+func TestGuestArgs(t *testing.T) {
+	c, err := Config{Timeout: 10 * time.Minute}.withDefaults()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"-test.v=test2json", "-test.run=^TestA$", "-test.timeout=7m30s"}, c.guestArgs([]string{"-test.run=^TestA$"}))
+	assert.Equal(t, []string{"-test.v", "-soak=3", "-test.timeout=2m"}, c.guestArgs([]string{"-test.v", "-soak=3", "-test.timeout=2m"}))
+	c.Timeout, c.BootTimeout = 90*time.Second, time.Minute
+	assert.Equal(t, []string{"-test.v=test2json", "-test.timeout=1m0s"}, c.guestArgs(nil), "at least a minute")
+	assert.False(t, hasTestFlag([]string{"-test.vet=off", "test.v"}, "v"), "another flag, or no flag at all")
+	assert.True(t, hasTestFlag([]string{"--test.v=true"}, "v"))
+}
+
+// The progress lines the rig writes are the ones ParseProgress reads.
+func TestParseProgress(t *testing.T) {
+	out := strings.Join([]string{
+		"rig: booting 6.1.0-56-amd64 (tcg, 2 vCPUs, 1024 MiB, virtio-net-pci)",
+		"rig: " + fmt.Sprintf(progressGuestInit, 2.46),
+		"rig: " + fmt.Sprintf(progressFirstTest, 11.44),
+		"rig: " + fmt.Sprintf(progressKept, "/tmp/txtimeout-rig-1"),
+		"    main_test.go:91: rig: " + fmt.Sprintf(progressFirstTest, 3.0),
+		"rig: " + fmt.Sprintf(progressKept, "/tmp/txtimeout-rig-2"),
+		(&Result{WorkDir: "/tmp/txtimeout-rig-1"}).Evidence(),
+	}, "\n")
+	p := ParseProgress(out)
+	assert.Equal(t, 11400*time.Millisecond, p.BootTime, "the first run's")
+	assert.Equal(t, 2500*time.Millisecond, p.GuestBootTime)
+	assert.Equal(t, []string{"/tmp/txtimeout-rig-1", "/tmp/txtimeout-rig-2"}, p.Kept)
+	assert.Equal(t, Progress{}, ParseProgress("rig: booting\nok txtimeout/scenarios 40s\n"))
 }

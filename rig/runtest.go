@@ -10,27 +10,29 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// RunTest builds the test package pkg for the guest (`go test -c`,
-// CGO_ENABLED=0), boots the rig with it and mirrors the guest's tests into t
-// as they run: a guest test named like t itself is t, its subtests become
-// t.Run subtests of the same names, and any other guest test becomes a
-// subtest of t. Guest log lines arrive through t.Log; a guest failure fails
-// the mirrored test; a guest skip skips it with the guest's message (so
-// "inconclusive: ..." survives).
+// RunTest runs the test package pkg in the guest (RunPackage) and mirrors
+// the guest's tests into t as they run: a guest test named like t itself
+// is t, its subtests become t.Run subtests of the same names, and any
+// other guest test becomes a subtest of t. Guest log lines arrive through
+// t.Log; a guest failure fails the mirrored test; a guest skip skips it
+// with the guest's message (so "inconclusive: ..." survives).
 //
 // run is the guest's -test.run pattern; when it holds no '/', the part of
 // the host's own -test.run after its first '/' is appended, so
 // `go test -run TxTimeout/NetemDelay` reaches the guest. The host's
-// -test.count is passed on, -test.v is always test2json (RunTest parses
-// it), and the guest's -test.timeout is derived from the rig's deadline.
+// -test.count and -test.failfast are passed on; RunPackage adds
+// -test.v=test2json (RunTest parses it) and the guest's -test.timeout,
+// from the rig's deadline, which ends before t's.
 //
 // In -short mode RunTest skips: a boot under TCG takes seconds to minutes.
-// A rig failure (QEMU missing, a module missing, no boot, a panic) fails t.
+// A rig failure (QEMU missing, a module missing, no boot, a panic) fails t,
+// with where its evidence is kept.
 func RunTest(t *testing.T, pkg string, run string, c Config) *Result {
 	t.Helper()
 	if testing.Short() {
@@ -51,17 +53,6 @@ func RunTest(t *testing.T, pkg string, run string, c Config) *Result {
 			c.Timeout = left
 		}
 	}
-	if err := Preflight(context.Background(), c); err != nil {
-		t.Fatalf("rig: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "txtimeout.test")
-	c.progressf("building %s for the guest", pkg)
-	if err := BuildTest(context.Background(), pkg, bin); err != nil {
-		t.Fatal(err)
-	}
-	args := GuestTestArgs(run, c.Timeout-c.BootTimeout-30*time.Second)
-	t.Logf("rig: guest test flags: %s", strings.Join(args, " "))
-
 	pr, pw := io.Pipe()
 	type outcome struct {
 		r   *Result
@@ -69,7 +60,7 @@ func RunTest(t *testing.T, pkg string, run string, c Config) *Result {
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		r, err := Run(context.Background(), c, bin, args, pw)
+		r, err := RunPackage(context.Background(), c, pkg, hostTestArgs(run), pw)
 		pw.Close()
 		done <- outcome{r, err}
 	}()
@@ -83,30 +74,97 @@ func RunTest(t *testing.T, pkg string, run string, c Config) *Result {
 	if r == nil {
 		r = &Result{}
 	}
-	if len(r.QEMUCommand) > 0 {
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("rig: QEMU command line: %s", CmdlineQuoted(r.QEMUCommand))
-			}
-		})
-	}
-	if r.BootTime > 0 {
-		t.Logf("rig: first test running in the guest %.1fs after start (guest init up %.1fs after QEMU started; kernel %s, %s)",
-			r.BootTime.Seconds(), r.GuestBootTime.Seconds(), r.Kernel, strings.Join(append([]string{r.NIC}, r.ModParams...), ", "))
-	}
-	if o.err != nil {
-		if r.WorkDir != "" {
-			t.Logf("rig: console log and initramfs kept in %s", r.WorkDir)
-		}
-		t.Fatalf("rig: %v", o.err)
-	}
-	if r.ExitCode != 0 && !t.Failed() {
-		t.Errorf("rig: guest test binary exited with status %d (see its output above)", r.ExitCode)
-	}
+	reportRun(t, r, o.err)
 	if skip != "" {
 		t.Skip(skip)
 	}
 	return r
+}
+
+// reportRun says in t how the guest run went: its boot time, a rig
+// failure (which fails t), failed guest tests, and where the evidence of a
+// failure is.
+func reportRun(t *testing.T, r *Result, err error) {
+	t.Helper()
+	if r.BootTime > 0 {
+		t.Logf("rig: "+progressFirstTest+" ("+progressGuestInit+"; kernel %s, %s)",
+			r.BootTime.Seconds(), r.GuestBootTime.Seconds(), r.Kernel, strings.Join(append([]string{r.NIC}, r.ModParams...), ", "))
+	}
+	if err != nil {
+		// The error names the kept work directory and the command line.
+		if msg := err.Error(); strings.HasPrefix(msg, "rig: ") {
+			t.Fatal(msg)
+		}
+		t.Fatalf("rig: %v", err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		if ev := r.Evidence(); ev != "" {
+			t.Log(ev)
+		} else if len(r.QEMUCommand) > 0 {
+			t.Logf("rig: QEMU command line: %s", CmdlineQuoted(r.QEMUCommand))
+		}
+	})
+	if r.ExitCode != 0 && !t.Failed() {
+		t.Errorf("rig: guest test binary exited with status %d (see its output above)", r.ExitCode)
+	}
+}
+
+// RunPackage is the one way from a test package to its run in the guest:
+// it checks the configuration and QEMU (Preflight), builds pkg for the
+// guest (BuildTest) into a temporary directory, and runs it with Run.
+// args are the guest test binary's flags (-test.run=..., the package's own
+// flags); unless they set them, -test.v=test2json is added (RunTest and
+// `txtimeout rig` follow the guest's tests by it) and a -test.timeout that
+// leaves the rig's deadline room for the boot and the report
+// (the rig's deadline less the boot's and 30 s, at least a minute).
+func RunPackage(ctx context.Context, c Config, pkg string, args []string, out io.Writer) (*Result, error) {
+	c, err := c.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := Preflight(ctx, c); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "txtimeout-rig-build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "txtimeout.test")
+	c.progressf("building %s for the guest", pkg)
+	if err := BuildTest(ctx, pkg, bin); err != nil {
+		return nil, err
+	}
+	args = c.guestArgs(args)
+	c.progressf("guest test flags: %s", CmdlineQuoted(args))
+	return Run(ctx, c, bin, args, out)
+}
+
+// guestArgs adds RunPackage's defaults to args, under c with its defaults.
+func (c Config) guestArgs(args []string) []string {
+	out := slices.Clone(args)
+	if !hasTestFlag(args, "v") {
+		out = append([]string{"-test.v=test2json"}, out...)
+	}
+	if !hasTestFlag(args, "timeout") {
+		timeout := max(c.Timeout-c.BootTimeout-30*time.Second, time.Minute)
+		out = append(out, "-test.timeout="+timeout.Round(time.Second).String())
+	}
+	return out
+}
+
+// hasTestFlag reports whether args set the test binary's flag -test.name.
+func hasTestFlag(args []string, name string) bool {
+	for _, a := range args {
+		f, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && f == "test."+name {
+			return true
+		}
+	}
+	return false
 }
 
 // BuildTest builds the test binary of pkg for the guest: static
@@ -120,10 +178,10 @@ func BuildTest(ctx context.Context, pkg, out string) error {
 	return nil
 }
 
-// GuestTestArgs returns the guest test binary's flags: -test.v=test2json,
-// -test.run (see RunTest), the host's -test.count and -test.failfast, and
-// -test.timeout.
-func GuestTestArgs(run string, timeout time.Duration) []string {
+// hostTestArgs returns the guest test binary's flags that come from the
+// host's own test run: -test.run (see RunTest), the host's -test.count and
+// -test.failfast.
+func hostTestArgs(run string) []string {
 	if !strings.Contains(run, "/") {
 		if sub := hostSubRun(); sub != "" {
 			if run == "" {
@@ -132,7 +190,7 @@ func GuestTestArgs(run string, timeout time.Duration) []string {
 			run += "/" + sub
 		}
 	}
-	args := []string{"-test.v=test2json"}
+	var args []string
 	if run != "" {
 		args = append(args, "-test.run="+run)
 	}
@@ -142,10 +200,6 @@ func GuestTestArgs(run string, timeout time.Duration) []string {
 	if f := flag.Lookup("test.failfast"); f != nil && f.Value.String() == "true" {
 		args = append(args, "-test.failfast")
 	}
-	if timeout < time.Minute {
-		timeout = time.Minute
-	}
-	args = append(args, "-test.timeout="+timeout.Round(time.Second).String())
 	return args
 }
 

@@ -7,7 +7,7 @@ import (
 
 	"txtimeout/drivers"
 	"txtimeout/harness"
-	"txtimeout/rig"
+	"txtimeout/rig/guest"
 )
 
 // Common handles what fails every scenario: a splat or a failed cleanup.
@@ -121,5 +121,5 @@ func RigResume(cfg harness.Config) func(context.Context) error {
 	if !cfg.Rig {
 		return nil
 	}
-	return func(context.Context) error { return rig.ResumePartner() }
+	return func(context.Context) error { return guest.ResumePartner() }
 }

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"txtimeout/harness"
-	"txtimeout/rig"
+	"txtimeout/rig/guest"
 	"txtimeout/scenario"
 )
 
@@ -196,18 +196,18 @@ func checkNetdevBack(t *testing.T, c netdevConfig) {
 // moduleReload is Race/ModuleReload's action: the driver's module is
 // removed and loaded again, in the rig's guest from the file the init
 // loaded it from (with its parameters), on a hardware DUT with modprobe.
-func moduleReload(c netdevConfig, guest bool) scenario.RaceAction {
+func moduleReload(c netdevConfig, inGuest bool) scenario.RaceAction {
 	return func(ctx context.Context, started func()) (string, error) {
-		var gm rig.GuestModule
-		if guest {
+		var gm guest.Module
+		if inGuest {
 			var err error
-			if gm, err = rig.GuestModuleFile(c.module); err != nil {
+			if gm, err = guest.ModuleFile(c.module); err != nil {
 				return "", err
 			}
 		}
 		started()
 		t0 := time.Now()
-		if guest {
+		if inGuest {
 			if err := unix.DeleteModule(c.module, unix.O_NONBLOCK); err != nil {
 				return "", fmt.Errorf("removing module %s: %w", c.module, err)
 			}
@@ -215,7 +215,7 @@ func moduleReload(c netdevConfig, guest bool) scenario.RaceAction {
 			return "", fmt.Errorf("modprobe -r %s: %w: %s", c.module, err, strings.TrimSpace(string(out)))
 		}
 		removed := time.Since(t0)
-		if guest {
+		if inGuest {
 			if err := gm.Load(); err != nil {
 				return "", fmt.Errorf("loading module %s again: %w", c.module, err)
 			}
@@ -251,7 +251,7 @@ func raceModuleReload(t *testing.T, cfg harness.Config) scenario.Spec {
 		scenario.Skipf(t, "skipping: %s's driver %s is built into the kernel: there is no module to reload", cfg.Iface, filepath.Base(c.driverDir))
 	}
 	if cfg.Rig {
-		if _, err := rig.GuestModuleFile(c.module); errors.Is(err, os.ErrNotExist) {
+		if _, err := guest.ModuleFile(c.module); errors.Is(err, os.ErrNotExist) {
 			scenario.Skipf(t, "skipping: %v", err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"txtimeout/harness"
 	"txtimeout/rig"
+	"txtimeout/rig/guest"
 	"txtimeout/scenario"
 )
 
@@ -27,7 +28,7 @@ func TestSettingsReachGuest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("configuration: %v", err)
 	}
-	if rig.InGuest() {
+	if guest.Inside() {
 		b, err := json.Marshal(cfg)
 		if err != nil {
 			t.Fatal(err)

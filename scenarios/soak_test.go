@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -145,13 +144,10 @@ func soakOnRig(t *testing.T, cfg harness.Config, n int) {
 	if need := time.Duration(n)*(cfg.StallFor+cfg.RecoverWithin) + 3*time.Minute; need > rc.Timeout {
 		t.Fatalf("the soak of %d runs needs about %v, more than the %v left (raise -timeout or TXTIMEOUT_RIG_TIMEOUT, or shorten TXTIMEOUT_STALL_FOR)", n, need.Round(time.Second), rc.Timeout.Round(time.Second))
 	}
-	bin := filepath.Join(t.TempDir(), "scenarios.test")
-	if err := rig.BuildTest(context.Background(), "txtimeout/scenarios", bin); err != nil {
-		t.Fatal(err)
-	}
+	// Plain -test.v: RunPackage then adds no test2json framing, and
+	// the guest's -test.timeout is derived from the rig's deadline.
 	args := []string{
 		"-test.v", "-test.count=1", "-test.run=^TestSoak$",
-		"-test.timeout=" + (rc.Timeout - rig.DefaultBootTimeout - 30*time.Second).Round(time.Second).String(),
 		"-soak=" + strconv.Itoa(n),
 		"-stall-for=" + cfg.StallFor.String(), "-recover-within=" + cfg.RecoverWithin.String(),
 		"-size=" + strconv.Itoa(cfg.Size), "-interval=" + cfg.Interval.String(), "-senders=" + strconv.Itoa(cfg.Senders),
@@ -170,7 +166,7 @@ func soakOnRig(t *testing.T, cfg harness.Config, n int) {
 			t.Logf("host: test process VmRSS %d KiB", rss)
 		}
 	}}
-	r, err := rig.Run(context.Background(), rc, bin, args, lw)
+	r, err := rig.RunPackage(context.Background(), rc, "txtimeout/scenarios", args, lw)
 	lw.flush()
 	if err != nil {
 		t.Fatalf("rig: %v", err)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"txtimeout/rig"
+	"txtimeout/rig/guest"
 )
 
 // TestIntegrationTrafficRig boots the virtual rig (a Debian kernel under
@@ -43,7 +44,7 @@ func TestIntegrationTrafficRig(t *testing.T) {
 
 // TestGuestTraffic runs inside the rig's guest only.
 func TestGuestTraffic(t *testing.T) {
-	if !rig.InGuest() {
+	if !guest.Inside() {
 		t.Skip("runs only inside the virtual rig's guest (TestIntegrationTrafficRig boots it)")
 	}
 	iface := os.Getenv("TXTIMEOUT_IFACE")

@@ -462,7 +462,7 @@ func TestNapiFigures(t *testing.T) {
 }
 
 func TestKeptNote(t *testing.T) {
-	out := "rig: work directory kept: /tmp/txtimeout-rig-1\n    txtimeout_test.go:24: rig: console log and initramfs kept in /tmp/txtimeout-rig-1\nrig: work directory kept: /tmp/txtimeout-rig-2\n"
+	out := "rig: work directory kept: /tmp/txtimeout-rig-1\n    txtimeout_test.go:24: rig: work directory kept: /tmp/txtimeout-rig-1\nrig: work directory kept: /tmp/txtimeout-rig-2\n"
 	if got, want := keptNote(out), "; console log kept in /tmp/txtimeout-rig-1, /tmp/txtimeout-rig-2"; got != want {
 		t.Errorf("keptNote = %q, want %q", got, want)
 	}

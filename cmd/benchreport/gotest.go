@@ -12,12 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"txtimeout/rig"
 )
 
 // goTestRun is what one `go test` child did.
@@ -278,26 +279,17 @@ func parseBenchOutput(r io.Reader) (res []benchResult, failed []string, err erro
 	return res, failed, nil
 }
 
-// lastLines returns the last n non-empty lines of s, for error messages.
-// keptRE finds the rig's word on a kept work directory (console.log,
-// initramfs, the QEMU command line's sockets) in a go test output.
-var keptRE = regexp.MustCompile(`(?:console log and initramfs kept in|work directory kept:) (\S+)`)
-
 // keptNote names the rig work directories a failed run kept, so that a
 // failed step says where its console log is.
 func keptNote(out string) string {
-	var dirs []string
-	for _, m := range keptRE.FindAllStringSubmatch(out, -1) {
-		if !slices.Contains(dirs, m[1]) {
-			dirs = append(dirs, m[1])
-		}
-	}
+	dirs := rig.ParseProgress(out).Kept
 	if len(dirs) == 0 {
 		return ""
 	}
 	return "; console log kept in " + strings.Join(dirs, ", ")
 }
 
+// lastLines returns the last n non-empty lines of s, for error messages.
 func lastLines(s string, n int) string {
 	var out []string
 	ls := strings.Split(strings.TrimSpace(s), "\n")

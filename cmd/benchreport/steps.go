@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"txtimeout/harness"
+	"txtimeout/rig"
 )
 
 // stepFlood runs BenchmarkFlood (./traffic): Flood against iputils
@@ -203,31 +204,19 @@ func rigForward(l string) bool {
 	return strings.HasPrefix(t, "rig: ") || strings.HasPrefix(t, "--- ") || strings.HasPrefix(t, "ok ") || strings.HasPrefix(t, "FAIL")
 }
 
-var (
-	bootRe      = regexp.MustCompile(`first test running in the guest ([0-9.]+)s after start`)
-	guestInitRe = regexp.MustCompile(`guest init up ([0-9.]+)s after QEMU started`)
-)
-
-// rigBoot returns the first "first test running in the guest X s after
-// start" of a rig run's output.
+// rigBoot returns the first run's "first test running in the guest X s
+// after start" in a rig run's output, in seconds.
 func rigBoot(out string) (float64, bool) {
-	m := bootRe.FindStringSubmatch(out)
-	if m == nil {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	return v, err == nil
+	d := rig.ParseProgress(out).BootTime
+	return d.Seconds(), d > 0
 }
 
-// guestInit returns the first "guest init up X s after QEMU started" of a
-// rig run's output: the kernel's boot under TCG, without the build.
+// guestInit returns the first run's "guest init up X s after QEMU
+// started" in a rig run's output, in seconds: the kernel's boot under TCG,
+// without the build.
 func guestInit(out string) (float64, bool) {
-	m := guestInitRe.FindStringSubmatch(out)
-	if m == nil {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	return v, err == nil
+	d := rig.ParseProgress(out).GuestBootTime
+	return d.Seconds(), d > 0
 }
 
 // stepVerdict runs TxTimeout/PartnerStall/ICMP on the virtual rig with a

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -94,26 +92,8 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		HangTimeout: *hang, Progress: stderr, ModParams: mp,
 		ExtraModules: extraMods.items,
 	}
-	if err := rig.Preflight(ctx, c); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "txtimeout-rig-build-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "txtimeout.test")
-	fmt.Fprintf(stderr, "rig: building %s for the guest\n", *pkg)
-	if err := rig.BuildTest(ctx, *pkg, bin); err != nil {
-		return err
-	}
-	guestTimeout := *timeout - rig.DefaultBootTimeout - 30*time.Second
-	if guestTimeout < time.Minute {
-		guestTimeout = time.Minute
-	}
-	testArgs = append(testArgs, "-test.v=test2json", "-test.timeout="+guestTimeout.String())
 	out := &unframe{w: stdout}
-	r, err := rig.Run(ctx, c, bin, testArgs, out)
+	r, err := rig.RunPackage(ctx, c, *pkg, testArgs, out)
 	out.Flush()
 	if r != nil {
 		if r.BootTime > 0 {
@@ -124,17 +104,18 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	if err != nil {
-		// The CLI's error is one line; the console excerpt goes before it.
+		// The CLI's error is one line; the console excerpt and where the
+		// evidence is kept go before it.
 		msg, detail, _ := strings.Cut(err.Error(), "\n")
 		if detail != "" {
 			fmt.Fprintln(stderr, detail)
 		}
-		if r != nil && r.WorkDir != "" {
-			fmt.Fprintf(stderr, "rig: console log kept in %s\n", r.WorkDir)
-		}
 		return errors.New(msg)
 	}
 	if r.ExitCode != 0 {
+		if ev := r.Evidence(); ev != "" {
+			fmt.Fprintln(stderr, ev)
+		}
 		return fmt.Errorf("guest tests failed (test binary exit status %d)", r.ExitCode)
 	}
 	return nil

@@ -10,7 +10,8 @@
 // reported on the control port, then the machine powers off.
 //
 // The host builds it with CGO_ENABLED=0 GOOS=linux GOARCH=amd64; see package
-// txtimeout/rig.
+// txtimeout/rig. It links only the guest side (txtimeout/rig/guest and the
+// protocol), not the host's QEMU launcher.
 package main
 
 import (
@@ -33,6 +34,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"txtimeout/rig/guest"
 	"txtimeout/rig/internal/guestproto"
 )
 
@@ -219,7 +221,7 @@ func drain(f *os.File) {
 }
 
 func loadModule(m guestproto.ModuleFile) error {
-	if err := guestproto.LoadModule(m); err != nil {
+	if err := guest.Module(m).Load(); err != nil {
 		return err
 	}
 	if m.Params != "" {

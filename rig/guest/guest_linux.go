@@ -1,4 +1,4 @@
-package rig
+package guest
 
 import (
 	"errors"
@@ -31,6 +31,34 @@ func writeControlLine(path, line string) error {
 	// the port in tests is no terminal.
 	if err := unix.IoctlSetInt(fd, unix.TCSBRK, 1); err != nil && !errors.Is(err, unix.ENOTTY) {
 		return fmt.Errorf("rig: draining the control port %s: %w", path, err)
+	}
+	return nil
+}
+
+// moduleInitCompressedFile is MODULE_INIT_COMPRESSED_FILE from
+// include/uapi/linux/module.h (Linux 5.17+, CONFIG_MODULE_DECOMPRESS).
+const moduleInitCompressedFile = 4
+
+// Load loads the module with finit_module, with its parameters, as the
+// init did; a module that is already loaded is no error. The kernel parses
+// the parameters itself (kernel/params.c): a bad value fails the load with
+// EINVAL and a line on the console.
+func (m Module) Load() error {
+	f, err := os.Open(m.Path)
+	if err != nil {
+		return fmt.Errorf("module %s: %w", m.Name, err)
+	}
+	defer f.Close()
+	flags := 0
+	if m.Compressed {
+		flags = moduleInitCompressedFile
+	}
+	err = unix.FinitModule(int(f.Fd()), m.Params, flags)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		if m.Params != "" {
+			return fmt.Errorf("loading module %s with %q: %w", m.Name, m.Params, err)
+		}
+		return fmt.Errorf("loading module %s: %w", m.Name, err)
 	}
 	return nil
 }
