@@ -24,6 +24,8 @@ func TestNewValidates(t *testing.T) {
 		{IP: net.IPv4(224, 0, 0, 1)},
 		{MTU: 67},
 		{MTU: 65536},
+		{MaxStall: -time.Second},
+		{MaxStall: faultinject.MaxStall + time.Millisecond},
 	} {
 		if _, err := New(c); err == nil {
 			t.Errorf("New(%+v) = nil error, want one", c)
@@ -239,6 +241,22 @@ func TestStallStopsReading(t *testing.T) {
 	}
 }
 
+// TestStallCapped: a request above Config.MaxStall is obeyed for MaxStall,
+// and the acknowledgement says so.
+func TestStallCapped(t *testing.T) {
+	const max = 100 * time.Millisecond
+	r := pipeRig(t, Config{MaxStall: max})
+	r.send(t, stallFrame(t, time.Minute, 11))
+	r.expectAck(t, faultinject.CmdStall, max, 11)
+	if start := r.expectEvent(t, true, 11); start.For != max {
+		t.Errorf("stall of %v started, want the maximum %v", start.For, max)
+	}
+	end := r.expectEvent(t, false, 11) // fails after deadline (10 s) if it lasts the minute asked
+	if end.For < max {
+		t.Errorf("stall lasted %v, want %v", end.For, max)
+	}
+}
+
 func TestResumeEndsStallEarly(t *testing.T) {
 	const d = time.Minute
 	r := pipeRig(t, Config{})
@@ -450,7 +468,7 @@ func TestFragmentsExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := p.newSession()
+	s := p.newSession(stopReading{})
 	now := time.Now()
 	s.now = func() time.Time { return now }
 	handle := func(b []byte) {
