@@ -28,10 +28,7 @@ func FuzzHandle(f *testing.F) {
 		if len(stream) > maxFuzzInput {
 			return
 		}
-		p, err := New(Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := newPartner(t, Config{})
 		s := p.newSession(stopReading{})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -79,10 +76,7 @@ func FuzzReassemble(f *testing.F) {
 		if len(recs) > 4*64 {
 			return
 		}
-		p, err := New(Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := newPartner(t, Config{})
 		s := p.newSession(stopReading{})
 		ctx := context.Background()
 		for ; len(recs) >= 4; recs = recs[4:] {

@@ -83,6 +83,10 @@ const fragTimeout = 30 * time.Second
 // running: stall state and counters belong to one link.
 var ErrBusy = errors.New("partner already serving a connection")
 
+// ErrInterfaceGone is returned by ServePacket when its interface was
+// deleted (or replaced by another of the same name).
+var ErrInterfaceGone = errors.New("interface went away")
+
 // Config configures a Partner.
 type Config struct {
 	MAC net.HardwareAddr // default 02:74:78:00:00:01 (DefaultMAC)

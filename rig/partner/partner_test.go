@@ -281,29 +281,19 @@ func TestResumeEndsStallEarly(t *testing.T) {
 }
 
 func TestContextEndsStall(t *testing.T) {
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartner(t, Config{})
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	ctx, cancel := context.WithCancel(context.Background())
+	cancel, wait := serveAsync(t, p, a)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, a) }()
-	r := &rig{p: p, qemu: b}
+	r := newRig(p, b)
 	r.send(t, stallFrame(t, time.Minute, 9))
 	r.expectAck(t, faultinject.CmdStall, time.Minute, 9)
 	r.expectEvent(t, true, 9)
 	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Serve = %v, want context.Canceled", err)
-		}
-	case <-time.After(deadline):
-		t.Fatal("Serve still stalled after its context ended")
+	if err := wait(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Serve = %v, want context.Canceled", err)
 	}
 	r.expectEvent(t, false, 9)
 	if p.Stalled() {
@@ -312,52 +302,35 @@ func TestContextEndsStall(t *testing.T) {
 }
 
 func TestServeReturns(t *testing.T) {
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serve := func(conn net.Conn) chan error {
-		done := make(chan error, 1)
-		go func() { done <- p.Serve(context.Background(), conn) }()
-		return done
-	}
-	wait := func(done chan error) error {
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(deadline):
-			t.Fatal("Serve did not return")
-		}
-		return nil
-	}
+	p := newPartner(t, Config{})
 
 	// A clean end of stream returns nil; a second Serve meanwhile is busy.
 	a, b := net.Pipe()
-	done := serve(a)
+	_, wait := serveAsync(t, p, a)
 	WriteFrame(b, arpWho(t, net.IPv4(198, 18, 0, 9)))
 	if err := p.Serve(context.Background(), a); !errors.Is(err, ErrBusy) {
 		t.Errorf("second Serve = %v, want ErrBusy", err)
 	}
 	b.Close()
-	if err := wait(done); err != nil {
+	if err := wait(); err != nil {
 		t.Errorf("Serve after EOF = %v, want nil", err)
 	}
 
 	// A length the stream cannot carry is an error naming it.
 	a, b = net.Pipe()
-	done = serve(a)
+	_, wait = serveAsync(t, p, a)
 	b.Write([]byte{0, 0, 0, 0})
-	if err := wait(done); !errors.Is(err, ErrFrameLength) {
+	if err := wait(); !errors.Is(err, ErrFrameLength) {
 		t.Errorf("Serve after a zero length = %v, want ErrFrameLength", err)
 	}
 	b.Close()
 
 	// A stream cut inside a frame is an unexpected EOF.
 	a, b = net.Pipe()
-	done = serve(a)
+	_, wait = serveAsync(t, p, a)
 	b.Write([]byte{0, 0, 0, 60, 1, 2, 3})
 	b.Close()
-	if err := wait(done); err == nil || errors.Is(err, ErrFrameLength) {
+	if err := wait(); err == nil || errors.Is(err, ErrFrameLength) {
 		t.Errorf("Serve after a truncated frame = %v, want an unexpected EOF", err)
 	}
 }
@@ -441,22 +414,13 @@ func (p plainConn) Read(b []byte) (int, error)  { return p.c.Read(b) }
 func (p plainConn) Write(b []byte) (int, error) { return p.c.Write(b) }
 
 func TestServeWithoutDeadlines(t *testing.T) {
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartner(t, Config{})
 	a, b := net.Pipe()
 	defer b.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, plainConn{a}) }()
+	cancel, wait := serveAsync(t, p, plainConn{a})
 	WriteFrame(b, arpWho(t, DefaultIP))
 	cancel()
-	select {
-	case <-done:
-	case <-time.After(deadline):
-		t.Fatal("Serve on a conn without deadlines ignored its context")
-	}
+	wait()    // fails the test if Serve on a conn without deadlines ignores its context
 	a.Close() // ends the abandoned Read
 }
 
@@ -464,10 +428,7 @@ func TestServeWithoutDeadlines(t *testing.T) {
 // forgotten after fragTimeout, like the kernel's ipfrag_time, so a lost
 // fragment cannot pair with a late one nor hold memory for ever.
 func TestFragmentsExpire(t *testing.T) {
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartner(t, Config{})
 	s := p.newSession(stopReading{})
 	now := time.Now()
 	s.now = func() time.Time { return now }
