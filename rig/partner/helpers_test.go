@@ -109,6 +109,16 @@ func pipeRig(tb testing.TB, c Config) *rig {
 	return startPartner(tb, c, a, b)
 }
 
+// linkRig makes a rig on one kind of link.
+type linkRig struct {
+	name string
+	new  func(tb testing.TB, c Config) *rig
+}
+
+// linkRigs are the links a responder test runs over: QEMU's stream, and on
+// Linux AF_PACKET on a veth (as root).
+var linkRigs = []linkRig{{"stream", pipeRig}}
+
 // send writes frame as the DUT would, failing the test after deadline.
 func (r *rig) send(tb testing.TB, frame []byte) {
 	tb.Helper()

@@ -50,7 +50,9 @@ func OpenPacket(iface string, logf func(format string, args ...any)) (*PacketLin
 		return nil, fmt.Errorf("partner: AF_PACKET socket on %s: %w", iface, err)
 	}
 	// The partner's own frames (replies, PAUSE) are no input.
-	if err := sockopt(conn, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+	if err := control(conn, func(fd int) error {
+		return unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	}); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("partner: PACKET_IGNORE_OUTGOING on %s (Linux 4.20): %w", iface, err)
 	}
@@ -60,16 +62,17 @@ func OpenPacket(iface string, logf func(format string, args ...any)) (*PacketLin
 	return &PacketLink{ifi: ifi, conn: conn, logf: logf}, nil
 }
 
-func sockopt(c *packet.Conn, level, opt, v int) error {
+// control runs fn on c's file descriptor.
+func control(c *packet.Conn, fn func(fd int) error) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, v) }); err != nil {
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
 		return err
 	}
-	return serr
+	return ferr
 }
 
 // Interface is the interface the socket is bound to, as it was when opened.
@@ -83,34 +86,28 @@ func (l *PacketLink) Close() error { return l.conn.Close() }
 // index, since the socket stays bound to the device it was opened on.
 // It returns whether the interface is up.
 func (l *PacketLink) present() (up bool, err error) {
-	rc, err := l.conn.SyscallConn()
-	if err != nil {
-		return false, err
-	}
-	var index, flags uint32
-	var ierr error
-	cerr := rc.Control(func(fd uintptr) {
+	var index uint32
+	var flags uint16
+	err = control(l.conn, func(fd int) error {
 		ifr, err := unix.NewIfreq(l.ifi.Name)
 		if err != nil {
-			ierr = err
-			return
+			return err
 		}
-		if ierr = unix.IoctlIfreq(int(fd), unix.SIOCGIFINDEX, ifr); ierr != nil {
-			return
+		if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+			return err
 		}
 		index = ifr.Uint32()
-		if ierr = unix.IoctlIfreq(int(fd), unix.SIOCGIFFLAGS, ifr); ierr != nil {
-			return
+		if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+			return err
 		}
-		flags = uint32(ifr.Uint16())
+		flags = ifr.Uint16()
+		return nil
 	})
 	switch {
-	case cerr != nil:
-		return false, cerr
-	case errors.Is(ierr, unix.ENODEV), ierr == nil && int(index) != l.ifi.Index:
+	case errors.Is(err, unix.ENODEV), err == nil && int(index) != l.ifi.Index:
 		return false, fmt.Errorf("%w: %s", ErrInterfaceGone, l.ifi.Name)
-	case ierr != nil:
-		return false, fmt.Errorf("looking up %s: %w", l.ifi.Name, ierr)
+	case err != nil:
+		return false, fmt.Errorf("looking up %s: %w", l.ifi.Name, err)
 	}
 	return flags&unix.IFF_UP != 0, nil
 }

@@ -41,39 +41,43 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestARPReply(t *testing.T) {
-	r := pipeRig(t, Config{})
-	r.send(t, arpWho(t, DefaultIP))
-	b := r.recv(t)
+	for _, lr := range linkRigs {
+		t.Run(lr.name, func(t *testing.T) {
+			r := lr.new(t, Config{})
+			r.send(t, arpWho(t, DefaultIP))
+			b := r.recv(t)
 
-	want := serialize(t,
-		&layers.Ethernet{SrcMAC: DefaultMAC, DstMAC: dutMAC, EthernetType: layers.EthernetTypeARP},
-		&layers.ARP{
-			AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
-			HwAddressSize: 6, ProtAddressSize: 4, Operation: layers.ARPReply,
-			SourceHwAddress: DefaultMAC, SourceProtAddress: DefaultIP,
-			DstHwAddress: dutMAC, DstProtAddress: dutIP,
-		},
-		gopacket.Payload(make([]byte, 60-42)),
-	)
-	if !bytes.Equal(b, want) {
-		t.Errorf("ARP reply:\n got %x\nwant %x", b, want)
-	}
+			want := serialize(t,
+				&layers.Ethernet{SrcMAC: DefaultMAC, DstMAC: dutMAC, EthernetType: layers.EthernetTypeARP},
+				&layers.ARP{
+					AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
+					HwAddressSize: 6, ProtAddressSize: 4, Operation: layers.ARPReply,
+					SourceHwAddress: DefaultMAC, SourceProtAddress: DefaultIP,
+					DstHwAddress: dutMAC, DstProtAddress: dutIP,
+				},
+				gopacket.Payload(make([]byte, 60-42)),
+			)
+			if !bytes.Equal(b, want) {
+				t.Errorf("ARP reply:\n got %x\nwant %x", b, want)
+			}
 
-	// A request for another address is counted and not answered: the next
-	// frame the partner sends must be the reply to a request for itself.
-	r.send(t, arpWho(t, net.IPv4(198, 18, 0, 9)))
-	r.send(t, arpWho(t, DefaultIP))
-	if b := r.recv(t); !bytes.Equal(b, want) {
-		t.Errorf("after a request for another address, got %x, want the reply %x", b, want)
-	}
-	s := r.waitStats(t, "3 ARP frames in, 2 out", func(s Stats) bool { return s.ARP == 3 && s.TxFrames == 2 })
-	if s.TxFrames != 2 || s.TxBytes != 120 || s.RxFrames != 3 {
-		t.Errorf("stats %+v, want 3 frames in, 2 frames (120 bytes) out", s)
+			// A request for another address is counted and not answered: the next
+			// frame the partner sends must be the reply to a request for itself.
+			r.send(t, arpWho(t, net.IPv4(198, 18, 0, 9)))
+			r.send(t, arpWho(t, DefaultIP))
+			if b := r.recv(t); !bytes.Equal(b, want) {
+				t.Errorf("after a request for another address, got %x, want the reply %x", b, want)
+			}
+			s := r.waitStats(t, "3 ARP frames in, 2 out", func(s Stats) bool { return s.ARP == 3 && s.TxFrames == 2 })
+			if s.TxFrames != 2 || s.TxBytes != 120 || s.RxFrames != 3 {
+				t.Errorf("stats %+v, want 3 frames in, 2 frames (120 bytes) out", s)
+			}
+		})
 	}
 }
 
 func TestEchoReply(t *testing.T) {
-	for _, tc := range []struct {
+	cases := []struct {
 		name      string
 		size, mtu int
 		frags     int
@@ -84,44 +88,47 @@ func TestEchoReply(t *testing.T) {
 		{"2048-byte", 2048, 1500, 2},
 		{"largest", 65507, 1500, 45},
 		{"small MTU", 2048, 576, 4},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := pipeRig(t, Config{MTU: tc.mtu})
-			for seq := uint16(1); seq <= 2; seq++ {
-				req := echoRequest(t, DefaultIP, tc.size, tc.mtu, 100+seq, seq)
-				if len(req) != tc.frags {
-					t.Fatalf("test built %d request fragments, want %d", len(req), tc.frags)
-				}
-				wait := concurrently(func() {
-					for _, f := range req {
-						r.send(t, f)
+	}
+	for _, lr := range linkRigs {
+		for _, tc := range cases {
+			t.Run(lr.name+"/"+tc.name, func(t *testing.T) {
+				r := lr.new(t, Config{MTU: tc.mtu})
+				for seq := uint16(1); seq <= 2; seq++ {
+					req := echoRequest(t, DefaultIP, tc.size, tc.mtu, 100+seq, seq)
+					if len(req) != tc.frags {
+						t.Fatalf("test built %d request fragments, want %d", len(req), tc.frags)
 					}
-				})
-				rep := r.recvEchoReply(t, tc.mtu)
-				wait()
-				if rep.icmp.TypeCode != layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0) {
-					t.Errorf("reply type %v, want echo reply", rep.icmp.TypeCode)
+					wait := concurrently(func() {
+						for _, f := range req {
+							r.send(t, f)
+						}
+					})
+					rep := r.recvEchoReply(t, tc.mtu)
+					wait()
+					if rep.icmp.TypeCode != layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0) {
+						t.Errorf("reply type %v, want echo reply", rep.icmp.TypeCode)
+					}
+					if rep.icmp.Id != 0x4242 || rep.icmp.Seq != seq {
+						t.Errorf("reply id %#x seq %d, want 0x4242 %d", rep.icmp.Id, rep.icmp.Seq, seq)
+					}
+					want := echoRequest(t, DefaultIP, tc.size, 65535, 0, seq)[0][14+20+8:]
+					if !bytes.Equal(rep.data, want) {
+						t.Errorf("reply carries %d bytes of data, not the request's %d", len(rep.data), len(want))
+					}
+					if len(rep.frames) != tc.frags {
+						t.Errorf("reply in %d frames, want %d", len(rep.frames), tc.frags)
+					}
 				}
-				if rep.icmp.Id != 0x4242 || rep.icmp.Seq != seq {
-					t.Errorf("reply id %#x seq %d, want 0x4242 %d", rep.icmp.Id, rep.icmp.Seq, seq)
+				frags := uint64(0)
+				if tc.frags > 1 {
+					frags = uint64(2 * tc.frags)
 				}
-				want := echoRequest(t, DefaultIP, tc.size, 65535, 0, seq)[0][14+20+8:]
-				if !bytes.Equal(rep.data, want) {
-					t.Errorf("reply carries %d bytes of data, not the request's %d", len(rep.data), len(want))
+				s := r.waitStats(t, "two echo replies written", func(s Stats) bool { return s.TxFrames == uint64(2*tc.frags) })
+				if s.EchoRequests != 2 || s.Fragments != frags || s.Malformed != 0 || s.TxDropped != 0 || s.TxFrames != uint64(2*tc.frags) {
+					t.Errorf("stats %+v, want 2 requests, %d fragments, %d frames sent", s, frags, 2*tc.frags)
 				}
-				if len(rep.frames) != tc.frags {
-					t.Errorf("reply in %d frames, want %d", len(rep.frames), tc.frags)
-				}
-			}
-			frags := uint64(0)
-			if tc.frags > 1 {
-				frags = uint64(2 * tc.frags)
-			}
-			s := r.waitStats(t, "two echo replies written", func(s Stats) bool { return s.TxFrames == uint64(2*tc.frags) })
-			if s.EchoRequests != 2 || s.Fragments != frags || s.Malformed != 0 || s.TxDropped != 0 || s.TxFrames != uint64(2*tc.frags) {
-				t.Errorf("stats %+v, want 2 requests, %d fragments, %d frames sent", s, frags, 2*tc.frags)
-			}
-		})
+			})
+		}
 	}
 }
 

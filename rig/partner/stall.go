@@ -67,11 +67,13 @@ func (s *session) finish(err error, why string) error {
 // beginStall starts the action and records the stall.
 func (s *session) beginStall(ctx context.Context, src net.HardwareAddr, c faultinject.CtrlFrame) error {
 	p := s.p
+	// Taken first, so that an action bounded by the same duration (the
+	// PAUSE flood's own deadline) ends no earlier than the stall.
+	start := time.Now()
 	run, err := s.action.start(ctx, src, c.Duration)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
 	resume := make(chan struct{})
 	s.cur = &stall{nonce: c.Nonce, start: start, timer: time.NewTimer(c.Duration), resume: resume, run: run}
 	p.mu.Lock()
