@@ -37,24 +37,24 @@ type PacketLink struct {
 func OpenPacket(iface string, logf func(format string, args ...any)) (*PacketLink, error) {
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
-		return nil, fmt.Errorf("partner: no such interface %q", iface)
+		return nil, fmt.Errorf("no such interface %q", iface)
 	}
 	if ifi.Flags&net.FlagLoopback != 0 {
-		return nil, fmt.Errorf("partner: %s is a loopback interface, not a link to a DUT", iface)
+		return nil, fmt.Errorf("%s is a loopback interface, not a link to a DUT", iface)
 	}
 	if len(ifi.HardwareAddr) != 6 {
-		return nil, fmt.Errorf("partner: %s has no Ethernet address", iface)
+		return nil, fmt.Errorf("%s has no Ethernet address", iface)
 	}
 	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("partner: AF_PACKET socket on %s: %w", iface, err)
+		return nil, fmt.Errorf("AF_PACKET socket on %s: %w", iface, err)
 	}
 	// The partner's own frames (replies, PAUSE) are no input.
 	if err := control(conn, func(fd int) error {
 		return unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
 	}); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("partner: PACKET_IGNORE_OUTGOING on %s (Linux 4.20): %w", iface, err)
+		return nil, fmt.Errorf("PACKET_IGNORE_OUTGOING on %s (Linux 4.20): %w", iface, err)
 	}
 	if logf == nil {
 		logf = func(string, ...any) {}

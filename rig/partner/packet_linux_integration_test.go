@@ -2,9 +2,6 @@ package partner
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,13 +50,14 @@ func ipCmd(tb testing.TB, args ...string) {
 	}
 }
 
+var vethCount atomic.Int32
+
 // newVeth creates the veth rig and removes it in tb's cleanup.
 func newVeth(tb testing.TB) veth {
 	tb.Helper()
 	requireRoot(tb)
-	var b [3]byte
-	rand.Read(b[:])
-	sfx := hex.EncodeToString(b[:])
+	// Unique on the machine: this process's id and a count.
+	sfx := fmt.Sprintf("%d-%d", os.Getpid(), vethCount.Add(1))
 	v := veth{dutNS: "txto-pd-" + sfx, partnerNS: "txto-pp-" + sfx}
 	for _, ns := range []string{v.dutNS, v.partnerNS} {
 		ipCmd(tb, "netns", "add", ns)
@@ -93,32 +92,21 @@ func newVeth(tb testing.TB) veth {
 }
 
 // in runs fn on an OS thread in namespace ns: sockets it opens stay there.
+// The thread is never unlocked, so the runtime ends it with its goroutine
+// instead of handing it, still in ns, to another.
 func (v veth) in(tb testing.TB, ns string, fn func() error) {
 	tb.Helper()
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
 		h, err := netns.GetFromName(ns)
-		if err != nil {
-			errc <- err
-			return
+		if err == nil {
+			defer h.Close()
+			err = netns.Set(h)
 		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
+		if err == nil {
+			err = fn()
 		}
-		err = fn()
-		if serr := netns.Set(orig); serr != nil {
-			errc <- errors.Join(err, serr) // the thread stays locked and dies with the goroutine
-			return
-		}
-		runtime.UnlockOSThread()
 		errc <- err
 	}()
 	if err := <-errc; err != nil {

@@ -15,7 +15,7 @@ type PacketLink struct{}
 
 // OpenPacket is supported on Linux only.
 func OpenPacket(iface string, logf func(format string, args ...any)) (*PacketLink, error) {
-	return nil, fmt.Errorf("partner: AF_PACKET on %s: %w", iface, faultinject.ErrUnsupported)
+	return nil, fmt.Errorf("AF_PACKET on %s: %w", iface, faultinject.ErrUnsupported)
 }
 
 // Interface is nil outside Linux.
