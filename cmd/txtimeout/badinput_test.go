@@ -262,6 +262,17 @@ func TestBadInput(t *testing.T) {
 		{name: "pktgen/malformed IP", args: []string{"pktgen", "-iface", "txto-none", "-for", "1s", "-dst-min", "300.1.1.1"}, code: 2, want: "-dst-min"},
 		{name: "pktgen/nonexistent iface or no pktgen", args: []string{"pktgen", "-iface", "txto-none", "-for", "1s"}, code: 1, want: "pktgen"},
 
+		// partner (no -netns: "ip netns exec" is its way; only names that
+		// exist nowhere, and loopback, which it refuses before opening it).
+		{name: "partner/no iface", args: []string{"partner"}, code: 2, want: "-iface"},
+		{name: "partner/nonexistent iface", args: []string{"partner", "-iface", "txto-none"}, code: 1, want: "no such interface"},
+		{name: "partner/loopback", args: []string{"partner", "-iface", "lo"}, code: 1, want: "loopback"},
+		{name: "partner/malformed IP", args: []string{"partner", "-iface", "txto-none", "-ip", "198.18.300.1/24"}, code: 2, want: "198.18.300.1"},
+		{name: "partner/IPv6", args: []string{"partner", "-iface", "txto-none", "-ip", "2001:db8::1"}, code: 2, want: "unicast IPv4"},
+		{name: "partner/multicast IP", args: []string{"partner", "-iface", "txto-none", "-ip", "224.0.0.1"}, code: 2, want: "unicast IPv4"},
+		{name: "partner/huge for-max", args: []string{"partner", "-iface", "txto-none", "-for-max", "11m"}, code: 2, want: "-for-max"},
+		{name: "partner/zero for-max", args: []string{"partner", "-iface", "txto-none", "-for-max", "0"}, code: 2, want: "-for-max"},
+
 		// scan.
 		{name: "scan/nonexistent file", args: []string{"scan", filepath.Join(tmp, "none")}, code: 1, want: "no such file"},
 		{name: "scan/directory", args: []string{"scan", tmp}, code: 1, want: "is a directory"},

@@ -1,6 +1,6 @@
 // Command txtimeout drives the tx-timeout suite by hand: it scans kernel logs,
-// injects and removes faults, floods, runs pktgen, boots the virtual rig and
-// cleans up after a crashed run.
+// injects and removes faults, floods, runs pktgen, boots the virtual rig,
+// plays the link partner on a hardware rig and cleans up after a crashed run.
 //
 // Every subcommand lives in its own file and registers itself in init.
 // Errors print one line on stderr that begins "txtimeout:"; runtime errors

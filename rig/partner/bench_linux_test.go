@@ -2,7 +2,6 @@ package partner
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"testing"
 	"time"
@@ -18,14 +17,7 @@ func BenchmarkEchoReply(b *testing.B) {
 	}{{"64B", 56}, {"2048B-fragmented", 2048}} {
 		b.Run(bc.name, func(b *testing.B) {
 			a, q := socketPair(b)
-			p, err := New(Config{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- p.Serve(ctx, a) }()
-			b.Cleanup(func() { cancel(); <-done; a.Close(); q.Close() })
+			p := startPartner(b, Config{}, a, q).p
 
 			var stream bytes.Buffer
 			reqs := echoRequest(b, DefaultIP, bc.size, 1500, 1, 1)
@@ -79,14 +71,8 @@ func BenchmarkEchoReply(b *testing.B) {
 // flood (1400-byte UDP frames, no replies) from the socket.
 func BenchmarkReceiveUDP(b *testing.B) {
 	a, q := socketPair(b)
-	p, err := New(Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, a) }()
-	b.Cleanup(func() { cancel(); <-done; a.Close(); q.Close() })
+	r := startPartner(b, Config{}, a, q)
+	p := r.p
 
 	frame := make([]byte, 1400)
 	putEthernet(frame, DefaultMAC, dutMAC, etherTypeIPv4)
@@ -114,7 +100,7 @@ func BenchmarkReceiveUDP(b *testing.B) {
 	want := uint64((b.N + 63) / 64 * 64)
 	for p.Stats().UDP < want {
 		select {
-		case err := <-done:
+		case err := <-r.done:
 			b.Fatalf("Serve returned: %v", err)
 		default:
 			time.Sleep(time.Millisecond)

@@ -3,6 +3,7 @@ package partner
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -22,26 +23,49 @@ var (
 // once; it is generous because other engineers load the machine too.
 const deadline = 10 * time.Second
 
-// rig is a Partner serving one end of a connection whose other end the test
-// plays as QEMU.
+// rig is a Partner serving one end of a link whose other end the test
+// plays as the DUT: QEMU's end of the stream (qemu), or an AF_PACKET socket
+// on the DUT's veth.
 type rig struct {
 	p    *Partner
-	qemu net.Conn
+	qemu net.Conn // the stream rigs' DUT end; nil on a packet rig
+	dut  dutEnd
 	done chan error
 }
 
-// startPartner serves c on the partner end of conn pair (partnerEnd,
-// qemuEnd), stops it in tb.Cleanup and fails the test if Serve returned
-// anything but the context's end or a clean EOF.
-func startPartner(tb testing.TB, c Config, partnerEnd, qemuEnd net.Conn) *rig {
+// dutEnd is the DUT's end of the link: it sends and receives whole
+// Ethernet frames, failing after deadline.
+type dutEnd interface {
+	sendFrame(frame []byte) error
+	recvFrame() ([]byte, error)
+}
+
+// streamEnd is QEMU's end of the stream.
+type streamEnd struct{ c net.Conn }
+
+func (e streamEnd) sendFrame(frame []byte) error {
+	e.c.SetWriteDeadline(time.Now().Add(deadline))
+	return WriteFrame(e.c, frame)
+}
+
+func (e streamEnd) recvFrame() ([]byte, error) {
+	e.c.SetReadDeadline(time.Now().Add(deadline))
+	b, err := ReadFrame(e.c, nil)
+	return append([]byte(nil), b...), err
+}
+
+// newRig is a rig for p whose DUT end is QEMU's end of a stream.
+func newRig(p *Partner, qemuEnd net.Conn) *rig {
+	return &rig{p: p, qemu: qemuEnd, dut: streamEnd{qemuEnd}, done: make(chan error, 1)}
+}
+
+// serveInBackground runs serve until tb's cleanup, which ends its context
+// and fails the test if serve returned anything but the context's end, a
+// clean EOF or nil, or did not return; then it closes closers.
+func (r *rig) serveInBackground(tb testing.TB, serve func(ctx context.Context) error, closers ...io.Closer) {
 	tb.Helper()
-	p, err := New(c)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &rig{p: p, qemu: qemuEnd, done: make(chan error, 1)}
-	go func() { r.done <- p.Serve(ctx, partnerEnd) }()
+	go func() { r.done <- serve(ctx) }()
 	tb.Cleanup(func() {
 		cancel()
 		select {
@@ -52,9 +76,28 @@ func startPartner(tb testing.TB, c Config, partnerEnd, qemuEnd net.Conn) *rig {
 		case <-time.After(deadline):
 			tb.Errorf("Serve did not return %v after its context ended", deadline)
 		}
-		partnerEnd.Close()
-		qemuEnd.Close()
+		for _, c := range closers {
+			c.Close()
+		}
 	})
+}
+
+// newPartner is New(c), failing the test on an error.
+func newPartner(tb testing.TB, c Config) *Partner {
+	tb.Helper()
+	p, err := New(c)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return p
+}
+
+// startPartner serves c on the partner end of conn pair (partnerEnd,
+// qemuEnd) until tb's cleanup.
+func startPartner(tb testing.TB, c Config, partnerEnd, qemuEnd net.Conn) *rig {
+	tb.Helper()
+	r := newRig(newPartner(tb, c), qemuEnd)
+	r.serveInBackground(tb, func(ctx context.Context) error { return r.p.Serve(ctx, partnerEnd) }, partnerEnd, qemuEnd)
 	return r
 }
 
@@ -66,11 +109,20 @@ func pipeRig(tb testing.TB, c Config) *rig {
 	return startPartner(tb, c, a, b)
 }
 
-// send writes frame as QEMU would, failing the test after deadline.
+// linkRig makes a rig on one kind of link.
+type linkRig struct {
+	name string
+	new  func(tb testing.TB, c Config) *rig
+}
+
+// linkRigs are the links a responder test runs over: QEMU's stream, and on
+// Linux AF_PACKET on a veth (as root).
+var linkRigs = []linkRig{{"stream", pipeRig}}
+
+// send writes frame as the DUT would, failing the test after deadline.
 func (r *rig) send(tb testing.TB, frame []byte) {
 	tb.Helper()
-	r.qemu.SetWriteDeadline(time.Now().Add(deadline))
-	if err := WriteFrame(r.qemu, frame); err != nil {
+	if err := r.dut.sendFrame(frame); err != nil {
 		tb.Fatalf("writing a frame to the partner: %v", err)
 	}
 }
@@ -78,12 +130,11 @@ func (r *rig) send(tb testing.TB, frame []byte) {
 // recv reads one frame the partner sent, failing the test after deadline.
 func (r *rig) recv(tb testing.TB) []byte {
 	tb.Helper()
-	r.qemu.SetReadDeadline(time.Now().Add(deadline))
-	b, err := ReadFrame(r.qemu, nil)
+	b, err := r.dut.recvFrame()
 	if err != nil {
 		tb.Fatalf("reading a frame from the partner: %v", err)
 	}
-	return append([]byte(nil), b...)
+	return b
 }
 
 // waitStats polls the partner's counters until cond holds or deadline
@@ -224,6 +275,24 @@ func (r *rig) recvEchoReply(tb testing.TB, mtu int) reply {
 	rep.icmp = icmp
 	rep.data = icmp.Payload
 	return rep
+}
+
+// serveAsync runs p.Serve on conn in the background; wait returns its
+// error, failing the test when it does not come within deadline.
+func serveAsync(tb testing.TB, p *Partner, conn io.ReadWriter) (cancel context.CancelFunc, wait func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, conn) }()
+	return cancel, func() error {
+		tb.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(deadline):
+			tb.Fatalf("Serve did not return within %v", deadline)
+		}
+		return nil
+	}
 }
 
 // concurrently runs f in a goroutine and returns a wait function.

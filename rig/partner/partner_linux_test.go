@@ -115,10 +115,7 @@ func TestUnixSocketLikeQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartner(t, Config{})
 	served := make(chan error, 1)
 	go func() {
 		c, err := l.Accept()
@@ -133,7 +130,7 @@ func TestUnixSocketLikeQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{p: p, qemu: q}
+	r := newRig(p, q)
 	for _, f := range echoRequest(t, DefaultIP, 2048, 1500, 7, 1) {
 		r.send(t, f)
 	}

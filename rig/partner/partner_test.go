@@ -24,6 +24,8 @@ func TestNewValidates(t *testing.T) {
 		{IP: net.IPv4(224, 0, 0, 1)},
 		{MTU: 67},
 		{MTU: 65536},
+		{MaxStall: -time.Second},
+		{MaxStall: faultinject.MaxStall + time.Millisecond},
 	} {
 		if _, err := New(c); err == nil {
 			t.Errorf("New(%+v) = nil error, want one", c)
@@ -39,39 +41,43 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestARPReply(t *testing.T) {
-	r := pipeRig(t, Config{})
-	r.send(t, arpWho(t, DefaultIP))
-	b := r.recv(t)
+	for _, lr := range linkRigs {
+		t.Run(lr.name, func(t *testing.T) {
+			r := lr.new(t, Config{})
+			r.send(t, arpWho(t, DefaultIP))
+			b := r.recv(t)
 
-	want := serialize(t,
-		&layers.Ethernet{SrcMAC: DefaultMAC, DstMAC: dutMAC, EthernetType: layers.EthernetTypeARP},
-		&layers.ARP{
-			AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
-			HwAddressSize: 6, ProtAddressSize: 4, Operation: layers.ARPReply,
-			SourceHwAddress: DefaultMAC, SourceProtAddress: DefaultIP,
-			DstHwAddress: dutMAC, DstProtAddress: dutIP,
-		},
-		gopacket.Payload(make([]byte, 60-42)),
-	)
-	if !bytes.Equal(b, want) {
-		t.Errorf("ARP reply:\n got %x\nwant %x", b, want)
-	}
+			want := serialize(t,
+				&layers.Ethernet{SrcMAC: DefaultMAC, DstMAC: dutMAC, EthernetType: layers.EthernetTypeARP},
+				&layers.ARP{
+					AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
+					HwAddressSize: 6, ProtAddressSize: 4, Operation: layers.ARPReply,
+					SourceHwAddress: DefaultMAC, SourceProtAddress: DefaultIP,
+					DstHwAddress: dutMAC, DstProtAddress: dutIP,
+				},
+				gopacket.Payload(make([]byte, 60-42)),
+			)
+			if !bytes.Equal(b, want) {
+				t.Errorf("ARP reply:\n got %x\nwant %x", b, want)
+			}
 
-	// A request for another address is counted and not answered: the next
-	// frame the partner sends must be the reply to a request for itself.
-	r.send(t, arpWho(t, net.IPv4(198, 18, 0, 9)))
-	r.send(t, arpWho(t, DefaultIP))
-	if b := r.recv(t); !bytes.Equal(b, want) {
-		t.Errorf("after a request for another address, got %x, want the reply %x", b, want)
-	}
-	s := r.waitStats(t, "3 ARP frames in, 2 out", func(s Stats) bool { return s.ARP == 3 && s.TxFrames == 2 })
-	if s.TxFrames != 2 || s.TxBytes != 120 || s.RxFrames != 3 {
-		t.Errorf("stats %+v, want 3 frames in, 2 frames (120 bytes) out", s)
+			// A request for another address is counted and not answered: the next
+			// frame the partner sends must be the reply to a request for itself.
+			r.send(t, arpWho(t, net.IPv4(198, 18, 0, 9)))
+			r.send(t, arpWho(t, DefaultIP))
+			if b := r.recv(t); !bytes.Equal(b, want) {
+				t.Errorf("after a request for another address, got %x, want the reply %x", b, want)
+			}
+			s := r.waitStats(t, "3 ARP frames in, 2 out", func(s Stats) bool { return s.ARP == 3 && s.TxFrames == 2 })
+			if s.TxFrames != 2 || s.TxBytes != 120 || s.RxFrames != 3 {
+				t.Errorf("stats %+v, want 3 frames in, 2 frames (120 bytes) out", s)
+			}
+		})
 	}
 }
 
 func TestEchoReply(t *testing.T) {
-	for _, tc := range []struct {
+	cases := []struct {
 		name      string
 		size, mtu int
 		frags     int
@@ -82,44 +88,47 @@ func TestEchoReply(t *testing.T) {
 		{"2048-byte", 2048, 1500, 2},
 		{"largest", 65507, 1500, 45},
 		{"small MTU", 2048, 576, 4},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := pipeRig(t, Config{MTU: tc.mtu})
-			for seq := uint16(1); seq <= 2; seq++ {
-				req := echoRequest(t, DefaultIP, tc.size, tc.mtu, 100+seq, seq)
-				if len(req) != tc.frags {
-					t.Fatalf("test built %d request fragments, want %d", len(req), tc.frags)
-				}
-				wait := concurrently(func() {
-					for _, f := range req {
-						r.send(t, f)
+	}
+	for _, lr := range linkRigs {
+		for _, tc := range cases {
+			t.Run(lr.name+"/"+tc.name, func(t *testing.T) {
+				r := lr.new(t, Config{MTU: tc.mtu})
+				for seq := uint16(1); seq <= 2; seq++ {
+					req := echoRequest(t, DefaultIP, tc.size, tc.mtu, 100+seq, seq)
+					if len(req) != tc.frags {
+						t.Fatalf("test built %d request fragments, want %d", len(req), tc.frags)
 					}
-				})
-				rep := r.recvEchoReply(t, tc.mtu)
-				wait()
-				if rep.icmp.TypeCode != layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0) {
-					t.Errorf("reply type %v, want echo reply", rep.icmp.TypeCode)
+					wait := concurrently(func() {
+						for _, f := range req {
+							r.send(t, f)
+						}
+					})
+					rep := r.recvEchoReply(t, tc.mtu)
+					wait()
+					if rep.icmp.TypeCode != layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0) {
+						t.Errorf("reply type %v, want echo reply", rep.icmp.TypeCode)
+					}
+					if rep.icmp.Id != 0x4242 || rep.icmp.Seq != seq {
+						t.Errorf("reply id %#x seq %d, want 0x4242 %d", rep.icmp.Id, rep.icmp.Seq, seq)
+					}
+					want := echoRequest(t, DefaultIP, tc.size, 65535, 0, seq)[0][14+20+8:]
+					if !bytes.Equal(rep.data, want) {
+						t.Errorf("reply carries %d bytes of data, not the request's %d", len(rep.data), len(want))
+					}
+					if len(rep.frames) != tc.frags {
+						t.Errorf("reply in %d frames, want %d", len(rep.frames), tc.frags)
+					}
 				}
-				if rep.icmp.Id != 0x4242 || rep.icmp.Seq != seq {
-					t.Errorf("reply id %#x seq %d, want 0x4242 %d", rep.icmp.Id, rep.icmp.Seq, seq)
+				frags := uint64(0)
+				if tc.frags > 1 {
+					frags = uint64(2 * tc.frags)
 				}
-				want := echoRequest(t, DefaultIP, tc.size, 65535, 0, seq)[0][14+20+8:]
-				if !bytes.Equal(rep.data, want) {
-					t.Errorf("reply carries %d bytes of data, not the request's %d", len(rep.data), len(want))
+				s := r.waitStats(t, "two echo replies written", func(s Stats) bool { return s.TxFrames == uint64(2*tc.frags) })
+				if s.EchoRequests != 2 || s.Fragments != frags || s.Malformed != 0 || s.TxDropped != 0 || s.TxFrames != uint64(2*tc.frags) {
+					t.Errorf("stats %+v, want 2 requests, %d fragments, %d frames sent", s, frags, 2*tc.frags)
 				}
-				if len(rep.frames) != tc.frags {
-					t.Errorf("reply in %d frames, want %d", len(rep.frames), tc.frags)
-				}
-			}
-			frags := uint64(0)
-			if tc.frags > 1 {
-				frags = uint64(2 * tc.frags)
-			}
-			s := r.waitStats(t, "two echo replies written", func(s Stats) bool { return s.TxFrames == uint64(2*tc.frags) })
-			if s.EchoRequests != 2 || s.Fragments != frags || s.Malformed != 0 || s.TxDropped != 0 || s.TxFrames != uint64(2*tc.frags) {
-				t.Errorf("stats %+v, want 2 requests, %d fragments, %d frames sent", s, frags, 2*tc.frags)
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -239,6 +248,22 @@ func TestStallStopsReading(t *testing.T) {
 	}
 }
 
+// TestStallCapped: a request above Config.MaxStall is obeyed for MaxStall,
+// and the acknowledgement says so.
+func TestStallCapped(t *testing.T) {
+	const max = 100 * time.Millisecond
+	r := pipeRig(t, Config{MaxStall: max})
+	r.send(t, stallFrame(t, time.Minute, 11))
+	r.expectAck(t, faultinject.CmdStall, max, 11)
+	if start := r.expectEvent(t, true, 11); start.For != max {
+		t.Errorf("stall of %v started, want the maximum %v", start.For, max)
+	}
+	end := r.expectEvent(t, false, 11) // fails after deadline (10 s) if it lasts the minute asked
+	if end.For < max {
+		t.Errorf("stall lasted %v, want %v", end.For, max)
+	}
+}
+
 func TestResumeEndsStallEarly(t *testing.T) {
 	const d = time.Minute
 	r := pipeRig(t, Config{})
@@ -263,29 +288,19 @@ func TestResumeEndsStallEarly(t *testing.T) {
 }
 
 func TestContextEndsStall(t *testing.T) {
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartner(t, Config{})
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	ctx, cancel := context.WithCancel(context.Background())
+	cancel, wait := serveAsync(t, p, a)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, a) }()
-	r := &rig{p: p, qemu: b}
+	r := newRig(p, b)
 	r.send(t, stallFrame(t, time.Minute, 9))
 	r.expectAck(t, faultinject.CmdStall, time.Minute, 9)
 	r.expectEvent(t, true, 9)
 	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Serve = %v, want context.Canceled", err)
-		}
-	case <-time.After(deadline):
-		t.Fatal("Serve still stalled after its context ended")
+	if err := wait(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Serve = %v, want context.Canceled", err)
 	}
 	r.expectEvent(t, false, 9)
 	if p.Stalled() {
@@ -294,52 +309,35 @@ func TestContextEndsStall(t *testing.T) {
 }
 
 func TestServeReturns(t *testing.T) {
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serve := func(conn net.Conn) chan error {
-		done := make(chan error, 1)
-		go func() { done <- p.Serve(context.Background(), conn) }()
-		return done
-	}
-	wait := func(done chan error) error {
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(deadline):
-			t.Fatal("Serve did not return")
-		}
-		return nil
-	}
+	p := newPartner(t, Config{})
 
 	// A clean end of stream returns nil; a second Serve meanwhile is busy.
 	a, b := net.Pipe()
-	done := serve(a)
+	_, wait := serveAsync(t, p, a)
 	WriteFrame(b, arpWho(t, net.IPv4(198, 18, 0, 9)))
 	if err := p.Serve(context.Background(), a); !errors.Is(err, ErrBusy) {
 		t.Errorf("second Serve = %v, want ErrBusy", err)
 	}
 	b.Close()
-	if err := wait(done); err != nil {
+	if err := wait(); err != nil {
 		t.Errorf("Serve after EOF = %v, want nil", err)
 	}
 
 	// A length the stream cannot carry is an error naming it.
 	a, b = net.Pipe()
-	done = serve(a)
+	_, wait = serveAsync(t, p, a)
 	b.Write([]byte{0, 0, 0, 0})
-	if err := wait(done); !errors.Is(err, ErrFrameLength) {
+	if err := wait(); !errors.Is(err, ErrFrameLength) {
 		t.Errorf("Serve after a zero length = %v, want ErrFrameLength", err)
 	}
 	b.Close()
 
 	// A stream cut inside a frame is an unexpected EOF.
 	a, b = net.Pipe()
-	done = serve(a)
+	_, wait = serveAsync(t, p, a)
 	b.Write([]byte{0, 0, 0, 60, 1, 2, 3})
 	b.Close()
-	if err := wait(done); err == nil || errors.Is(err, ErrFrameLength) {
+	if err := wait(); err == nil || errors.Is(err, ErrFrameLength) {
 		t.Errorf("Serve after a truncated frame = %v, want an unexpected EOF", err)
 	}
 }
@@ -423,22 +421,13 @@ func (p plainConn) Read(b []byte) (int, error)  { return p.c.Read(b) }
 func (p plainConn) Write(b []byte) (int, error) { return p.c.Write(b) }
 
 func TestServeWithoutDeadlines(t *testing.T) {
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartner(t, Config{})
 	a, b := net.Pipe()
 	defer b.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, plainConn{a}) }()
+	cancel, wait := serveAsync(t, p, plainConn{a})
 	WriteFrame(b, arpWho(t, DefaultIP))
 	cancel()
-	select {
-	case <-done:
-	case <-time.After(deadline):
-		t.Fatal("Serve on a conn without deadlines ignored its context")
-	}
+	wait()    // fails the test if Serve on a conn without deadlines ignores its context
 	a.Close() // ends the abandoned Read
 }
 
@@ -446,11 +435,8 @@ func TestServeWithoutDeadlines(t *testing.T) {
 // forgotten after fragTimeout, like the kernel's ipfrag_time, so a lost
 // fragment cannot pair with a late one nor hold memory for ever.
 func TestFragmentsExpire(t *testing.T) {
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := p.newSession()
+	p := newPartner(t, Config{})
+	s := p.newSession(stopReading{})
 	now := time.Now()
 	s.now = func() time.Time { return now }
 	handle := func(b []byte) {
