@@ -4,11 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +45,11 @@ func Main(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if !rigRuns.finish(os.Stderr) && code == 0 {
+		code = 1
+	}
+	os.Exit(code)
 }
 
 // handlerArmed is set when Main installed the SIGINT/SIGTERM handler that
@@ -173,24 +179,14 @@ func kernelRelease() string {
 // subtests into t, and returns false: the caller returns. Elsewhere it
 // refuses (or, with -clean-stale, cleans) state an earlier run left
 // behind, and returns true.
+//
+// On the rig, the top-level tests of a package share their boots (one
+// rig.Session per NIC model): the first test that needs the rig boots it
+// for every test the host's -test.run selects, and each test mirrors its
+// own guest test as it arrives. A test whose subtests need other NIC
+// models says so with RegisterPlan; a subtest that calls Run on the host
+// boots on its own.
 func Setup(t *testing.T) (harness.Config, bool) {
-	t.Helper()
-	return SetupPlan(t, nil)
-}
-
-// Boot is one guest boot of a plan: a NIC model and the subtests of the
-// top-level test that run on it.
-type Boot struct {
-	NIC      string
-	Subtests []string
-}
-
-// SetupPlan is Setup for a top-level test whose subtests run on different
-// NIC models of the virtual rig: each model of plan boots once, for the
-// subtests that the host's -test.run selects, and not at all when it
-// selects none of them. A NIC chosen by the user (TXTIMEOUT_NIC) runs
-// everything in one boot.
-func SetupPlan(t *testing.T, plan []Boot) (harness.Config, bool) {
 	t.Helper()
 	cfg, err := Config()
 	if err != nil {
@@ -209,32 +205,237 @@ func SetupPlan(t *testing.T, plan []Boot) (harness.Config, bool) {
 	if testing.Short() {
 		t.Skip("skipping the virtual rig under -short (set TXTIMEOUT_IFACE to run on a hardware interface)")
 	}
-	p := pkg
-	if p == "" {
-		p = callerPackage()
+	if strings.Contains(t.Name(), "/") {
+		bootAlone(t, cfg)
+		return cfg, false
 	}
-	base := rig.ConfigFromEnv()
-	final := base.ReportDir
-	if final == "" {
-		final = cfg.ReportDir // the -report flag
+	var skip string
+	hostRun := ""
+	if f := flag.Lookup("test.run"); f != nil {
+		hostRun = f.Value.String()
 	}
-	base.GuestEnv = GuestEnv(cfg)
-	for _, b := range bootsFor(t.Name(), plan, base.NIC, hostRunSub()) {
-		rc := base
-		rc.NIC = b.nic
-		name := strings.ReplaceAll(t.Name(), "/", "-")
-		if final != "" {
-			rc.ReportDir = filepath.Join(t.TempDir(), "guest")
-			if b.nic != "" {
-				name += "-" + b.nic
-			}
+	for _, b := range sessionBoots(t.Name(), hostRun, os.Getenv("TXTIMEOUT_NIC"), planTest, plans[planTest]) {
+		s, err := rigRuns.session(t, cfg, b)
+		if err != nil {
+			t.Fatalf("rig: %v", err)
 		}
-		rig.RunTest(t, p, b.run, rc)
-		if final != "" {
-			mergeGuestReport(t, rc.ReportDir, final, name)
+		if msg := s.MirrorInto(t); msg != "" {
+			skip = msg
 		}
+	}
+	if skip != "" {
+		t.Skip(skip)
 	}
 	return cfg, false
+}
+
+// Boot is one NIC model of a plan and the subtests of a top-level test
+// that run on it.
+type Boot struct {
+	NIC      string
+	Subtests []string
+}
+
+// plans are the registered NIC plans, by top-level test; planTest is the
+// one test of the package that has one.
+var (
+	plans    = map[string][]Boot{}
+	planTest string
+)
+
+// RegisterPlan says on which NIC model of the virtual rig each subtest of
+// the top-level test runs by default (call it from an init function): the
+// first model's subtests run in the package's shared boot, each other
+// model boots once for the subtests the host's -test.run selects, and not
+// at all when it selects none of them. A NIC chosen by the user
+// (TXTIMEOUT_NIC) runs everything in one boot. A package has at most one
+// test with a plan.
+func RegisterPlan(test string, plan []Boot) {
+	if planTest != "" && planTest != test {
+		panic("scenario.RegisterPlan: " + planTest + " has the package's NIC plan already; " + test + " cannot have another")
+	}
+	if len(plan) == 0 {
+		panic("scenario.RegisterPlan: an empty plan for " + test)
+	}
+	plans[test], planTest = plan, test
+}
+
+// bootAlone runs t's test (a subtest path) in a boot of its own.
+func bootAlone(t *testing.T, cfg harness.Config) {
+	t.Helper()
+	rc := rigConfig(cfg)
+	final := rc.ReportDir
+	if final != "" {
+		rc.ReportDir = filepath.Join(t.TempDir(), "guest")
+	}
+	for _, b := range bootsFor(t.Name(), nil, rc.NIC, "") {
+		rc.NIC = b.nic
+		rig.RunTest(t, testPackage(), b.run, rc)
+		if final != "" {
+			mergeGuestReport(rc.ReportDir, final, strings.ReplaceAll(t.Name(), "/", "-"))
+		}
+	}
+}
+
+// rigConfig is the rig's configuration from the environment, with this
+// run's settings for the guest and the report directory.
+func rigConfig(cfg harness.Config) rig.Config {
+	rc := rig.ConfigFromEnv()
+	if rc.ReportDir == "" {
+		rc.ReportDir = cfg.ReportDir // the -report flag
+	}
+	rc.GuestEnv = GuestEnv(cfg)
+	return rc
+}
+
+// testPackage is the import path of the test package the rig builds.
+func testPackage() string {
+	if pkg != "" {
+		return pkg
+	}
+	return callerPackage()
+}
+
+// sessionBoot is one shared boot: its NIC model ("" for the rig's default
+// or the user's TXTIMEOUT_NIC) and the guest's flags.
+type sessionBoot struct {
+	nic  string
+	args []string
+}
+
+// sessionBoots are the shared boots the top-level test top is mirrored
+// from, for the host's -test.run hostRun, the user's NIC and the
+// package's NIC plan (of the test planTest): the default NIC's, which
+// runs every test hostRun selects but the subtests the plan sends to other
+// models, then one per other model of top's plan that hostRun selects.
+func sessionBoots(top, hostRun, userNIC, planTest string, plan []Boot) []sessionBoot {
+	if hostRun == "" {
+		hostRun = "."
+	}
+	first := sessionBoot{nic: userNIC, args: []string{"-test.run=" + hostRun}}
+	if userNIC != "" || len(plan) == 0 {
+		return []sessionBoot{first}
+	}
+	first.nic = plan[0].NIC
+	var away []string
+	for _, b := range plan[1:] {
+		for _, sub := range b.Subtests {
+			away = append(away, regexp.QuoteMeta(sub))
+		}
+	}
+	if len(away) > 0 {
+		first.args = append(first.args, "-test.skip=^"+regexp.QuoteMeta(planTest)+"$/^("+strings.Join(away, "|")+")$")
+	}
+	boots := []sessionBoot{first}
+	if top != planTest {
+		return boots
+	}
+	_, sub := CutRunPattern(hostRun)
+	for _, b := range bootsFor(top, plan[1:], "", sub) {
+		boots = append(boots, sessionBoot{nic: b.nic, args: []string{"-test.run=" + b.run}})
+	}
+	return boots
+}
+
+// rigRuns are this process's shared boots.
+var rigRuns = &sessions{}
+
+// sessions are the shared boots of a test binary on the host, one at a
+// time: a boot starts once the earlier ones are over.
+type sessions struct {
+	mu   sync.Mutex
+	runs []*session
+}
+
+type session struct {
+	key       string
+	nic       string
+	s         *rig.Session
+	guestDir  string // the guest's report files, merged at the end
+	reportDir string // where they go ("" for nowhere)
+}
+
+// session returns the shared boot b, starting it when it is not running
+// yet.
+func (ss *sessions) session(t *testing.T, cfg harness.Config, b sessionBoot) (*rig.Session, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	key := b.nic + "\x00" + strings.Join(b.args, "\x00")
+	for _, r := range ss.runs {
+		if r.key == key {
+			return r.s, nil
+		}
+	}
+	for _, r := range ss.runs {
+		<-r.s.Done()
+	}
+	rc := rigConfig(cfg)
+	rc.NIC = b.nic
+	if rc.Timeout == 0 {
+		rc.Timeout = rig.DefaultTimeout
+	}
+	if dl, ok := t.Deadline(); ok {
+		if left := time.Until(dl) - 30*time.Second; left < rc.Timeout {
+			rc.Timeout = left
+		}
+	}
+	dir, err := os.MkdirTemp("", "txtimeout-guest-report-")
+	if err != nil {
+		return nil, err
+	}
+	r := &session{key: key, nic: b.nic, reportDir: rc.ReportDir, guestDir: dir}
+	rc.ReportDir = dir
+	args := append(slices.Clone(b.args), countFlags()...)
+	if r.s, err = rig.StartSession(testPackage(), args, rc); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	ss.runs = append(ss.runs, r)
+	return r.s, nil
+}
+
+// countFlags are the host's -test.count and -test.failfast, for the guest.
+func countFlags() []string {
+	var args []string
+	if f := flag.Lookup("test.count"); f != nil && f.Value.String() != "1" {
+		args = append(args, "-test.count="+f.Value.String())
+	}
+	if f := flag.Lookup("test.failfast"); f != nil && f.Value.String() == "true" {
+		args = append(args, "-test.failfast")
+	}
+	return args
+}
+
+// finish waits for every shared boot, merges its guest's report into the
+// run's report directory, and says what failed in a guest without a host
+// test to show it. It returns false when something did.
+func (ss *sessions) finish(stderr io.Writer) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ok := true
+	for _, r := range ss.runs {
+		res, err, lost := r.s.Wait()
+		for _, l := range lost {
+			fmt.Fprintf(stderr, "txtimeout: %s\n", l)
+			ok = false
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "txtimeout: %v\n", err)
+			ok = false
+		}
+		if r.reportDir != "" {
+			name := r.nic
+			if name == "" {
+				name = res.NIC
+			}
+			if err := mergeGuestReport(r.guestDir, r.reportDir, name); err != nil {
+				fmt.Fprintf(stderr, "txtimeout: %v\n", err)
+				ok = false
+			}
+		}
+		os.RemoveAll(r.guestDir)
+	}
+	return ok
 }
 
 // GuestEnv is the environment that carries this run's settings into
@@ -253,7 +454,7 @@ func GuestEnv(cfg harness.Config) []string {
 
 // GuestKnobs are environment variables of scenarios (not of the harness's
 // configuration) that reach the rig's guest when set on the host.
-var GuestKnobs = []string{"TXTIMEOUT_REPEAT", "TXTIMEOUT_QUEUE"}
+var GuestKnobs = []string{"TXTIMEOUT_REPEAT", "TXTIMEOUT_QUEUE", "TXTIMEOUT_BENCH"}
 
 // rigBoot is one guest boot: the NIC model ("" for the rig's default or
 // the user's TXTIMEOUT_NIC) and the guest's -test.run.
@@ -346,25 +547,21 @@ func CutRunPattern(p string) (first, rest string) {
 var guestReportMerged bool
 
 // mergeGuestReport adds the scenarios of one guest run's report to this
-// run's report and rewrites the report files in dir. Each test boots its
-// own guest, whose report holds only its own scenarios; merged, the
-// report directory describes the whole run. The guest's console log is
-// kept as console-NAME.log.
-func mergeGuestReport(t *testing.T, guestDir, dir, name string) {
-	t.Helper()
+// run's report and rewrites the report files in dir, so that the report
+// directory describes the whole run. The guest's console log is kept as
+// console-NAME.log.
+func mergeGuestReport(guestDir, dir, name string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Errorf("report directory: %v", err)
-		return
+		return fmt.Errorf("report directory: %w", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(guestDir, "console.log")); err == nil {
 		if err := os.WriteFile(filepath.Join(dir, "console-"+name+".log"), b, 0o644); err != nil {
-			t.Errorf("keeping the guest console log: %v", err)
+			return fmt.Errorf("keeping the guest console log: %w", err)
 		}
 	}
 	g, err := harness.ReadReport(filepath.Join(guestDir, "report.json"))
 	if err != nil {
-		t.Errorf("the guest left no readable report (%v); %s is not in %s", err, name, dir)
-		return
+		return fmt.Errorf("the guest left no readable report (%w); its scenarios (%s) are not in %s", err, name, dir)
 	}
 	if !guestReportMerged {
 		// The DUT is the guest's: its kernel, driver and configuration.
@@ -372,14 +569,13 @@ func mergeGuestReport(t *testing.T, guestDir, dir, name string) {
 		report.Config = g.Config
 		guestReportMerged = true
 	}
-	for _, s := range g.Scenarios {
-		report.Add(s)
+	for _, sc := range g.Scenarios {
+		report.Add(sc)
 	}
 	if err := report.WriteFiles(dir); err != nil {
-		t.Errorf("writing the merged report: %v", err)
-		return
+		return fmt.Errorf("writing the merged report: %w", err)
 	}
-	t.Logf("report: %d scenario(s) of %s merged into %s", len(g.Scenarios), name, dir)
+	return nil
 }
 
 // Preflight is this run's preflight checks, run once (harness.Preflight).

@@ -273,3 +273,35 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+func TestSessionBoots(t *testing.T) {
+	plan := []Boot{
+		{NIC: "virtio-net-pci", Subtests: []string{"NetemDelay", "PartnerStall"}},
+		{NIC: "e1000", Subtests: []string{"NapiStarve", "Race"}},
+	}
+	skip := "-test.skip=^TestTxTimeout$/^(NapiStarve|Race)$"
+	type sb = sessionBoot
+	for _, tc := range []struct {
+		top, run, nic string
+		want          []sessionBoot
+	}{
+		// Every test shares the default boot; TestTxTimeout's e1000
+		// subtests boot once more, on e1000.
+		{"TestExample", "", "", []sb{{"virtio-net-pci", []string{"-test.run=.", skip}}}},
+		{"TestTxTimeout", "", "", []sb{
+			{"virtio-net-pci", []string{"-test.run=.", skip}},
+			{"e1000", []string{"-test.run=^TestTxTimeout$/^(NapiStarve|Race)$"}},
+		}},
+		{"TestTxTimeout", "TxTimeout/Race/LinkDown", "", []sb{
+			{"virtio-net-pci", []string{"-test.run=TxTimeout/Race/LinkDown", skip}},
+			{"e1000", []string{"-test.run=^TestTxTimeout$/^(Race)$/LinkDown"}},
+		}},
+		{"TestTxTimeout", "TxTimeout/Netem", "", []sb{{"virtio-net-pci", []string{"-test.run=TxTimeout/Netem", skip}}}},
+		// The user's NIC: one boot for everything.
+		{"TestTxTimeout", "", "igb", []sb{{"igb", []string{"-test.run=."}}}},
+	} {
+		assert.Equal(t, tc.want, sessionBoots(tc.top, tc.run, tc.nic, "TestTxTimeout", plan), "%s run=%q nic=%q", tc.top, tc.run, tc.nic)
+	}
+	// No plan in the package: one boot on the rig's default NIC.
+	assert.Equal(t, []sb{{"", []string{"-test.run=Pktgen"}}}, sessionBoots("TestPktgen", "Pktgen", "", "", nil))
+}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"txtimeout/harness"
-	"txtimeout/rig/guest"
 	"txtimeout/scenario"
 	"txtimeout/traffic"
 )
@@ -38,7 +37,7 @@ var benchPktgenOrder = []string{"go", "shell", "shell", "go", "shell", "go", "go
 // It is a benchmark, not a test: it is opt-in (TXTIMEOUT_BENCH=1, which
 // `make bench` sets) and asserts no speed; it fails only when a run fails.
 func TestBenchPktgen(t *testing.T) {
-	if !guest.Inside() && os.Getenv("TXTIMEOUT_BENCH") != "1" {
+	if os.Getenv("TXTIMEOUT_BENCH") != "1" {
 		t.Skip("skipping: a benchmark of pktgen against the seed's shell pattern; `make bench` runs it (or set TXTIMEOUT_BENCH=1)")
 	}
 	cfg, direct := scenario.Setup(t)

@@ -19,7 +19,7 @@ const watchdogTimeo = 5 * time.Second
 
 // TestTxTimeout runs the transmit-timeout scenarios.
 func TestTxTimeout(t *testing.T) {
-	cfg, direct := scenario.SetupPlan(t, txTimeoutPlan())
+	cfg, direct := scenario.Setup(t)
 	if !direct {
 		return
 	}
@@ -44,6 +44,8 @@ var txTimeoutScenarios = []struct {
 	{"Repeat", "e1000", repeatTimeouts},
 	{"QueueN", "e1000", spec(queueN)},
 }
+
+func init() { scenario.RegisterPlan("TestTxTimeout", txTimeoutPlan()) }
 
 // txTimeoutPlan groups txTimeoutScenarios by their rig NIC, in order:
 // each scenario on a NIC where it can work, so that no scenario of the
