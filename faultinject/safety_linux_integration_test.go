@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"txtimeout/internal/testnet"
 )
 
 // Every injector refuses an unsafe interface with one line, before it
@@ -20,7 +22,7 @@ func TestIntegrationSafetyChecks(t *testing.T) {
 	v := testVeth(t)
 
 	// A second veth pair, left down.
-	sfx := randSuffix(t)
+	sfx := testnet.UniqueName(t, "")
 	down := "txto-d" + sfx
 	if err := v.handle.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: down}, PeerName: "txto-e" + sfx}); err != nil {
 		t.Fatal(err)
