@@ -33,6 +33,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"txtimeout/internal/unsupported"
 )
 
 // Injector is one way of stalling a DUT's transmit path.
@@ -110,8 +112,11 @@ var (
 	// ErrNoAck means the link partner did not acknowledge a control frame.
 	ErrNoAck = errors.New("link partner did not acknowledge")
 	// ErrUnsupported means the operation is not supported on this
-	// platform or by this device.
-	ErrUnsupported = errors.New("not supported")
+	// platform or by this device. It is the project's one "not
+	// supported" error (also traffic.ErrNotSupported and
+	// harness.ErrNotSupported), and it matches errors.ErrUnsupported:
+	// test with errors.Is(err, errors.ErrUnsupported).
+	ErrUnsupported = unsupported.Err
 	// ErrBadConfig marks invalid configuration given to a constructor.
 	ErrBadConfig = errors.New("invalid configuration")
 )

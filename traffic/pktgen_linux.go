@@ -44,11 +44,12 @@ func (e *PktgenError) Error() string {
 
 func (e *PktgenError) Unwrap() error { return e.Err }
 
-// Is maps ENOTSUPP and EOPNOTSUPP to ErrNotSupported, and ENODEV (an
-// add_device of a device that does not exist) to os.ErrNotExist.
+// Is maps ENOTSUPP and EOPNOTSUPP to ErrNotSupported (and so to
+// errors.ErrUnsupported), and ENODEV (an add_device of a device that does
+// not exist) to os.ErrNotExist.
 func (e *PktgenError) Is(target error) bool {
 	switch target {
-	case ErrNotSupported:
+	case ErrNotSupported, errors.ErrUnsupported:
 		return errors.Is(e.Err, enotsupp) || errors.Is(e.Err, unix.EOPNOTSUPP)
 	case os.ErrNotExist:
 		return errors.Is(e.Err, unix.ENODEV)
