@@ -50,7 +50,27 @@ type Injector interface {
 	// Restore puts back exactly what Inject found. It is idempotent and
 	// safe to call when Inject failed or was never called.
 	Restore(ctx context.Context) error
+	// RestoreBound is the longest Restore can take once called: the time
+	// its own steps need (RestoreSteps), plus whatever only time can end,
+	// such as a partner stall that cannot be ended from this side and
+	// lasts its length. A caller leaves at least this much between its
+	// deadline and the point where the fault must be gone, and gives
+	// Restore a context of at least this length.
+	RestoreBound() time.Duration
+	// Status is one line on the fault while it is in place, for progress
+	// reports ("" when there is nothing to add).
+	Status(ctx context.Context) string
+	// Done is closed when the fault has ended, by itself (a PAUSE flood
+	// that stopped) or by Restore; nil when the injector does not tell
+	// (its fault lasts until Restore or its own bound).
+	Done() <-chan struct{}
 }
+
+// RestoreSteps bounds what Restore itself does, apart from waiting for a
+// fault that only time ends: netlink and sysfs writes, stopping a flood's
+// goroutine, killing a hog, and writing threaded, which waits for rtnl
+// while a driver reset holds it (about 2 s on e1000).
+const RestoreSteps = 10 * time.Second
 
 // Options are common to every injector.
 type Options struct {

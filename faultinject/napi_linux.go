@@ -491,6 +491,21 @@ func restoreOwn(moved []ownThread, cpu int) {
 	}
 }
 
+// RestoreBound implements Injector: killing the hog and writing back
+// what it changed are Restore's own steps.
+func (n *NapiStarve) RestoreBound() time.Duration { return RestoreSteps }
+
+// Status implements Injector: whether the hog still spins.
+func (n *NapiStarve) Status(context.Context) string {
+	if n.Running() {
+		return "hog spinning"
+	}
+	return "the hog has ended"
+}
+
+// Done implements Injector: nil, the hog is bounded by its own time.
+func (n *NapiStarve) Done() <-chan struct{} { return nil }
+
 // Running reports whether the hog is still spinning.
 func (n *NapiStarve) Running() bool {
 	n.mu.Lock()
