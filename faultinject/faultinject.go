@@ -19,7 +19,9 @@
 // (StateDir/IFACE.json) before changing it, and restores exactly what it
 // found. A crashed run leaves the state file
 // behind: Cleanup restores from it, and a new Inject refuses to start until
-// it has been cleaned.
+// it has been cleaned. Leftovers says, without changing anything, what a
+// run left behind (state files, project qdiscs, pktgen devices, a NAPI
+// hog).
 //
 // # Ownership
 //

@@ -140,3 +140,6 @@ func Lock(iface string, o Options) (release func(), err error) {
 
 // liveOwner reports no owner alive: there are no injections here.
 func liveOwner(pid int) (owner, bool) { return owner{}, false }
+
+// Leftovers is unsupported outside Linux.
+func Leftovers(iface string, o Options) ([]string, error) { return nil, errPlatform }
