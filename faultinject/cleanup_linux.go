@@ -170,11 +170,7 @@ func cleanupState(ctx context.Context, o Options, st *state) ([]string, error) {
 // removeLeftoverQdisc deletes a root qdisc with the project's handle that
 // no state file accounts for.
 func removeLeftoverQdisc(o Options, iface string) ([]string, error) {
-	idx, err := currentIndex(o, iface)
-	if err != nil || idx == 0 {
-		return nil, err
-	}
-	qs, err := dumpQdiscs(o, idx)
+	idx, qs, err := ifaceQdiscs(o, iface)
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +182,17 @@ func removeLeftoverQdisc(o Options, iface string) ([]string, error) {
 		return nil, fmt.Errorf("%s: %w", iface, err)
 	}
 	return []string{fmt.Sprintf("%s: deleted leftover %s qdisc %s; the default qdisc is back", iface, root.Kind, fmtHandle(root.Handle))}, nil
+}
+
+// ifaceQdiscs returns iface's index and qdiscs in o's namespace; none for
+// an interface that does not exist.
+func ifaceQdiscs(o Options, iface string) (int, []qdiscInfo, error) {
+	idx, err := currentIndex(o, iface)
+	if err != nil || idx == 0 {
+		return 0, nil, err
+	}
+	qs, err := dumpQdiscs(o, idx)
+	return idx, qs, err
 }
 
 // CleanupAll runs Cleanup for every interface with a state file and every

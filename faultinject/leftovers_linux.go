@@ -110,11 +110,7 @@ func hogAlive(pid int, start uint64) bool {
 
 // leftoverQdiscs lists iface's qdiscs with the project's handle.
 func leftoverQdiscs(o Options, iface string) ([]string, error) {
-	idx, err := currentIndex(o, iface)
-	if err != nil || idx == 0 {
-		return nil, err
-	}
-	qs, err := dumpQdiscs(o, idx)
+	_, qs, err := ifaceQdiscs(o, iface)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", iface, err)
 	}
@@ -178,11 +174,11 @@ func leftoverHogs(proc string, self int) ([]string, error) {
 // at SCHED_FIFO: NapiStarve raises them for its starvation and puts back
 // their scheduling, which by default is SCHED_OTHER.
 func leftoverNapiThreads(proc, iface string) ([]string, error) {
-	prefix := "napi/" + iface + "-"
 	var out []string
 	err := eachKthread(proc, func(pid int, name string, _ procStat) {
-		// Before 5.17 the name is comm, cut at 15 bytes.
-		if !strings.HasPrefix(name, prefix) && !(len(name) == 15 && strings.HasPrefix(prefix, name)) {
+		// A name cut at 15 bytes (before 5.17) counts too: a leftover
+		// is worth a look even if it may be another interface's.
+		if ok, _ := napiThreadOf(name, iface); !ok {
 			return
 		}
 		a, err := unix.SchedGetAttr(pid, 0)

@@ -17,7 +17,7 @@ import (
 // qdisc of someone else is not.
 func TestIntegrationLeftovers(t *testing.T) {
 	v := testVeth(t)
-	o := v.opts(t)
+	var o = v.opts(t)
 	want := func(lines ...string) {
 		t.Helper()
 		got, err := Leftovers(v.A, o)

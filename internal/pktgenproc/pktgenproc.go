@@ -13,7 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -79,7 +79,7 @@ func Threads(dir string) ([]Thread, error) {
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(paths, func(i, j int) bool { return threadLess(paths[i], paths[j]) })
+	slices.SortFunc(paths, threadCmp)
 	var out []Thread
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
@@ -96,13 +96,13 @@ func Threads(dir string) ([]Thread, error) {
 	return out, nil
 }
 
-// threadLess orders kpktgend_2 before kpktgend_10.
-func threadLess(a, b string) bool {
+// threadCmp orders kpktgend_2 before kpktgend_10.
+func threadCmp(a, b string) int {
 	a, b = filepath.Base(a), filepath.Base(b)
-	if len(a) != len(b) {
-		return len(a) < len(b)
+	if c := len(a) - len(b); c != 0 {
+		return c
 	}
-	return a < b
+	return strings.Compare(a, b)
 }
 
 // Devices lists every device of every thread under dir as
@@ -115,7 +115,7 @@ func Devices(dir string) ([]string, error) {
 			out = append(out, t.Name()+": "+d)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out, err
 }
 
