@@ -19,6 +19,7 @@ type vethPair struct {
 	AIdx, BIdx int
 	handle     *netlink.Handle
 	nsFD       int
+	ns         *testnet.NS
 }
 
 // testVeth creates a namespace and a veth pair in it, both ends up.
@@ -28,7 +29,7 @@ func testVeth(tb testing.TB) *vethPair {
 	h := p.A.NS.Netlink(tb)
 	tb.Cleanup(h.Close)
 	return &vethPair{NS: p.A.NS.Path, A: p.A.Name, B: p.B.Name, AMAC: p.A.MAC, BMAC: p.B.MAC,
-		AIdx: p.A.Index, BIdx: p.B.Index, handle: h, nsFD: p.A.NS.FD()}
+		AIdx: p.A.Index, BIdx: p.B.Index, handle: h, nsFD: p.A.NS.FD(), ns: p.A.NS}
 }
 
 func (v *vethPair) opts(tb testing.TB) Options {
