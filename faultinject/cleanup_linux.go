@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"txtimeout/internal/pktgenproc"
 )
 
 // Cleanup restores iface from its state file (left by a run that crashed
@@ -169,11 +170,7 @@ func cleanupState(ctx context.Context, o Options, st *state) ([]string, error) {
 // removeLeftoverQdisc deletes a root qdisc with the project's handle that
 // no state file accounts for.
 func removeLeftoverQdisc(o Options, iface string) ([]string, error) {
-	idx, err := currentIndex(o, iface)
-	if err != nil || idx == 0 {
-		return nil, err
-	}
-	qs, err := dumpQdiscs(o, idx)
+	idx, qs, err := ifaceQdiscs(o, iface)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +182,17 @@ func removeLeftoverQdisc(o Options, iface string) ([]string, error) {
 		return nil, fmt.Errorf("%s: %w", iface, err)
 	}
 	return []string{fmt.Sprintf("%s: deleted leftover %s qdisc %s; the default qdisc is back", iface, root.Kind, fmtHandle(root.Handle))}, nil
+}
+
+// ifaceQdiscs returns iface's index and qdiscs in o's namespace; none for
+// an interface that does not exist.
+func ifaceQdiscs(o Options, iface string) (int, []qdiscInfo, error) {
+	idx, err := currentIndex(o, iface)
+	if err != nil || idx == 0 {
+		return 0, nil, err
+	}
+	qs, err := dumpQdiscs(o, idx)
+	return idx, qs, err
 }
 
 // CleanupAll runs Cleanup for every interface with a state file and every
@@ -251,7 +259,7 @@ func removeProjectPktgen(o Options) ([]string, error) {
 	var acts []string
 	err := inNetNS(o, func() error {
 		var err error
-		acts, err = cleanupProjectPktgen(pktgenDir)
+		acts, err = cleanupProjectPktgen(pktgenproc.ThreadSelfDir)
 		return err
 	})
 	return acts, err
@@ -266,32 +274,24 @@ func removeProjectPktgen(o Options) ([]string, error) {
 // actions name every device that goes. pktgen is stopped first when one
 // of the devices is still running. A kernel without pktgen is clean.
 func cleanupProjectPktgen(dir string) ([]string, error) {
-	threads, err := filepath.Glob(filepath.Join(dir, "kpktgend_*"))
+	threads, err := pktgenproc.Threads(dir)
 	if err != nil {
 		return nil, err
 	}
 	// First read every thread, so that pktgen is stopped before any
 	// thread is emptied.
 	type thread struct {
-		path         string
+		pktgenproc.Thread
 		mine, others []string
 	}
 	var todo []thread
 	running := false
 	for _, th := range threads {
-		b, err := os.ReadFile(th)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("pktgen: %w", err)
-		}
-		run, stop := parsePktgenThread(string(b))
-		t := thread{path: th}
-		for i, d := range append(run, stop...) {
-			if strings.Contains(d, "@") {
+		t := thread{Thread: th}
+		for i, d := range th.Devices() {
+			if pktgenproc.Tagged(d) {
 				t.mine = append(t.mine, d)
-				running = running || i < len(run)
+				running = running || i < len(th.Running)
 			} else {
 				t.others = append(t.others, d)
 			}
@@ -308,10 +308,10 @@ func cleanupProjectPktgen(dir string) ([]string, error) {
 		actions = append(actions, "pktgen: stopped pktgen, which was still sending")
 	}
 	for _, t := range todo {
-		if err := os.WriteFile(t.path, []byte("rem_device_all"), 0); err != nil {
-			return actions, fmt.Errorf("pktgen: rem_device_all on %s: %w", filepath.Base(t.path), err)
+		if err := os.WriteFile(t.Path, []byte("rem_device_all"), 0); err != nil {
+			return actions, fmt.Errorf("pktgen: rem_device_all on %s: %w", t.Name(), err)
 		}
-		a := fmt.Sprintf("pktgen: removed leftover devices %s from %s", strings.Join(t.mine, " "), filepath.Base(t.path))
+		a := fmt.Sprintf("pktgen: removed leftover devices %s from %s", strings.Join(t.mine, " "), t.Name())
 		if len(t.others) > 0 {
 			a += fmt.Sprintf(" (rem_device_all removed %s with them: pktgen empties a whole thread)", strings.Join(t.others, " "))
 		}

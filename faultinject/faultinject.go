@@ -19,7 +19,9 @@
 // (StateDir/IFACE.json) before changing it, and restores exactly what it
 // found. A crashed run leaves the state file
 // behind: Cleanup restores from it, and a new Inject refuses to start until
-// it has been cleaned.
+// it has been cleaned. Leftovers says, without changing anything, what a
+// run left behind (state files, project qdiscs, pktgen devices, a NAPI
+// hog).
 //
 // # Ownership
 //
@@ -33,6 +35,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"txtimeout/internal/unsupported"
 )
 
 // Injector is one way of stalling a DUT's transmit path.
@@ -48,7 +52,27 @@ type Injector interface {
 	// Restore puts back exactly what Inject found. It is idempotent and
 	// safe to call when Inject failed or was never called.
 	Restore(ctx context.Context) error
+	// RestoreBound is the longest Restore can take once called: the time
+	// its own steps need (RestoreSteps), plus whatever only time can end,
+	// such as a partner stall that cannot be ended from this side and
+	// lasts its length. A caller leaves at least this much between its
+	// deadline and the point where the fault must be gone, and gives
+	// Restore a context of at least this length.
+	RestoreBound() time.Duration
+	// Status is one line on the fault while it is in place, for progress
+	// reports ("" when there is nothing to add).
+	Status(ctx context.Context) string
+	// Done is closed when the fault has ended, by itself (a PAUSE flood
+	// that stopped) or by Restore; nil when the injector does not tell
+	// (its fault lasts until Restore or its own bound).
+	Done() <-chan struct{}
 }
+
+// RestoreSteps bounds what Restore itself does, apart from waiting for a
+// fault that only time ends: netlink and sysfs writes, stopping a flood's
+// goroutine, killing a hog, and writing threaded, which waits for rtnl
+// while a driver reset holds it (about 2 s on e1000).
+const RestoreSteps = 10 * time.Second
 
 // Options are common to every injector.
 type Options struct {
@@ -110,8 +134,11 @@ var (
 	// ErrNoAck means the link partner did not acknowledge a control frame.
 	ErrNoAck = errors.New("link partner did not acknowledge")
 	// ErrUnsupported means the operation is not supported on this
-	// platform or by this device.
-	ErrUnsupported = errors.New("not supported")
+	// platform or by this device. It is the project's one "not
+	// supported" error (also traffic.ErrNotSupported and
+	// harness.ErrNotSupported), and it matches errors.ErrUnsupported:
+	// test with errors.Is(err, errors.ErrUnsupported).
+	ErrUnsupported = unsupported.Err
 	// ErrBadConfig marks invalid configuration given to a constructor.
 	ErrBadConfig = errors.New("invalid configuration")
 )

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"time"
 )
 
 // Outside Linux every injector exists, so that callers build, and every
@@ -91,6 +92,27 @@ func (n *NapiStarve) Release(context.Context) error { return nil }
 func (n *NapiStarve) Running() bool                 { return false }
 func (n *NapiStarve) Diagnose(pktgen bool) string   { return "" }
 
+var (
+	_ Injector = (*Netem)(nil)
+	_ Injector = (*Stall)(nil)
+	_ Injector = (*PauseFlood)(nil)
+	_ Injector = (*NapiStarve)(nil)
+)
+
+func (n *Netem) RestoreBound() time.Duration      { return RestoreSteps }
+func (n *Netem) Status(context.Context) string    { return "" }
+func (n *Netem) Done() <-chan struct{}            { return nil }
+func (s *Stall) RestoreBound() time.Duration      { return RestoreSteps }
+func (s *Stall) Status(context.Context) string    { return "" }
+func (s *Stall) Done() <-chan struct{}            { return nil }
+func (p *PauseFlood) RestoreBound() time.Duration { return RestoreSteps }
+func (p *PauseFlood) Status(context.Context) string {
+	return ""
+}
+func (n *NapiStarve) RestoreBound() time.Duration   { return RestoreSteps }
+func (n *NapiStarve) Status(context.Context) string { return "" }
+func (n *NapiStarve) Done() <-chan struct{}         { return nil }
+
 // GetRings is unsupported outside Linux.
 func GetRings(iface string, o Options) (Rings, error) { return Rings{}, errPlatform }
 
@@ -118,3 +140,6 @@ func Lock(iface string, o Options) (release func(), err error) {
 
 // liveOwner reports no owner alive: there are no injections here.
 func liveOwner(pid int) (owner, bool) { return owner{}, false }
+
+// Leftovers is unsupported outside Linux.
+func Leftovers(iface string, o Options) ([]string, error) { return nil, errPlatform }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"txtimeout/internal/testnet"
 )
 
 // wantBusy checks that err is ErrBusy, not stale state, naming pid as the
@@ -140,7 +142,7 @@ func TestIntegrationLockReleasedOnKill(t *testing.T) {
 func TestIntegrationCleanupMissingInterface(t *testing.T) {
 	v := testVeth(t)
 	o := v.opts(t)
-	gone := "txto-g" + randSuffix(t)
+	gone := "txto-g" + testnet.UniqueName(t, "")
 	_, err := Cleanup(context.Background(), gone, o)
 	check.ErrorIs(t, err, os.ErrNotExist)
 	check.ErrorContains(t, err, gone+": no such interface and no state recorded for it")

@@ -314,19 +314,20 @@ func (n *NapiStarve) findKthread(name string) (savedThread, error) {
 	return found[0], nil
 }
 
-// eachKthread calls fn for every kernel thread in /proc, with its full
-// name where the kernel shows it (/proc/PID/status, 5.17+) and its stat.
+// eachKthread calls fn for every kernel thread in n's /proc.
 func (n *NapiStarve) eachKthread(fn func(pid int, name string, st procStat)) error {
-	ents, err := os.ReadDir(n.proc)
+	return eachKthread(n.proc, fn)
+}
+
+// eachKthread calls fn for every kernel thread under proc, with its full
+// name where the kernel shows it (/proc/PID/status, 5.17+) and its stat.
+func eachKthread(proc string, fn func(pid int, name string, st procStat)) error {
+	pids, err := procPIDs(proc)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", n.proc, err)
+		return err
 	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 0 {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(n.proc, e.Name(), "stat"))
+	for _, pid := range pids {
+		b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "stat"))
 		if err != nil {
 			continue // gone
 		}
@@ -334,7 +335,7 @@ func (n *NapiStarve) eachKthread(fn func(pid int, name string, st procStat)) err
 		if err != nil || st.Flags&pfKthread == 0 {
 			continue
 		}
-		fn(pid, kthreadName(n.proc, pid, st.Comm), st)
+		fn(pid, kthreadName(proc, pid, st.Comm), st)
 	}
 	return nil
 }
@@ -490,6 +491,21 @@ func restoreOwn(moved []ownThread, cpu int) {
 		}
 	}
 }
+
+// RestoreBound implements Injector: killing the hog and writing back
+// what it changed are Restore's own steps.
+func (n *NapiStarve) RestoreBound() time.Duration { return RestoreSteps }
+
+// Status implements Injector: whether the hog still spins.
+func (n *NapiStarve) Status(context.Context) string {
+	if n.Running() {
+		return "hog spinning"
+	}
+	return "the hog has ended"
+}
+
+// Done implements Injector: nil, the hog is bounded by its own time.
+func (n *NapiStarve) Done() <-chan struct{} { return nil }
 
 // Running reports whether the hog is still spinning.
 func (n *NapiStarve) Running() bool {

@@ -284,6 +284,22 @@ func (n *Netem) Stats(ctx context.Context) (QdiscStats, error) {
 	return QdiscStats{}, fmt.Errorf("netem qdisc %s is gone from %s", fmtHandle(ProjectQdiscHandle), n.iface)
 }
 
+// RestoreBound implements Injector: putting the root qdisc back is one
+// of Restore's own steps.
+func (n *Netem) RestoreBound() time.Duration { return RestoreSteps }
+
+// Status implements Injector: the netem qdisc's backlog and drops.
+func (n *Netem) Status(ctx context.Context) string {
+	st, err := n.Stats(ctx)
+	if err != nil {
+		return "stats: " + err.Error()
+	}
+	return fmt.Sprintf("qdisc backlog %d packets %d bytes, drops %d", st.QLen, st.Backlog, st.Drops)
+}
+
+// Done implements Injector: nil, netem stays until Restore.
+func (n *Netem) Done() <-chan struct{} { return nil }
+
 // Restore implements Injector.
 func (n *Netem) Restore(ctx context.Context) error {
 	n.mu.Lock()

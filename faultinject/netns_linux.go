@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"txtimeout/drivers"
+	"txtimeout/internal/nsexec"
 )
 
 // nsHandle opens the namespace named by o.NetNS, or returns a closed
@@ -51,43 +51,7 @@ func linkHandle(o Options) (*netlink.Handle, error) {
 // inNetNS runs fn on an OS thread that is in o's namespace, so that
 // sockets fn opens (AF_PACKET, generic netlink) belong to it. Sockets keep
 // their namespace after the thread leaves it.
-func inNetNS(o Options, fn func() error) error {
-	if o.NetNS == "" {
-		return fn()
-	}
-	target, err := nsHandle(o)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering network namespace %s: %w", o.NetNS, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: the runtime discards it when
-			// this goroutine exits, so no other goroutine runs in the
-			// wrong namespace.
-			errc <- errors.Join(ferr, fmt.Errorf("leaving network namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+func inNetNS(o Options, fn func() error) error { return nsexec.Do(o.NetNS, fn) }
 
 // ifaceInfo is what the safety checks learned about an interface.
 type ifaceInfo struct {

@@ -105,8 +105,17 @@ func (p *PauseFlood) Late() (n uint64, maxGap time.Duration) {
 	return p.late.Load(), time.Duration(p.maxGap.Load())
 }
 
-// Done is closed when the flood has stopped (deadline, context or
-// Restore); nil before Inject.
+// RestoreBound implements Injector: stopping the flood and setting flow
+// control back are Restore's own steps.
+func (p *PauseFlood) RestoreBound() time.Duration { return RestoreSteps }
+
+// Status implements Injector: the frames sent so far.
+func (p *PauseFlood) Status(context.Context) string {
+	return fmt.Sprintf("%d PAUSE frames sent", p.Sent())
+}
+
+// Done implements Injector: it is closed when the flood has stopped
+// (deadline, context or Restore); nil before Inject.
 func (p *PauseFlood) Done() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -1,12 +1,12 @@
 package faultinject
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"txtimeout/internal/pktgenproc"
 )
 
 // A run killed while pktgen drove an interface leaves its pktgen devices
@@ -15,60 +15,26 @@ import (
 // empties every kpktgend_N thread that drives the interface, after
 // stopping pktgen if one of them is still running.
 
-// pktgenDir is /proc/net/pktgen as the calling thread sees it: /proc/net
-// follows the network namespace of the thread that reads it.
-const pktgenDir = "/proc/thread-self/net/pktgen"
-
-// pktgenThreads returns the devices each thread file lists, as "Running:"
-// and "Stopped:" lines name them (IFACE or IFACE@TAG).
-func parsePktgenThread(s string) (running, stopped []string) {
-	for _, line := range strings.Split(s, "\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(name) {
-		case "Running":
-			running = append(running, strings.Fields(rest)...)
-		case "Stopped":
-			stopped = append(stopped, strings.Fields(rest)...)
-		}
-	}
-	return running, stopped
-}
-
-func pktgenDevMatches(dev, iface string) bool {
-	return dev == iface || strings.HasPrefix(dev, iface+"@")
-}
-
 // cleanupPktgen removes the pktgen devices on iface under dir (a
 // /proc/net/pktgen). It returns what it did; a kernel without pktgen is
 // clean.
 func cleanupPktgen(dir, iface string) ([]string, error) {
-	threads, err := filepath.Glob(filepath.Join(dir, "kpktgend_*"))
+	threads, err := pktgenproc.Threads(dir)
 	if err != nil {
 		return nil, err
 	}
 	var actions []string
 	stopped := false
 	for _, th := range threads {
-		b, err := os.ReadFile(th)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return actions, fmt.Errorf("pktgen: %w", err)
-		}
-		run, stop := parsePktgenThread(string(b))
 		var mine []string
 		running := false
-		for _, d := range run {
-			if pktgenDevMatches(d, iface) {
+		for _, d := range th.Running {
+			if pktgenproc.On(d, iface) {
 				mine, running = append(mine, d), true
 			}
 		}
-		for _, d := range stop {
-			if pktgenDevMatches(d, iface) {
+		for _, d := range th.Stopped {
+			if pktgenproc.On(d, iface) {
 				mine = append(mine, d)
 			}
 		}
@@ -82,11 +48,11 @@ func cleanupPktgen(dir, iface string) ([]string, error) {
 			stopped = true
 			actions = append(actions, iface+": stopped pktgen, which was still sending")
 		}
-		if err := os.WriteFile(th, []byte("rem_device_all"), 0); err != nil {
-			return actions, fmt.Errorf("pktgen: rem_device_all on %s: %w", filepath.Base(th), err)
+		if err := os.WriteFile(th.Path, []byte("rem_device_all"), 0); err != nil {
+			return actions, fmt.Errorf("pktgen: rem_device_all on %s: %w", th.Name(), err)
 		}
 		actions = append(actions, fmt.Sprintf("%s: removed pktgen devices %s from %s (rem_device_all: %s)",
-			iface, strings.Join(mine, " "), filepath.Base(th), strings.Join(append(run, stop...), " ")))
+			iface, strings.Join(mine, " "), th.Name(), strings.Join(th.Devices(), " ")))
 	}
 	return actions, nil
 }
@@ -96,7 +62,7 @@ func removeLeftoverPktgen(o Options, iface string) ([]string, error) {
 	var acts []string
 	err := inNetNS(o, func() error {
 		var err error
-		acts, err = cleanupPktgen(pktgenDir, iface)
+		acts, err = cleanupPktgen(pktgenproc.ThreadSelfDir, iface)
 		return err
 	})
 	if err != nil {

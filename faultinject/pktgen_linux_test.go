@@ -52,18 +52,3 @@ func TestCleanupPktgen(t *testing.T) {
 		t.Errorf("without pktgen: %q, %v", acts, err)
 	}
 }
-
-func FuzzParsePktgenThread(f *testing.F) {
-	f.Add("Running: eth1@0 \nStopped: eth2 \nResult: OK\n")
-	f.Fuzz(func(t *testing.T, s string) {
-		if len(s) > 4096 {
-			return
-		}
-		run, stop := parsePktgenThread(s)
-		for _, d := range append(run, stop...) {
-			if d == "" || strings.ContainsAny(d, " \n\t") {
-				t.Fatalf("bad device name %q", d)
-			}
-		}
-	})
-}

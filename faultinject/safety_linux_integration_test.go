@@ -20,11 +20,7 @@ func TestIntegrationSafetyChecks(t *testing.T) {
 	v := testVeth(t)
 
 	// A second veth pair, left down.
-	sfx := randSuffix(t)
-	down := "txto-d" + sfx
-	if err := v.handle.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: down}, PeerName: "txto-e" + sfx}); err != nil {
-		t.Fatal(err)
-	}
+	down := v.ns.AddVeth(t, nil).A.Name
 	// A default route through A (as on a management link).
 	if err := v.handle.AddrAdd(mustLink(t, v, v.A), mustAddr(t, "198.18.0.1/24")); err != nil {
 		t.Fatal(err)

@@ -85,6 +85,21 @@ func (s *Stall) Describe() string {
 	return d
 }
 
+// RestoreBound implements Injector: Restore may have to wait for the
+// stall to run out, the acknowledgement time plus its length at most.
+func (s *Stall) RestoreBound() time.Duration { return s.cfg.AckTimeout + s.cfg.For + RestoreSteps }
+
+// Status implements Injector: when the partner resumes by itself.
+func (s *Stall) Status(context.Context) string {
+	if u := s.Until(); !u.IsZero() {
+		return fmt.Sprintf("the partner resumes by itself at %s", u.Local().Format("15:04:05.000"))
+	}
+	return ""
+}
+
+// Done implements Injector: nil, the stall lasts until Restore or its end.
+func (s *Stall) Done() <-chan struct{} { return nil }
+
 // Until is when the partner resumes by itself (zero before an
 // acknowledged Inject).
 func (s *Stall) Until() time.Time {

@@ -1,12 +1,12 @@
 package harness
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
 	"txtimeout/drivers"
+	"txtimeout/internal/unsupported"
 )
 
 // Check names, for Need.
@@ -48,8 +48,10 @@ func (c Check) String() string {
 // ErrNotSupported is wrapped by feature probes when the kernel lacks the
 // feature. A probe returns nil when the feature works, an error wrapping
 // ErrNotSupported when it is missing, and any other error when it could
-// not tell.
-var ErrNotSupported = errors.New("not supported")
+// not tell. It is the project's one "not supported" error (also
+// faultinject.ErrUnsupported and traffic.ErrNotSupported), and it matches
+// errors.ErrUnsupported: test with errors.Is(err, errors.ErrUnsupported).
+var ErrNotSupported = unsupported.Err
 
 // FirstFailed returns the first failed check among names (all checks when
 // names is empty), so that a scenario can report a skip through Finish.

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"txtimeout/drivers"
+	"txtimeout/internal/nsexec"
 )
 
 // Preflight checks what the scenarios need and returns one Check per
@@ -249,45 +249,25 @@ func probeNetem() error {
 }
 
 // tryNetem adds a netem qdisc in a new network namespace, so nothing
-// outside that namespace changes. The thread goes back to its own namespace
-// before it is unlocked; one that cannot stays locked and ends with the
-// goroutine. Relying on the thread ending alone is not enough: when the
+// outside that namespace changes. It runs on a thread of its own that
+// nsexec brings back to its namespace before it unlocks it, and answers
+// only then. Relying on the thread ending alone is not enough: when the
 // goroutine happens to run on the main thread, Go wedges that thread
 // instead of ending it, and /proc/net (which follows the main thread)
 // would show the probe's empty namespace to the whole process from then on
 // (pktgen's add_device then fails with ENODEV).
 func tryNetem() error {
-	errc := make(chan error, 1)
-	go func() {
-		// The answer is sent only after the thread is back in its own
-		// namespace: a caller that went on while this (possibly main)
-		// thread was still in the probe namespace would see the probe's
-		// /proc/net.
-		errc <- netemInNewNamespace()
-	}()
-	return <-errc
+	return nsexec.DoHandle(netns.None(), "of the netem probe", netemInNewNamespace)
 }
 
-// netemInNewNamespace does the work of tryNetem on the calling goroutine,
-// which it locks to its thread; the thread is unlocked only once it is back
-// in its original namespace.
+// netemInNewNamespace moves the calling thread into a new namespace and
+// adds a netem qdisc to its loopback.
 func netemInNewNamespace() error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return fmt.Errorf("current network namespace: %w", err)
-	}
-	defer orig.Close()
 	ns, err := netns.New()
 	if err != nil {
 		return fmt.Errorf("new network namespace: %w", err)
 	}
 	defer ns.Close()
-	defer func() {
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("loopback of the probe namespace: %w", err)

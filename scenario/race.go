@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"txtimeout/faultinject"
 	"txtimeout/harness"
 )
 
@@ -102,7 +101,7 @@ func joinRace(t *testing.T, tl *harness.Timeline, ch <-chan raceOutcome) (done, 
 		if o.err != nil {
 			tl.MarkNote(MarkRaceDone, "failed after "+o.took.Round(time.Millisecond).String()+": "+o.err.Error())
 			t.Logf("race: failed after %v: %v", o.took.Round(time.Millisecond), o.err)
-			if errors.Is(o.err, faultinject.ErrUnsupported) {
+			if errors.Is(o.err, errors.ErrUnsupported) {
 				return "", RaceUnsupported + o.err.Error()
 			}
 			return "", o.err.Error()

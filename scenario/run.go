@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"txtimeout/faultinject"
 	"txtimeout/harness"
 	"txtimeout/traffic"
@@ -356,43 +354,23 @@ func scanKmemleak(t *testing.T, tl *harness.Timeline, leaks *harness.Kmemleak) {
 const SourceKmemleak = "kmemleak"
 
 // checkCleanup marks whether the DUT is as the scenario found it: the
-// injector restored without error and nothing it or a load could leave
-// is left.
+// injector restored without error and faultinject finds nothing a fault or
+// a load left behind (faultinject.Leftovers).
 func checkCleanup(tl *harness.Timeline, iface string, restoreErr error) {
 	var problems []string
 	if restoreErr != nil {
 		problems = append(problems, restoreErr.Error())
 	}
-	problems = append(problems, leftovers(iface)...)
+	left, err := faultinject.Leftovers(iface, faultinject.Options{})
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	problems = append(problems, left...)
 	if len(problems) > 0 {
 		tl.MarkNote(harness.MarkCleanupFailed, strings.Join(problems, "; "))
 		return
 	}
 	tl.Mark(harness.MarkCleanupOK)
-}
-
-// leftovers lists what a fault or a load left on iface.
-func leftovers(iface string) []string {
-	var problems []string
-	stale, err := faultinject.StaleState(faultinject.Options{})
-	if err != nil {
-		problems = append(problems, fmt.Sprintf("reading state files: %v", err))
-	}
-	for _, i := range stale {
-		problems = append(problems, "state file left for "+i)
-	}
-	if link, err := netlink.LinkByName(iface); err == nil {
-		qs, err := netlink.QdiscList(link)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("listing qdiscs: %v", err))
-		}
-		for _, q := range qs {
-			if faultinject.IsProjectHandle(q.Attrs().Handle) {
-				problems = append(problems, fmt.Sprintf("%s qdisc %s left on %s", q.Type(), netlink.HandleStr(q.Attrs().Handle), iface))
-			}
-		}
-	}
-	return problems
 }
 
 // failFastSpan is the span over which Spec.FailFast looks for a moving

@@ -237,7 +237,7 @@ var staleOnce = sync.OnceValues(func() ([]string, error) {
 // injector's restore (a partner stall cannot be ended early: up to its
 // whole length) plus stopping the observers and writing the report.
 func restoreMargin(inj faultinject.Injector) time.Duration {
-	return restoreBound(inj) + 10*time.Second
+	return inj.RestoreBound() + 10*time.Second
 }
 
 // scenarioContext bounds a scenario by d and by the test's deadline less
@@ -249,12 +249,4 @@ func scenarioContext(t *testing.T, d, margin time.Duration) (context.Context, co
 		return c2, func() { cancel2(); cancel() }
 	}
 	return ctx, cancel
-}
-
-// restoreBound is how long inj's Restore may take at most.
-func restoreBound(inj faultinject.Injector) time.Duration {
-	if b, ok := inj.(interface{ RestoreBound() time.Duration }); ok {
-		return b.RestoreBound()
-	}
-	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"txtimeout/harness"
+	"txtimeout/internal/pktgenproc"
 	"txtimeout/scenario"
 	"txtimeout/traffic"
 )
@@ -45,7 +46,7 @@ func pktgenThroughput(t *testing.T, cfg harness.Config) {
 	res, err := traffic.RunPktgen(ctx, pc)
 	elapsed := time.Since(start)
 
-	left := pktgenDevices()
+	left, _ := pktgenproc.Devices(pktgenproc.Dir)
 	s := harness.ScenarioReport{Result: harness.Pass, Verdict: func() harness.Verdict { v := harness.Unmeasured(); v.CleanupOK = len(left) == 0; return v }()}
 	for _, th := range res.Threads {
 		t.Logf("thread %d (%s): %d packets, %.0f pps, %.1f Mb/s, %d errors", th.Thread, th.Iface, th.Sent, th.PPS, th.Mbps, th.Errors)

@@ -191,7 +191,7 @@ func raceRingResize(t *testing.T, cfg harness.Config) scenario.Spec {
 			"(flush_or_purge_queued_packets: Assertion `!virtio_net_get_subqueue(nc)->async_tx.elem' failed, QEMU 7.2); run it on a NapiStarve NIC (e1000)")
 	}
 	orig, err := faultinject.GetRings(cfg.Iface, faultinject.Options{})
-	if errors.Is(err, faultinject.ErrUnsupported) {
+	if errors.Is(err, errors.ErrUnsupported) {
 		scenario.Skipf(t, "skipping: %s's driver (%s) has no ring parameters: %v", cfg.Iface, scenario.DriverOf(cfg.Iface), err)
 	}
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -23,6 +22,7 @@ import (
 
 	"txtimeout/faultinject"
 	"txtimeout/harness"
+	"txtimeout/internal/pktgenproc"
 	"txtimeout/scenario"
 )
 
@@ -391,7 +391,7 @@ func TestCrashChild(t *testing.T) {
 			// during the flood.
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			err := tl.WaitFor(fctx, func(tl *harness.Timeline) bool {
-				return tl.Verdict(s.Verdict).OfferedDuringFault > 0 || pktgenRunning(cfg.Iface)
+				return tl.Verdict(s.Verdict).OfferedDuringFault > 0 || pktgenRunningOn(cfg.Iface)
 			})
 			cancel()
 			if err != nil {
@@ -607,7 +607,7 @@ func snapshotDUT(t *testing.T, iface string) dutState {
 		s.Qdiscs = append(s.Qdiscs, describeQdisc(q))
 	}
 	slices.Sort(s.Qdiscs)
-	s.Pktgen = pktgenDevices()
+	s.Pktgen, _ = pktgenproc.Devices(pktgenproc.Dir)
 	s.StateFiles, err = faultinject.StaleState(faultinject.Options{})
 	if err != nil {
 		t.Fatalf("state files: %v", err)
@@ -639,48 +639,8 @@ func describeQdisc(q netlink.Qdisc) string {
 
 var qdiscAttrsRE = regexp.MustCompile(`QdiscAttrs:\{[^{}]*\} ?`)
 
-// pktgenDevices lists the devices of every pktgen thread.
-func pktgenDevices() []string {
-	files, _ := filepath.Glob("/proc/net/pktgen/kpktgend_*")
-	var out []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			name, rest, ok := strings.Cut(line, ":")
-			if !ok {
-				continue
-			}
-			if n := strings.TrimSpace(name); n == "Running" || n == "Stopped" {
-				for _, d := range strings.Fields(rest) {
-					out = append(out, filepath.Base(f)+": "+d)
-				}
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// pktgenRunning reports whether a pktgen thread is sending on iface.
-func pktgenRunning(iface string) bool {
-	files, _ := filepath.Glob("/proc/net/pktgen/kpktgend_*")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if name, rest, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "Running" {
-				for _, d := range strings.Fields(rest) {
-					if d == iface || strings.HasPrefix(d, iface+"@") {
-						return true
-					}
-				}
-			}
-		}
-	}
-	return false
+// pktgenRunningOn reports whether a pktgen thread is sending on iface.
+func pktgenRunningOn(iface string) bool {
+	ok, _ := pktgenproc.RunningOn(pktgenproc.Dir, iface)
+	return ok
 }

@@ -13,6 +13,9 @@ import (
 
 	probing "github.com/prometheus-community/pro-bing"
 	"golang.org/x/sys/unix"
+
+	"txtimeout/internal/nsexec"
+	"txtimeout/internal/testnet"
 )
 
 // benchSenders is "N" in the 1-and-N-senders benchmarks: the kernel-facts
@@ -28,7 +31,7 @@ const benchSenders = 4
 //
 //	go test -run '^$' -bench BenchmarkFlood ./traffic
 func BenchmarkFlood(b *testing.B) {
-	v := newVethPair(b)
+	v := testnet.NewLinked(b)
 	ping := pingPath()
 	for _, size := range []int{1400, 2048} {
 		for _, senders := range []int{1, benchSenders} {
@@ -36,7 +39,7 @@ func BenchmarkFlood(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 				defer cancel()
 				b.ResetTimer()
-				st, err := Flood(ctx, FloodConfig{Dst: v.addrB, NetNS: v.nsA, Size: size, Count: b.N, Senders: senders, Linger: -1})
+				st, err := Flood(ctx, FloodConfig{Dst: v.B.Addr, NetNS: v.A.NS.Path, Size: size, Count: b.N, Senders: senders, Linger: -1})
 				b.StopTimer()
 				if err != nil {
 					b.Fatal(err)
@@ -65,7 +68,7 @@ func BenchmarkFlood(b *testing.B) {
 // veth: one Pinger per sender at its smallest usable Interval (1µs; 0
 // panics in its ticker). It is the measurement behind Flood's own sender.
 func BenchmarkProBing(b *testing.B) {
-	v := newVethPair(b)
+	v := testnet.NewLinked(b)
 	for _, senders := range []int{1, benchSenders} {
 		b.Run(fmt.Sprintf("size=2048/senders=%d", senders), func(b *testing.B) {
 			per := (b.N + senders - 1) / senders
@@ -81,8 +84,8 @@ func BenchmarkProBing(b *testing.B) {
 				go func() {
 					defer wg.Done()
 					var p *probing.Pinger
-					err := inNetNS(v.nsA, func() error {
-						p = probing.New(v.addrB.String())
+					err := v.A.NS.Do(func() error {
+						p = probing.New(v.B.Addr.String())
 						p.SetPrivileged(true)
 						p.SetLogger(probing.NoopLogger{})
 						p.Size, p.Count, p.Interval, p.Timeout = 2048, per, time.Microsecond, time.Minute
@@ -104,7 +107,7 @@ func BenchmarkProBing(b *testing.B) {
 						errs <- err
 						return
 					}
-					if err := runProBingIn(v.nsA, p); err != nil {
+					if err := runProBingIn(v.A.NS.Path, p); err != nil {
 						errs <- err
 						return
 					}
@@ -139,7 +142,7 @@ var pingTransmittedRe = regexp.MustCompile(`(\d+) packets transmitted`)
 
 // pingFlood runs senders "ping -f -q" processes in namespace A, n requests
 // in all, and returns their summed packets/s.
-func pingFlood(tb testing.TB, v *vethPair, ping string, size, senders, n int) (float64, error) {
+func pingFlood(tb testing.TB, v *testnet.Pair, ping string, size, senders, n int) (float64, error) {
 	per := (n + senders - 1) / senders
 	type res struct {
 		sent int
@@ -147,10 +150,10 @@ func pingFlood(tb testing.TB, v *vethPair, ping string, size, senders, n int) (f
 	}
 	out := make(chan res, senders)
 	start := time.Now()
-	err := inNetNS(v.nsA, func() error {
+	err := v.A.NS.Do(func() error {
 		// Processes started from this locked thread are born in A.
 		for i := 0; i < senders; i++ {
-			cmd := exec.Command(ping, "-f", "-q", "-n", "-c", strconv.Itoa(per), "-s", strconv.Itoa(size), "-w", "120", v.addrB.String())
+			cmd := exec.Command(ping, "-f", "-q", "-n", "-c", strconv.Itoa(per), "-s", strconv.Itoa(size), "-w", "120", v.B.Addr.String())
 			var buf strings.Builder
 			cmd.Stdout, cmd.Stderr = &buf, &buf
 			if err := cmd.Start(); err != nil {
@@ -188,7 +191,7 @@ func pingFlood(tb testing.TB, v *vethPair, ping string, size, senders, n int) (f
 // that namespace.
 func runProBingIn(path string, p *probing.Pinger) error {
 	var runErr error
-	err := inNetNS(path, func() error {
+	err := nsexec.Do(path, func() error {
 		runErr = p.Run()
 		return nil
 	})
@@ -216,12 +219,12 @@ func cpuTime() time.Duration {
 func BenchmarkStalled(b *testing.B) {
 	const senders = 6
 	b.Run("flood/interval=0", func(b *testing.B) {
-		v := newVethPair(b)
-		v.throttleA(b)
+		v := testnet.NewLinked(b)
+		throttleA(b, v)
 		cpu0, start := cpuTime(), time.Now()
 		var errs, sent int64
 		for i := 0; i < b.N; i++ {
-			st, err := Flood(context.Background(), FloodConfig{Dst: v.addrB, NetNS: v.nsA, For: time.Second, Senders: senders, Linger: -1})
+			st, err := Flood(context.Background(), FloodConfig{Dst: v.B.Addr, NetNS: v.A.NS.Path, For: time.Second, Senders: senders, Linger: -1})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -240,15 +243,15 @@ func BenchmarkStalled(b *testing.B) {
 
 func benchStalledProBing(b *testing.B, senders int, interval time.Duration) {
 	{
-		v := newVethPair(b)
-		v.throttleA(b)
+		v := testnet.NewLinked(b)
+		throttleA(b, v)
 		var mu sync.Mutex
 		var errs, sent int64
 		cpu0, start := cpuTime(), time.Now()
 		for i := 0; i < b.N; i++ {
 			var wg sync.WaitGroup
 			for j := 0; j < senders; j++ {
-				p := probing.New(v.addrB.String())
+				p := probing.New(v.B.Addr.String())
 				p.SetPrivileged(true)
 				p.SetLogger(probing.NoopLogger{})
 				p.Size, p.Interval, p.Timeout = 2048, interval, time.Second
@@ -263,7 +266,7 @@ func benchStalledProBing(b *testing.B, senders int, interval time.Duration) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					if err := runProBingIn(v.nsA, p); err != nil {
+					if err := runProBingIn(v.A.NS.Path, p); err != nil {
 						b.Error(err)
 					}
 					mu.Lock()

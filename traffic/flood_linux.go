@@ -7,14 +7,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"txtimeout/internal/nsexec"
 )
 
 // Back-off bounds after a transient send error (ENOBUFS and the like): long
@@ -106,38 +106,6 @@ func openICMP(raw, recvOnly bool, iface string, dst net.IP, id uint16) (*icmpSoc
 	return s, nil
 }
 
-// inNetNS runs fn on a locked OS thread switched into the network namespace
-// at path, and switches back. If switching back fails, the thread stays
-// locked so that the runtime ends it with the goroutine instead of reusing
-// it in the wrong namespace.
-func inNetNS(path string, fn func() error) error {
-	if path == "" {
-		return fn()
-	}
-	target, err := netns.GetFromPath(path)
-	if err != nil {
-		return fmt.Errorf("open network namespace %s: %w", path, err)
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("get current network namespace: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("enter network namespace %s: %w", path, err)
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		return fmt.Errorf("leave network namespace %s: %w", path, err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
-
 // errnoName names the errno inside err, or returns "" if there is none.
 func errnoName(err error) string {
 	var errno unix.Errno
@@ -216,7 +184,7 @@ func flood(ctx context.Context, c FloodConfig) (FloodStats, error) {
 			}
 		}
 	}
-	err := inNetNS(c.NetNS, func() error {
+	err := nsexec.Do(c.NetNS, func() error {
 		for i := 0; i < c.Senders; i++ {
 			s, err := openICMP(raw, false, c.Iface, dst, base+uint16(i))
 			if err != nil {

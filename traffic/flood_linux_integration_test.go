@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"txtimeout/internal/leakcheck"
+	"txtimeout/internal/testnet"
 )
 
 // TestIntegrationFloodLowRate: at a low rate every request gets its reply.
 func TestIntegrationFloodLowRate(t *testing.T) {
-	v := newVethPair(t)
+	v := testnet.NewLinked(t)
 	leakcheck.Check(t) // sockets closed, senders and readers gone
 	for _, tc := range []struct {
 		name string
@@ -25,10 +26,10 @@ func TestIntegrationFloodLowRate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.c.Unprivileged {
-				setPingGroupRange(t, v.nsA)
+				setPingGroupRange(t, v.A.NS)
 			}
 			c := tc.c
-			c.Dst, c.NetNS, c.Iface = v.addrB, v.nsA, v.ifA
+			c.Dst, c.NetNS, c.Iface = v.B.Addr, v.A.NS.Path, v.A.Name
 			c.Size, c.Interval, c.Count, c.Senders = 2048, 5*time.Millisecond, 40, 2
 			c.Linger = 5 * time.Second
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -48,11 +49,11 @@ func TestIntegrationFloodLowRate(t *testing.T) {
 // TestIntegrationFloodCallerNetNS: a caller locked into a namespace floods
 // from it without naming it.
 func TestIntegrationFloodCallerNetNS(t *testing.T) {
-	v := newVethPair(t)
+	v := testnet.NewLinked(t)
 	var st FloodStats
 	var err error
-	inNS(t, v.nsA, func() {
-		st, err = Flood(context.Background(), FloodConfig{Dst: v.addrB, Count: 5, Interval: time.Millisecond, Linger: 5 * time.Second})
+	inNS(t, v.A.NS, func() {
+		st, err = Flood(context.Background(), FloodConfig{Dst: v.B.Addr, Count: 5, Interval: time.Millisecond, Linger: 5 * time.Second})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -66,12 +67,12 @@ func TestIntegrationFloodCallerNetNS(t *testing.T) {
 
 // TestIntegrationFloodFullRateCount: as fast as possible, stops at Count.
 func TestIntegrationFloodFullRateCount(t *testing.T) {
-	v := newVethPair(t)
+	v := testnet.NewLinked(t)
 	leakcheck.Check(t) // sockets closed, senders and readers gone
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const n = 20000
-	st, err := Flood(ctx, FloodConfig{Dst: v.addrB, NetNS: v.nsA, Size: 1400, Count: n, Senders: 3, Linger: -1})
+	st, err := Flood(ctx, FloodConfig{Dst: v.B.Addr, NetNS: v.A.NS.Path, Size: 1400, Count: n, Senders: 3, Linger: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,13 +90,13 @@ func TestIntegrationFloodFullRateCount(t *testing.T) {
 
 // TestIntegrationFloodFullRateFor: as fast as possible, stops at For.
 func TestIntegrationFloodFullRateFor(t *testing.T) {
-	v := newVethPair(t)
+	v := testnet.NewLinked(t)
 	leakcheck.Check(t) // sockets closed, senders and readers gone
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var progress []FloodStats
 	begin := time.Now()
-	st, err := Flood(ctx, FloodConfig{Dst: v.addrB, NetNS: v.nsA, For: 1500 * time.Millisecond, Senders: 2, Linger: -1,
+	st, err := Flood(ctx, FloodConfig{Dst: v.B.Addr, NetNS: v.A.NS.Path, For: 1500 * time.Millisecond, Senders: 2, Linger: -1,
 		Progress: func(s FloodStats) { progress = append(progress, s) }})
 	took := time.Since(begin)
 	if err != nil {
@@ -121,7 +122,7 @@ func TestIntegrationFloodFullRateFor(t *testing.T) {
 // TestIntegrationFloodCancel: the end of the context stops an otherwise
 // long flood, and is not an error.
 func TestIntegrationFloodCancel(t *testing.T) {
-	v := newVethPair(t)
+	v := testnet.NewLinked(t)
 	leakcheck.Check(t) // sockets closed, senders and readers gone
 	ctx, cancel := context.WithCancel(context.Background())
 	var first FloodStats
@@ -131,7 +132,7 @@ func TestIntegrationFloodCancel(t *testing.T) {
 	var err error
 	go func() {
 		defer close(done)
-		st, err = Flood(ctx, FloodConfig{Dst: v.addrB, NetNS: v.nsA, For: MaxUnboundedTime, Count: 1 << 30, Interval: 100 * time.Microsecond,
+		st, err = Flood(ctx, FloodConfig{Dst: v.B.Addr, NetNS: v.A.NS.Path, For: MaxUnboundedTime, Count: 1 << 30, Interval: 100 * time.Microsecond,
 			Progress: func(s FloodStats) {
 				if first.Sent == 0 {
 					first = s
@@ -163,9 +164,9 @@ func TestIntegrationFloodCancel(t *testing.T) {
 // TestIntegrationFloodNoSuchIface: a bad interface is a clear error and
 // sends nothing.
 func TestIntegrationFloodNoSuchIface(t *testing.T) {
-	v := newVethPair(t)
+	v := testnet.NewLinked(t)
 	leakcheck.Check(t) // sockets closed, senders and readers gone
-	st, err := Flood(context.Background(), FloodConfig{Dst: v.addrB, NetNS: v.nsA, Iface: "txto-nope", Count: 1})
+	st, err := Flood(context.Background(), FloodConfig{Dst: v.B.Addr, NetNS: v.A.NS.Path, Iface: "txto-nope", Count: 1})
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("err = %v, want os.ErrNotExist", err)
 	}
@@ -177,16 +178,16 @@ func TestIntegrationFloodNoSuchIface(t *testing.T) {
 // TestIntegrationReachable: pro-bing gets one reply across the veth, and
 // a silent address gives ErrNoReply.
 func TestIntegrationReachable(t *testing.T) {
-	v := newVethPair(t)
-	inNS(t, v.nsA, func() {
-		rtt, err := Reachable(context.Background(), v.addrB, 2048, 5*time.Second)
+	v := testnet.NewLinked(t)
+	inNS(t, v.A.NS, func() {
+		rtt, err := Reachable(context.Background(), v.B.Addr, 2048, 5*time.Second)
 		if err != nil {
-			t.Errorf("Reachable(%s): %v", v.addrB, err)
+			t.Errorf("Reachable(%s): %v", v.B.Addr, err)
 		} else if rtt <= 0 {
 			t.Errorf("rtt %v", rtt)
 		}
 		// The other address of the /30 is in the subnet but nobody has it.
-		silent := append([]byte(nil), v.addrB...)
+		silent := append([]byte(nil), v.B.Addr...)
 		silent[3]++
 		_, err = Reachable(context.Background(), silent, 0, 500*time.Millisecond)
 		if !errors.Is(err, ErrNoReply) {
@@ -201,13 +202,13 @@ func TestIntegrationReachable(t *testing.T) {
 // bound, and backs off instead of spinning (at most one error per
 // minBackoff per sender).
 func TestIntegrationFloodENOBUFS(t *testing.T) {
-	v := newVethPair(t)
+	v := testnet.NewLinked(t)
 	leakcheck.Check(t) // sockets closed, senders and readers gone
-	v.throttleA(t)
+	throttleA(t, v)
 	const senders = 2
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := Flood(ctx, FloodConfig{Dst: v.addrB, NetNS: v.nsA, For: time.Second, Senders: senders, Linger: -1})
+	st, err := Flood(ctx, FloodConfig{Dst: v.B.Addr, NetNS: v.A.NS.Path, For: time.Second, Senders: senders, Linger: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,11 +8,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"txtimeout/internal/unsupported"
 )
 
 // ErrNotSupported means the kernel has no pktgen (CONFIG_NET_PKTGEN unset
-// and no pktgen module to load).
-var ErrNotSupported = errors.New("not supported")
+// and no pktgen module to load), or the device cannot do what was asked.
+// It is the project's one "not supported" error (also
+// faultinject.ErrUnsupported and harness.ErrNotSupported), and it matches
+// errors.ErrUnsupported: test with errors.Is(err, errors.ErrUnsupported).
+var ErrNotSupported = unsupported.Err
 
 // PktgenDevice is one pktgen device entry, bound to one kernel thread
 // (kpktgend_Thread) as "add_device Iface@Thread". Zero fields are left at

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"txtimeout/internal/pktgenproc"
 )
 
 // pktgenRoot is where the kernel's pktgen lives.
-const pktgenRoot = "/proc/net/pktgen"
+const pktgenRoot = pktgenproc.Dir
 
 // enotsupp is the kernel-internal ENOTSUPP (524) that pktgen returns for
 // clone_skb or burst on a device that cannot share skbs; it leaks to user
@@ -44,11 +46,12 @@ func (e *PktgenError) Error() string {
 
 func (e *PktgenError) Unwrap() error { return e.Err }
 
-// Is maps ENOTSUPP and EOPNOTSUPP to ErrNotSupported, and ENODEV (an
-// add_device of a device that does not exist) to os.ErrNotExist.
+// Is maps ENOTSUPP and EOPNOTSUPP to ErrNotSupported (and so to
+// errors.ErrUnsupported), and ENODEV (an add_device of a device that does
+// not exist) to os.ErrNotExist.
 func (e *PktgenError) Is(target error) bool {
 	switch target {
-	case ErrNotSupported:
+	case ErrNotSupported, errors.ErrUnsupported:
 		return errors.Is(e.Err, enotsupp) || errors.Is(e.Err, unix.EOPNOTSUPP)
 	case os.ErrNotExist:
 		return errors.Is(e.Err, unix.ENODEV)
@@ -277,12 +280,12 @@ func (p pktgenDriver) run(ctx context.Context, c PktgenConfig) (res PktgenResult
 		if !slices.Contains(threads, d.Thread) {
 			threads = append(threads, d.Thread)
 		}
-		ok, err := p.fs.exists(threadFile(d.Thread))
+		ok, err := p.fs.exists(pktgenproc.ThreadFile(d.Thread))
 		if err != nil {
 			return res, fmt.Errorf("pktgen: %w", err)
 		}
 		if !ok {
-			return res, fmt.Errorf("pktgen: no thread %d (%s/%s missing: fewer CPUs online)", d.Thread, pktgenRoot, threadFile(d.Thread))
+			return res, fmt.Errorf("pktgen: no thread %d (%s/%s missing: fewer CPUs online)", d.Thread, pktgenRoot, pktgenproc.ThreadFile(d.Thread))
 		}
 	}
 	// Start from a clean state: an earlier run may have crashed with
@@ -293,7 +296,7 @@ func (p pktgenDriver) run(ctx context.Context, c PktgenConfig) (res PktgenResult
 	defer func() {
 		var errs []error
 		for _, t := range threads {
-			if e := p.check(threadFile(t), "rem_device_all"); e != nil {
+			if e := p.check(pktgenproc.ThreadFile(t), "rem_device_all"); e != nil {
 				errs = append(errs, e)
 			}
 		}
@@ -305,7 +308,7 @@ func (p pktgenDriver) run(ctx context.Context, c PktgenConfig) (res PktgenResult
 		}
 	}()
 	for _, d := range c.Devices {
-		if err := p.check(threadFile(d.Thread), "add_device "+d.name()); err != nil {
+		if err := p.check(pktgenproc.ThreadFile(d.Thread), "add_device "+d.name()); err != nil {
 			return res, err
 		}
 		for _, cmd := range d.commands() {
@@ -357,5 +360,3 @@ func (p pktgenDriver) run(ctx context.Context, c PktgenConfig) (res PktgenResult
 	res.sum()
 	return res, nil
 }
-
-func threadFile(t int) string { return fmt.Sprintf("kpktgend_%d", t) }

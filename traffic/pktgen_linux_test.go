@@ -280,8 +280,8 @@ func TestPktgenRunCloneOnLoopback(t *testing.T) {
 	f := newFakePktgen(1, "lo")
 	c := PktgenConfig{Devices: []PktgenDevice{{Iface: "lo", Count: 10, CloneSKB: 5}}}
 	_, err := testDriver(f).run(context.Background(), c)
-	if !errors.Is(err, ErrNotSupported) {
-		t.Fatalf("err = %v, want ErrNotSupported", err)
+	if !errors.Is(err, ErrNotSupported) || !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("err = %v, want ErrNotSupported, which is errors.ErrUnsupported", err)
 	}
 	errContains(t, err, `"clone_skb 5"`)
 	f.checkCleanedUp(t, 0)

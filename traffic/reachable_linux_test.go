@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"txtimeout/internal/testnet"
 )
 
 func TestReachableValidate(t *testing.T) {
@@ -45,21 +47,17 @@ func TestReachableValidate(t *testing.T) {
 // silentPeers are addresses nobody answers: the broadcast address of the
 // veth pair's /30 (hosts ignore broadcast echo requests), and a unicast
 // address routed through B, which does not forward.
-func silentPeers(t *testing.T, v *vethPair) []net.IP {
+func silentPeers(t *testing.T, v *testnet.Pair) []net.IP {
 	t.Helper()
-	bcast := append(net.IP(nil), v.addrB...)
+	bcast := append(net.IP(nil), v.B.Addr...)
 	bcast[3] |= 3
-	unicast := append(net.IP(nil), v.addrB...)
+	unicast := append(net.IP(nil), v.B.Addr...)
 	unicast[2] ^= 0x80 // another /30 of 198.18.0.0/15
-	inNS(t, v.nsA, func() {
-		l, err := netlink.LinkByName(v.ifA)
-		if err == nil {
-			err = netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: &net.IPNet{IP: unicast, Mask: net.CIDRMask(32, 32)}, Gw: v.addrB})
-		}
-		if err != nil {
-			t.Fatalf("route to %s via %s: %v", unicast, v.addrB, err)
-		}
-	})
+	h := v.A.NS.Netlink(t)
+	defer h.Close()
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: v.A.Index, Dst: &net.IPNet{IP: unicast, Mask: net.CIDRMask(32, 32)}, Gw: v.B.Addr}); err != nil {
+		t.Fatalf("route to %s via %s: %v", unicast, v.B.Addr, err)
+	}
 	return []net.IP{bcast, unicast}
 }
 
@@ -67,8 +65,8 @@ func silentPeers(t *testing.T, v *vethPair) []net.IP {
 // of socket, a silent address gives ErrNoReply at its timeout, and the end
 // of the context ends the wait.
 func TestIntegrationReachableSockets(t *testing.T) {
-	v := newVethPair(t)
-	setPingGroupRange(t, v.nsA)
+	v := testnet.NewLinked(t)
+	setPingGroupRange(t, v.A.NS)
 	silent := silentPeers(t, v)
 	for _, raw := range []bool{true, false} {
 		name := map[bool]string{true: "raw", false: "datagram"}[raw]
@@ -76,13 +74,13 @@ func TestIntegrationReachableSockets(t *testing.T) {
 			old := reachRaw
 			reachRaw = func() bool { return raw }
 			t.Cleanup(func() { reachRaw = old })
-			inNS(t, v.nsA, func() {
+			inNS(t, v.A.NS, func() {
 				for _, size := range []int{0, 2048, MaxSize} {
-					rtt, err := Reachable(context.Background(), v.addrB, size, 5*time.Second)
+					rtt, err := Reachable(context.Background(), v.B.Addr, size, 5*time.Second)
 					if err != nil {
-						t.Errorf("Reachable(%s, size %d): %v", v.addrB, size, err)
+						t.Errorf("Reachable(%s, size %d): %v", v.B.Addr, size, err)
 					} else if rtt <= 0 || rtt > 5*time.Second {
-						t.Errorf("Reachable(%s, size %d): rtt %v", v.addrB, size, rtt)
+						t.Errorf("Reachable(%s, size %d): rtt %v", v.B.Addr, size, rtt)
 					}
 				}
 
@@ -128,17 +126,18 @@ func TestIntegrationReachableSockets(t *testing.T) {
 // end of the context, Reachable returns, naming ENOBUFS. pro-bing v0.9.1
 // retried it forever.
 func TestIntegrationReachableENOBUFS(t *testing.T) {
-	v := newVethPair(t)
+	v := testnet.NewLinked(t)
 	old := reachSndBuf
 	reachSndBuf = 4096 // the kernel doubles it; a 65507-byte request needs 45 fragments of ~1.5 KB
 	t.Cleanup(func() { reachSndBuf = old })
-	inNS(t, v.nsA, func() {
+	inNS(t, v.A.NS, func() {
 		const timeout = 500 * time.Millisecond
 		start := time.Now()
-		_, err := Reachable(context.Background(), v.addrB, MaxSize, timeout)
+		_, err := Reachable(context.Background(), v.B.Addr, MaxSize, timeout)
 		el := time.Since(start)
 		if !errors.Is(err, ErrNoReply) || !errors.Is(err, unix.ENOBUFS) {
-			t.Fatalf("Reachable = %v, want ErrNoReply wrapping ENOBUFS", err)
+			t.Errorf("Reachable = %v, want ErrNoReply wrapping ENOBUFS", err)
+			return
 		}
 		if el < timeout || el > timeout+5*time.Second {
 			t.Errorf("returned after %v, want about its timeout %v", el, timeout)
@@ -148,7 +147,7 @@ func TestIntegrationReachableENOBUFS(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(200*time.Millisecond, cancel)
 		start = time.Now()
-		_, err = Reachable(ctx, v.addrB, MaxSize, time.Minute)
+		_, err = Reachable(ctx, v.B.Addr, MaxSize, time.Minute)
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Reachable(cancelled) = %v, want context.Canceled", err)
 		}

@@ -3,21 +3,19 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"txtimeout/faultinject"
 	"txtimeout/harness"
+	"txtimeout/internal/testnet"
 )
 
 // Bad input to every subcommand (issue 8, "Bad input"): each row must exit
@@ -31,96 +29,34 @@ import (
 // handler, so refused unless -allow-no-handler), a veth that is down,
 // loopback, and a veth carrying the namespace's default route.
 type badNS struct {
+	ns                    *testnet.NS
 	path                  string
 	up, down, defaultLink string
 }
 
 func makeBadNS(t *testing.T) badNS {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to create a network namespace with veth pairs (run as root, as CI does)")
-	}
-	var rb [3]byte
-	rand.Read(rb[:])
-	sfx := hex.EncodeToString(rb[:])
-	name := "txto-bad" + sfx
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // the thread is discarded with the goroutine
-		h, err := netns.NewNamed(name)
-		if err == nil {
-			h.Close()
-		}
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
-		t.Fatalf("creating namespace %s: %v", name, err)
-	}
-	t.Cleanup(func() { netns.DeleteNamed(name) })
-	n := badNS{path: filepath.Join("/run/netns", name), up: "txto-u" + sfx, down: "txto-d" + sfx, defaultLink: "txto-r" + sfx}
-	h := nsHandle(t, n.path)
+	ns := testnet.NewNS(t)
+	up, down, def := ns.AddVeth(t, nil), ns.AddVeth(t, nil), ns.AddVeth(t, nil)
+	n := badNS{ns: ns, path: ns.Path, up: up.A.Name, down: down.A.Name, defaultLink: def.A.Name}
+	def.A.AddAddr(t, net.IPv4(198, 18, 77, 2), 24)
+	h := ns.Netlink(t)
 	defer h.Close()
-	for _, pair := range [][2]string{{n.up, "txto-U" + sfx}, {n.down, "txto-D" + sfx}, {n.defaultLink, "txto-R" + sfx}} {
-		if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: pair[0]}, PeerName: pair[1]}); err != nil {
-			t.Fatalf("veth %s: %v", pair[0], err)
-		}
-	}
-	for _, name := range []string{"lo", n.up, "txto-U" + sfx, n.defaultLink, "txto-R" + sfx} {
-		l, err := h.LinkByName(name)
-		if err == nil {
-			err = h.LinkSetUp(l)
-		}
-		if err != nil {
-			t.Fatalf("setting %s up: %v", name, err)
-		}
-	}
-	l, err := h.LinkByName(n.defaultLink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, _ := netlink.ParseAddr("198.18.77.2/24")
-	if err := h.AddrAdd(l, addr); err != nil {
-		t.Fatalf("address on %s: %v", n.defaultLink, err)
-	}
-	gw, _ := netlink.ParseAddr("198.18.77.1/24")
-	if err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.IP}); err != nil {
+	// Up, and operationally up (the kernel's linkwatch sets that
+	// asynchronously): else a slow machine sees it change during the
+	// first row, as if the row did it.
+	up.Up(t)
+	def.Up(t)
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: def.A.Index, Gw: net.IPv4(198, 18, 77, 1)}); err != nil {
 		t.Fatalf("default route via %s: %v", n.defaultLink, err)
 	}
-	// The kernel brings a veth pair's operstate up shortly after both
-	// ends are up (linkwatch, asynchronously): wait for it, or a slow
-	// machine sees it change during the first row, as if the row did it.
-	for _, name := range []string{n.up, "txto-U" + sfx, n.defaultLink, "txto-R" + sfx} {
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			l, err := h.LinkByName(name)
-			if err == nil && l.Attrs().OperState == netlink.OperUp {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not operationally up 10s after it was set up: %v", name, err)
-			}
-		}
-	}
 	return n
-}
-
-func nsHandle(t *testing.T, path string) *netlink.Handle {
-	t.Helper()
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 // world is what a bad command must not change.
 func (n badNS) world(t *testing.T, stateDir string) string {
 	t.Helper()
-	h := nsHandle(t, n.path)
+	h := n.ns.Netlink(t)
 	defer h.Close()
 	links, err := h.LinkList()
 	if err != nil {

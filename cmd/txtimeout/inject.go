@@ -184,11 +184,7 @@ func holdFault(ctx context.Context, inj faultinject.Injector, d time.Duration, s
 	}
 	fmt.Fprintln(stdout, "injected:", inj.Describe())
 	start := time.Now()
-	end := start.Add(d)
-	var done <-chan struct{}
-	if p, ok := inj.(*faultinject.PauseFlood); ok {
-		done = p.Done()
-	}
+	done := inj.Done()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	timer := time.NewTimer(d)
@@ -212,13 +208,12 @@ hold:
 	if interrupted {
 		fmt.Fprintf(stderr, "inject: interrupted after %v, restoring\n", time.Since(start).Round(time.Millisecond))
 	}
-	// Restore gets its own deadline: the hold context may be cancelled
-	// (Ctrl-C), and a stall can only be waited out.
-	rctx, cancel := context.WithDeadline(context.Background(), maxTime(end, time.Now()).Add(faultinject.DefaultAckTimeout+30*time.Second))
+	// Restore gets its own deadline, the injector's own bound: the hold
+	// context may be cancelled (Ctrl-C), and a stall can only be waited
+	// out.
+	rctx, cancel := context.WithTimeout(context.Background(), inj.RestoreBound())
 	defer cancel()
-	if _, ok := inj.(*faultinject.Stall); ok {
-		fmt.Fprintln(stderr, "inject: waiting for the partner to end the stall by itself")
-	}
+	fmt.Fprintf(stderr, "inject: restoring %s (at most %v)\n", inj.Name(), inj.RestoreBound())
 	if err := inj.Restore(rctx); err != nil {
 		return err
 	}
@@ -227,27 +222,8 @@ hold:
 }
 
 func progressDetail(ctx context.Context, inj faultinject.Injector) string {
-	switch i := inj.(type) {
-	case *faultinject.Netem:
-		st, err := i.Stats(ctx)
-		if err != nil {
-			return " (stats: " + err.Error() + ")"
-		}
-		return fmt.Sprintf(" (qdisc backlog %d packets %d bytes, drops %d)", st.QLen, st.Backlog, st.Drops)
-	case *faultinject.PauseFlood:
-		return fmt.Sprintf(" (%d PAUSE frames sent)", i.Sent())
-	case *faultinject.NapiStarve:
-		if i.Running() {
-			return " (hog spinning)"
-		}
-		return " (the hog has ended)"
+	if st := inj.Status(ctx); st != "" {
+		return " (" + st + ")"
 	}
 	return ""
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }

@@ -3,20 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	"txtimeout/internal/testnet"
 )
 
 func runTxt(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -64,54 +60,12 @@ func TestInjectCleanupUsage(t *testing.T) {
 
 type injectPair struct{ ns, a, b string }
 
-// injectVeth makes a namespace txto-XXXXXX with a veth pair, both up, and
-// removes it at cleanup.
+// injectVeth makes a namespace with a veth pair, both up, and removes it
+// at cleanup.
 func injectVeth(t *testing.T) injectPair {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to create network namespaces and veth pairs (run as root, as CI does)")
-	}
-	var rb [3]byte
-	rand.Read(rb[:])
-	sfx := hex.EncodeToString(rb[:])
-	name := "txto-" + sfx
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // thread discarded with the goroutine
-		h, err := netns.NewNamed(name)
-		if err == nil {
-			h.Close()
-		}
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
-		t.Fatalf("creating namespace: %v", err)
-	}
-	t.Cleanup(func() { netns.DeleteNamed(name) })
-	p := injectPair{ns: filepath.Join("/run/netns", name), a: "txto-a" + sfx, b: "txto-b" + sfx}
-	ns, err := netns.GetFromPath(p.ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: p.a}, PeerName: p.b}); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{p.a, p.b} {
-		l, err := h.LinkByName(n)
-		if err == nil {
-			err = h.LinkSetUp(l)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return p
+	p := testnet.NewPair(t)
+	return injectPair{ns: p.A.NS.Path, a: p.A.Name, b: p.B.Name}
 }
 
 func TestIntegrationInjectCLI(t *testing.T) {

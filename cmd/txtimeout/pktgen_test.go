@@ -39,7 +39,7 @@ func TestPktgenNotSupported(t *testing.T) {
 	if err == nil {
 		t.Skip("skipping: this kernel has pktgen; a real run acts on a device and belongs to the virtual rig")
 	}
-	if !errors.Is(err, traffic.ErrNotSupported) {
+	if !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("inconclusive pktgen probe: %v", err)
 	}
 	rc, out, errb := trafficCLI("pktgen", "-iface", "lo", "-for", "1s", "-json")
