@@ -270,7 +270,7 @@ func FetchKernelPackage(ctx context.Context, name string, progressf func(string,
 		return FetchKernel(ctx, progressf)
 	}
 	if !strings.HasPrefix(name, "linux-image-") {
-		return Kernel{}, fmt.Errorf("%w: %q is neither a kernel alias (%s) nor a linux-image-* package", ErrKernelMissing, name, strings.Join(aliasNames(), ", "))
+		return Kernel{}, fmt.Errorf("%w: %q is neither a kernel alias (%s) nor a linux-image-* package", ErrKernelMissing, name, strings.Join(KernelAliasNames(), ", "))
 	}
 	cache, err := CacheDir()
 	if err != nil {
@@ -355,7 +355,8 @@ func aliasFile(name string) string {
 	return "resolved-" + regexp.MustCompile(`[^A-Za-z0-9.+-]`).ReplaceAllString(name, "_")
 }
 
-func aliasNames() []string {
+// KernelAliasNames are KernelAliases' names, sorted.
+func KernelAliasNames() []string {
 	var out []string
 	for k := range KernelAliases {
 		out = append(out, k)

@@ -33,6 +33,7 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	env := rig.ConfigFromEnv()
 	kernel := fs.String("kernel", env.Kernel, "kernel image (vmlinuz); default: the pinned Debian kernel "+rig.DefaultKernelPackage)
 	modules := fs.String("modules", env.Modules, "the kernel's module tree (PATH/lib/modules/VERSION); needed with -kernel")
+	kernelPkg := fs.String("kernel-package", "", "a Debian kernel package to boot instead of the pinned one: a name, a pattern, or "+strings.Join(rig.KernelAliasNames(), ", ")+" (fetched from the machine's apt sources or another suite of its Debian mirror)")
 	nic := fs.String("nic", orDefault(env.NIC, rig.DefaultNIC), "NIC model: "+nicNames())
 	smp := fs.Int("smp", orDefaultInt(env.SMP, rig.DefaultSMP), "number of vCPUs")
 	mem := fs.Int("mem", orDefaultInt(env.MemMB, rig.DefaultMemMB), "guest memory in MiB")
@@ -55,6 +56,9 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if (*kernel == "") != (*modules == "") {
 		return usagef("-kernel and -modules go together")
+	}
+	if *kernelPkg != "" && *kernel != "" {
+		return usagef("-kernel-package or -kernel/-modules, not both")
 	}
 	if *smp < 1 || *smp > 64 {
 		return usagef("-smp %d: want 1 to 64", *smp)
@@ -85,6 +89,13 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	testArgs, err := guestFlags(fs.Args())
 	if err != nil {
 		return err
+	}
+	if *kernelPkg != "" {
+		k, err := rig.FetchKernelPackage(ctx, *kernelPkg, func(f string, a ...any) { fmt.Fprintf(stderr, "rig: "+f+"\n", a...) })
+		if err != nil {
+			return err
+		}
+		*kernel, *modules = k.Image, k.Modules
 	}
 	c := rig.Config{
 		Kernel: *kernel, Modules: *modules, NIC: *nic, SMP: *smp, MemMB: *mem,
