@@ -227,6 +227,14 @@ func TestBadInput(t *testing.T) {
 		{name: "rig/unknown NIC", args: []string{"rig", "-nic", "bogus"}, code: 2, want: "bogus"},
 		{name: "rig/negative timeout", args: []string{"rig", "-timeout", "-1s"}, code: 2, want: "-timeout"},
 		{name: "rig/kernel without modules", args: []string{"rig", "-kernel", filepath.Join(tmp, "none")}, code: 2, want: "-modules"},
+		{name: "rig/kernel package and kernel", args: []string{"rig", "-kernel-package", "6.12", "-kernel", garbageFile, "-modules", tmp}, code: 2, want: "not both"},
+		{name: "matrix/unknown NIC", args: []string{"matrix", "-nics", "e1000,bogus", "-o", filepath.Join(tmp, "m")}, code: 2, want: "bogus"},
+		{name: "matrix/kernel without modules", args: []string{"matrix", "-kernel", garbageFile, "-o", filepath.Join(tmp, "m")}, code: 2, want: "pairs"},
+		{name: "matrix/missing user kernel", args: []string{"matrix", "-kernel", filepath.Join(tmp, "none"), "-modules", tmp, "-o", filepath.Join(tmp, "m")}, code: 2, want: "no such file"},
+		{name: "matrix/bad run pattern", args: []string{"matrix", "-run", "(", "-o", filepath.Join(tmp, "m")}, code: 2, want: "-run"},
+		{name: "matrix/no NIC", args: []string{"matrix", "-nics", ",", "-o", filepath.Join(tmp, "m")}, code: 2, want: "no NIC"},
+		{name: "matrix/unreadable baseline", args: []string{"matrix", "-baseline", garbageFile, "-o", filepath.Join(tmp, "m")}, code: 2, want: "-baseline"},
+		{name: "matrix/stray argument", args: []string{"matrix", "extra"}, code: 2, want: "unexpected argument"},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {

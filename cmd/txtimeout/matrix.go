@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"txtimeout/harness"
+	"txtimeout/report"
+	"txtimeout/rig"
+)
+
+func init() {
+	register(command{
+		name:    "matrix",
+		summary: "run scenarios over kernels × NIC models on the virtual rig: matrix.json, .ktap, JUnit and index.html",
+		run:     runMatrix,
+	})
+}
+
+// matrixKernel is a kernel of the matrix: a Debian package (or alias) to
+// fetch, or a user's image and module tree.
+type matrixKernel struct {
+	name            string // as given: "6.12", a package, or the image's path
+	image, modules  string // a user kernel's
+	fetched         rig.Kernel
+	fetchErr        error
+	userGiven, done bool
+}
+
+func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("matrix", stderr)
+	kernels := fs.String("kernels", "6.1", "comma-separated Debian kernels: aliases ("+strings.Join(rig.KernelAliasNames(), ", ")+"), package names or patterns")
+	var userKernels, userModules listFlag
+	fs.Var(&userKernels, "kernel", "a kernel image of your own (repeatable; each with a -modules)")
+	fs.Var(&userModules, "modules", "the module tree (PATH/lib/modules/VERSION) of the -kernel at the same position")
+	nics := fs.String("nics", "virtio-net-pci,e1000", "comma-separated NIC models: "+nicNames())
+	run := fs.String("run", "TxTimeout", "the scenarios: a go test -run pattern over package scenarios' tests")
+	out := fs.String("o", "", "directory of the matrix (default: txtimeout-matrix-DATE-TIME in the current directory)")
+	baseline := fs.String("baseline", "", "a previous matrix.json to compare with: regressions and fixes are marked")
+	timeout := fs.Duration("timeout", 20*time.Minute, "the deadline of one cell (one boot)")
+	pkg := fs.String("pkg", "txtimeout/scenarios", "test package to run in each cell")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: txtimeout matrix [-kernels 5.10,6.1,6.12] [-kernel IMG -modules DIR]... [-nics virtio-net-pci,e1000] [-run TxTimeout] [-o DIR] [-baseline OLD/matrix.json]")
+		fmt.Fprintln(stderr, "\nBoots the virtual rig once per kernel × NIC model (each cell runs every scenario on that model),")
+		fmt.Fprintln(stderr, "keeps each cell's report in DIR/KERNEL-NIC/, and writes DIR/matrix.json, matrix.ktap,")
+		fmt.Fprintln(stderr, "matrix.junit.xml and index.html (open it in a browser; it needs no network).")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	if len(userKernels.items) != len(userModules.items) {
+		return usagef("-kernel and -modules go in pairs: %d -kernel, %d -modules", len(userKernels.items), len(userModules.items))
+	}
+	var ks []*matrixKernel
+	for _, k := range splitList(*kernels) {
+		ks = append(ks, &matrixKernel{name: k})
+	}
+	for i, img := range userKernels.items {
+		if _, err := os.Stat(img); err != nil {
+			return usagef("-kernel %s: %v", img, err)
+		}
+		if _, err := os.Stat(userModules.items[i]); err != nil {
+			return usagef("-modules %s: %v", userModules.items[i], err)
+		}
+		ks = append(ks, &matrixKernel{name: img, image: img, modules: userModules.items[i], userGiven: true})
+	}
+	if len(ks) == 0 {
+		return usagef("no kernel: give -kernels or -kernel/-modules")
+	}
+	ns := splitList(*nics)
+	if len(ns) == 0 {
+		return usagef("no NIC model: give -nics")
+	}
+	for _, n := range ns {
+		if _, err := rig.LookupNIC(n); err != nil {
+			return usagef("-nics: %v", err)
+		}
+	}
+	if _, err := regexp.Compile(*run); err != nil {
+		return usagef("-run %q: %v", *run, err)
+	}
+	var base *report.Matrix
+	if *baseline != "" {
+		var err error
+		if base, err = report.ReadMatrix(*baseline); err != nil {
+			return usagef("-baseline: %v", err)
+		}
+	}
+	dir := *out
+	if dir == "" {
+		dir = "txtimeout-matrix-" + time.Now().Format("20060102-150405")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+
+	start := time.Now()
+	total := len(ks) * len(ns)
+	var runs []report.Run
+	cell := 0
+	for _, k := range ks {
+		for _, n := range ns {
+			cell++
+			r, err := matrixCell(ctx, k, n, *run, *pkg, *timeout, dir, fmt.Sprintf("cell %d of %d", cell, total), stderr)
+			if err != nil {
+				return err // the context ended: stop the matrix
+			}
+			runs = append(runs, r)
+		}
+	}
+	m, err := report.BuildMatrix(runs)
+	if err != nil {
+		return err
+	}
+	if err := m.WriteFiles(dir, base, *baseline); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", m.Summary())
+	fmt.Fprintf(stdout, "matrix: %d cells in %v: %s\n", total, time.Since(start).Round(time.Second), filepath.Join(dir, report.IndexHTML))
+	return nil
+}
+
+// matrixCell boots kernel k with NIC model nic for the scenarios run, and
+// returns the cell's run directory (its report.json written in any case:
+// a cell whose kernel or boot failed holds one failed scenario saying why).
+func matrixCell(ctx context.Context, k *matrixKernel, nic, run, pkg string, timeout time.Duration, dir, label string, stderr io.Writer) (report.Run, error) {
+	progressf := func(f string, a ...any) { fmt.Fprintf(stderr, "matrix: "+label+": "+f+"\n", a...) }
+	if !k.done {
+		k.done = true
+		if k.userGiven {
+			k.fetched = rig.Kernel{Image: k.image, Modules: k.modules, Release: filepath.Base(k.modules)}
+		} else {
+			k.fetched, k.fetchErr = rig.FetchKernelPackage(ctx, k.name, progressf)
+		}
+	}
+	label += ": " + kernelLabel(k) + " × " + nic
+	cellDir := filepath.Join(dir, sanitize(kernelLabel(k))+"-"+sanitize(nic))
+	if err := os.MkdirAll(cellDir, 0o755); err != nil {
+		return report.Run{}, err
+	}
+	fail := func(why string) (report.Run, error) {
+		r := &harness.Report{Kernel: kernelLabel(k), NIC: nic}
+		r.Add(harness.ScenarioReport{Name: "Rig", Result: harness.Fail, Reason: why, Verdict: harness.Unmeasured()})
+		if err := r.WriteFiles(cellDir); err != nil {
+			return report.Run{}, err
+		}
+		return report.Run{Dir: cellDir, Report: r}, nil
+	}
+	if k.fetchErr != nil {
+		progressf("%s: %v", label, k.fetchErr)
+		return fail(fmt.Sprintf("the kernel %s could not be fetched: %v", k.name, k.fetchErr))
+	}
+	progressf("booting")
+	c := rig.Config{
+		Kernel: k.fetched.Image, Modules: k.fetched.Modules, NIC: nic, ReportDir: cellDir,
+		// Every scenario runs on this model, with honest results for it.
+		Timeout: timeout, Progress: &prefixWriter{prefix: "matrix: " + label + ": ", w: stderr},
+	}
+	w := &cellProgress{label: "matrix: " + label, w: stderr}
+	res, err := rig.RunPackage(ctx, c, pkg, []string{"-test.run=" + run}, w)
+	w.flush()
+	if ctx.Err() != nil {
+		return report.Run{}, ctx.Err()
+	}
+	rr, rerr := report.ReadRun(cellDir)
+	switch {
+	case err != nil && rerr != nil:
+		return fail(fmt.Sprintf("the rig failed: %v", err))
+	case rerr != nil:
+		return fail(fmt.Sprintf("the guest left no readable report: %v", rerr))
+	}
+	if err != nil {
+		progressf("%s: the rig failed after the report was written: %v", label, err)
+	}
+	if res != nil && rr.Report.Kernel == "" {
+		rr.Report.Kernel = res.Kernel
+	}
+	progressf("%s: done (%s)", label, countResults(rr.Report))
+	return rr, nil
+}
+
+// kernelLabel names a kernel of the matrix: its release once known.
+func kernelLabel(k *matrixKernel) string {
+	if k.fetched.Release != "" {
+		return k.fetched.Release
+	}
+	return k.name
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._+-]+`)
+
+func sanitize(s string) string { return unsafeName.ReplaceAllString(s, "_") }
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// countResults says how many scenarios of r ended how.
+func countResults(r *harness.Report) string {
+	n := map[harness.Result]int{}
+	for _, s := range r.Scenarios {
+		n[s.Result]++
+	}
+	var parts []string
+	for _, res := range []harness.Result{harness.Pass, harness.Fail, harness.Inconclusive, harness.Skip} {
+		if n[res] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[res], res))
+		}
+	}
+	if len(parts) == 0 {
+		return "no scenario"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cellProgress turns the guest's test2json output into one progress line
+// per test that starts ("cell 3 of 6: 6.12 × e1000, TxTimeout/NapiStarve/ICMP ...").
+type cellProgress struct {
+	label string
+	w     io.Writer
+	buf   bytes.Buffer
+}
+
+func (p *cellProgress) Write(b []byte) (int, error) {
+	p.buf.Write(b)
+	for {
+		i := bytes.IndexByte(p.buf.Bytes(), '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		line := strings.TrimRight(string(p.buf.Next(i+1)), "\r\n")
+		if rest, ok := strings.CutPrefix(strings.TrimPrefix(line, "\x16"), "=== RUN"); ok && line != rest {
+			name := strings.TrimPrefix(strings.TrimSpace(rest), "Test")
+			fmt.Fprintf(p.w, "%s, %s ...\n", p.label, name)
+		}
+	}
+}
+
+func (p *cellProgress) flush() { p.buf.Reset() }
+
+// prefixWriter prefixes every line written to w.
+type prefixWriter struct {
+	prefix string
+	w      io.Writer
+	buf    bytes.Buffer
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.buf.Write(b)
+	for {
+		i := bytes.IndexByte(p.buf.Bytes(), '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		if _, err := fmt.Fprintf(p.w, "%s%s", p.prefix, p.buf.Next(i+1)); err != nil {
+			return 0, err
+		}
+	}
+}
