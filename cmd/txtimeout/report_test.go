@@ -125,8 +125,8 @@ func TestReportErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no report", []string{"report"}, 2, "want exactly one report.json"},
-		{"two reports", []string{"report", good, good}, 2, "want exactly one report.json"},
+		{"no report", []string{"report"}, 2, "want exactly one run directory or report.json"},
+		{"two reports", []string{"report", good, good}, 2, "want exactly one run directory or report.json"},
 		{"bad extension", []string{"report", good, "-o", filepath.Join(dir, "x.pdf")}, 2, "the picture is .svg or .png"},
 		{"bad flag", []string{"report", "-frobnicate", good}, 2, "flag provided but not defined"},
 		{"missing file", []string{"report", filepath.Join(dir, "nope.json"), "-o", out}, 1, "no such file"},
@@ -158,5 +158,69 @@ func TestReportErrors(t *testing.T) {
 				t.Errorf("a failed run wrote %s", out)
 			}
 		})
+	}
+}
+
+func TestReportDirWritesPage(t *testing.T) {
+	dir := filepath.Dir(reportTestFile(t))
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"report", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	page := filepath.Join(dir, "index.html")
+	if !strings.Contains(stdout.String(), "wrote "+page) {
+		t.Errorf("stdout does not name the page:\n%s", stdout.String())
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`id="TxTimeout-PartnerStall-ICMP"`, "<svg", "no partner port", "virtio-net-pci"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("index.html lacks %q", want)
+		}
+	}
+}
+
+func TestReportDirWithoutReport(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"report", dir}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no such file") {
+		t.Fatalf("exit %d, stderr %q: want 1 and no such file", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.html")); err == nil {
+		t.Error("a directory without report.json got an index.html")
+	}
+}
+
+func TestReportOneFigurePerScenario(t *testing.T) {
+	path := reportTestFile(t)
+	r, err := harness.ReadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := r.Scenarios[0]
+	second.Name = "TxTimeout/PartnerStall/Pktgen"
+	r.Add(second)
+	if err := r.WriteFiles(filepath.Dir(path)); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "tl.svg")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"report", path, "-o", out}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	for _, name := range []string{"tl-TxTimeout-PartnerStall-ICMP.svg", "tl-TxTimeout-PartnerStall-Pktgen.svg"} {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(out), name))
+		if err != nil {
+			t.Errorf("no figure %s: %v (stdout %q)", name, err, stdout.String())
+			continue
+		}
+		if bytes.Count(b, []byte("tx_packets rate")) != 1 {
+			t.Errorf("%s: want one figure of one scenario", name)
+		}
+	}
+	if !strings.Contains(stdout.String(), "(2 scenarios)") {
+		t.Errorf("stdout %q", stdout.String())
 	}
 }
