@@ -33,17 +33,9 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.PrintDefaults()
 	}
 	// Flags may follow the report path, as in "report DIR/report.json -o x.svg".
-	var paths []string
-	rest := args
-	for {
-		if err := parseFlags(fs, rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		paths = append(paths, fs.Arg(0))
-		rest = fs.Args()[1:]
+	paths, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(paths) != 1 {
 		return usagef("want exactly one run directory or report.json, got %d (usage: txtimeout report DIR, or DIR/report.json -o timeline.svg)", len(paths))
