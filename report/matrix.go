@@ -37,13 +37,12 @@ func ReadRun(dir string) (Run, error) {
 
 // ReadRuns reads every directory's report.json; the first failure stops it.
 func ReadRuns(dirs []string) ([]Run, error) {
-	var runs []Run
-	for _, d := range dirs {
-		r, err := ReadRun(d)
-		if err != nil {
+	runs := make([]Run, len(dirs))
+	for i, d := range dirs {
+		var err error
+		if runs[i], err = ReadRun(d); err != nil {
 			return nil, err
 		}
-		runs = append(runs, r)
 	}
 	return runs, nil
 }
@@ -280,7 +279,8 @@ func (m *Matrix) Summary() string {
 	return s
 }
 
-// ReadMatrix reads a matrix.json, such as a previous night's baseline.
+// ReadMatrix reads a matrix.json, such as a previous night's baseline. Its
+// cells' RunDir are as matrix.json holds them: relative to its directory.
 func ReadMatrix(path string) (*Matrix, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -15,27 +15,45 @@ import (
 func init() {
 	register(command{
 		name:    "report",
-		summary: "summarise a run: DIR writes DIR/index.html; -o draws timelines (.svg|.png)",
+		summary: "a run's page (DIR/index.html) and timelines (-o), or the kernel × NIC matrix of runs (-matrix)",
 		run:     runReport,
 	})
 }
+
+const reportUsage = `usage: txtimeout report [-o timeline.svg|.png] [-scenario NAME] DIR | DIR/report.json
+       txtimeout report -matrix OUT [-baseline OLD/matrix.json] RUNDIR...
+
+Prints one line per scenario. Given the run's directory, it also writes DIR/index.html, one
+self-contained page with every scenario's timeline, events and verdict. With -o, it draws the
+tx_packets rate, the qdisc backlog and the tx_timeout counter over time, with the scenario's
+markers, one figure per scenario. With -matrix, it reads each RUNDIR/report.json (kernel and
+NIC from the report) and writes matrix.json, matrix.ktap, matrix.junit.xml and index.html into
+OUT, and each run's own index.html; -baseline marks regressions, fixes and changes.
+`
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("report", stderr)
 	out := fs.String("o", "", "draw the timelines into this file (.svg or .png); one file per scenario, named FILE-SCENARIO.ext, when several have samples")
 	only := fs.String("scenario", "", "draw only this scenario (default: every scenario with samples)")
+	matrix := fs.String("matrix", "", "write the kernel × NIC matrix of the RUNDIRs into this directory")
+	baseline := fs.String("baseline", "", "with -matrix: compare with this previous matrix.json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: txtimeout report [-o timeline.svg|.png] [-scenario NAME] DIR | DIR/report.json")
-		fmt.Fprintln(stderr, "\nPrints one line per scenario. Given the run's directory, it also writes DIR/index.html,")
-		fmt.Fprintln(stderr, "one self-contained page with every scenario's timeline, events and verdict. With -o, it")
-		fmt.Fprintln(stderr, "draws the tx_packets rate, the qdisc backlog and the tx_timeout counter over time, with")
-		fmt.Fprintln(stderr, "the scenario's markers, one figure per scenario.")
+		fmt.Fprint(stderr, reportUsage)
 		fs.PrintDefaults()
 	}
 	// Flags may follow the report path, as in "report DIR/report.json -o x.svg".
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if *matrix != "" {
+		if *out != "" || *only != "" {
+			return usagef("-matrix draws no timelines: drop -o and -scenario")
+		}
+		return writeMatrix(*matrix, *baseline, paths, stdout)
+	}
+	if *baseline != "" {
+		return usagef("-baseline compares a matrix: give -matrix OUT")
 	}
 	if len(paths) != 1 {
 		return usagef("want exactly one run directory or report.json, got %d (usage: txtimeout report DIR, or DIR/report.json -o timeline.svg)", len(paths))
@@ -141,6 +159,35 @@ func figureFiles(r *harness.Report, path, out, format, only string) ([]file, err
 		files = append(files, file{name, img})
 	}
 	return files, nil
+}
+
+// writeMatrix builds the matrix of the run directories and writes its
+// files into dir, compared with the baseline file when one is named.
+func writeMatrix(dir, baseline string, runDirs []string, stdout io.Writer) error {
+	if len(runDirs) == 0 {
+		return usagef("-matrix wants one or more run directories (usage: txtimeout report -matrix OUT [-baseline OLD.json] RUNDIR...)")
+	}
+	var base *report.Matrix
+	if baseline != "" {
+		var err error
+		if base, err = report.ReadMatrix(baseline); err != nil {
+			return err
+		}
+	}
+	runs, err := report.ReadRuns(runDirs)
+	if err != nil {
+		return err
+	}
+	m, err := report.BuildMatrix(runs)
+	if err != nil {
+		return err
+	}
+	if err := m.WriteFiles(dir, base, baseline); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, m.Summary())
+	fmt.Fprintf(stdout, "wrote %s\n", filepath.Join(dir, report.IndexHTML))
+	return nil
 }
 
 func orNone(s string) string {
