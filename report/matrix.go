@@ -286,19 +286,29 @@ func ReadMatrix(path string) (*Matrix, error) {
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
+	m, err := ParseMatrix(data)
+	if err != nil {
+		return nil, fmt.Errorf("report: %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ParseMatrix decodes a matrix.json document. Every cell must name its
+// kernel, NIC and scenario and hold one of the four results.
+func ParseMatrix(data []byte) (*Matrix, error) {
 	var m Matrix
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("report: %s is not a matrix.json: %w", path, err)
+		return nil, fmt.Errorf("not a matrix.json: %w", err)
 	}
 	if m.Cells == nil {
-		return nil, fmt.Errorf("report: %s has no \"cells\" list", path)
+		return nil, errors.New("no \"cells\" list")
 	}
 	for i, c := range m.Cells {
 		if c.Kernel == "" || c.NIC == "" || c.Scenario == "" {
-			return nil, fmt.Errorf("report: %s: cell %d lacks its kernel, NIC or scenario", path, i+1)
+			return nil, fmt.Errorf("cell %d lacks its kernel, NIC or scenario", i+1)
 		}
 		if !c.Result.Valid() {
-			return nil, fmt.Errorf("report: %s: cell %s has result %q (want pass, fail, skip or inconclusive)", path, c.Key(), c.Result)
+			return nil, fmt.Errorf("cell %s has result %q (want pass, fail, skip or inconclusive)", c.Key(), c.Result)
 		}
 	}
 	return &m, nil

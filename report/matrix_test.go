@@ -244,3 +244,41 @@ func TestMatrixPage(t *testing.T) {
 		t.Error("no table of changes against the baseline")
 	}
 }
+
+// FuzzParseMatrix: any input gives a matrix or an error of one line, and
+// a matrix it accepts writes a matrix.json that it accepts again.
+func FuzzParseMatrix(f *testing.F) {
+	f.Add([]byte(`{"cells": [{"kernel": "6.1", "nic": "e1000", "scenario": "TxTimeout/NapiStarve/ICMP", "result": "pass", "change": "fix", "was": "fail"}]}`))
+	f.Add([]byte(`{"cells": []}`))
+	f.Add([]byte(`{"cells": [{"kernel": "6.1", "nic": "e1000", "scenario": "A", "result": "great"}]}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		m, err := ParseMatrix(data)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error of several lines: %q", err)
+			}
+			return
+		}
+		var b bytes.Buffer
+		if err := m.WriteJSON(&b); err != nil {
+			t.Fatalf("a matrix read from JSON does not write: %v", err)
+		}
+		if _, err := ParseMatrix(b.Bytes()); err != nil {
+			t.Errorf("the matrix it accepted, written again, is refused: %v", err)
+		}
+	})
+}
+
+func BenchmarkMatrixWriteFiles(b *testing.B) {
+	m, dirs := fixtureMatrix(b)
+	dir := filepath.Dir(dirs[0])
+	for b.Loop() {
+		if err := m.WriteFiles(dir, nil, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

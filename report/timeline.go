@@ -154,7 +154,7 @@ func series(samples []harness.Sample, t0 int64) (rate, backlog, timeouts plotter
 }
 
 // Figure geometry.
-var (
+const (
 	figureWidth  = 24 * vg.Centimeter
 	panelHeight  = 4.8 * vg.Centimeter
 	titleHeight  = 0.9 * vg.Centimeter
