@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"txtimeout/harness"
+	"txtimeout/kmsg"
 )
 
 // IndexHTML is the page's file name in a run or matrix directory.
@@ -90,9 +91,9 @@ func eventRows(s harness.ScenarioReport) []eventRow {
 		switch {
 		case e.Reset:
 			kind += " (reset)"
-		case e.Kind == "link" && e.LinkUp:
+		case e.Kind == kmsg.KindLink && e.LinkUp:
 			kind += " up"
-		case e.Kind == "link":
+		case e.Kind == kmsg.KindLink:
 			kind += " down"
 		}
 		rows = append(rows, eventRow{At: rel(e.SinceMS), Source: e.Source, Kind: kind, Iface: e.Iface, Text: e.Text,

@@ -46,6 +46,7 @@ var markerStyles = []struct {
 	{"driver reset", color.RGBA{R: 200, B: 160, A: 255}, []vg.Length{vg.Points(6), vg.Points(2), vg.Points(1.5), vg.Points(2)}},
 	{"link down", color.RGBA{R: 90, G: 90, B: 90, A: 255}, []vg.Length{vg.Points(3), vg.Points(3)}},
 	{"link up", color.RGBA{R: 20, G: 130, B: 130, A: 255}, []vg.Length{vg.Points(3), vg.Points(3)}},
+	{"link flapped", color.RGBA{R: 90, G: 90, B: 90, A: 255}, []vg.Length{vg.Points(6), vg.Points(2), vg.Points(1.5), vg.Points(2)}},
 	{"fault removed", color.RGBA{G: 100, B: 210, A: 255}, nil},
 	{"recovered", color.RGBA{G: 150, A: 255}, []vg.Length{vg.Points(5), vg.Points(2)}},
 }
@@ -55,8 +56,9 @@ var markerStyles = []struct {
 // timeout signal (the report's first_timeout_ms, else the verdict derived
 // again from the timeline), the driver's first tx-timeout line and first
 // reset line, the link going down and up again (the driver's link lines,
-// else the carrier samples), and the recovery (recover_ms after the
-// removal).
+// else the carrier samples; else, when only the carrier_changes counter
+// saw a flap, the sample where it rose by two), and the recovery
+// (recover_ms after the removal).
 func Markers(s harness.ScenarioReport) []Marker {
 	tl := s.Timeline
 	at := map[string]int64{}
@@ -103,6 +105,11 @@ func Markers(s harness.ScenarioReport) []Marker {
 			}
 		}
 	}
+	if _, ok := at["link down"]; !ok {
+		if ms, ok := carrierFlap(tl.Samples, fault); ok {
+			at["link flapped"] = ms
+		}
+	}
 	if mk, ok := tl.FindMark(harness.MarkFaultRemoved); ok {
 		at["fault removed"] = mk.SinceMS
 		if s.Recovered && s.RecoverMS >= 0 {
@@ -116,6 +123,27 @@ func Markers(s harness.ScenarioReport) []Marker {
 		}
 	}
 	return out
+}
+
+// carrierFlap finds a link flap that no sample caught down: the first
+// sample at or after fault whose carrier_changes is 2 or more above the
+// last sample before it (the kernel counts the down and the up).
+func carrierFlap(samples []harness.Sample, fault int64) (int64, bool) {
+	var base uint64
+	haveBase := false
+	for _, s := range samples {
+		if !s.HaveCarrier {
+			continue
+		}
+		if s.SinceMS <= fault || !haveBase {
+			base, haveBase = s.CarrierChanges, true
+			continue
+		}
+		if s.CarrierChanges >= base+2 {
+			return s.SinceMS, true
+		}
+	}
+	return 0, false
 }
 
 func setOnce(m map[string]int64, k string, v int64) {

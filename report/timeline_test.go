@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"image/png"
+	"slices"
 	"testing"
 )
 
@@ -37,7 +38,7 @@ func TestMarkersWithoutResetOrFlap(t *testing.T) {
 	s := fixtureScenario(t, "6.12-virtio", "TxTimeout/PartnerStall/ICMP")
 	for _, m := range Markers(s) {
 		switch m.Name {
-		case "driver reset", "link down", "link up":
+		case "driver reset", "link down", "link up", "link flapped":
 			t.Errorf("virtio_net's PartnerStall has no reset or flap, got a %q marker", m.Name)
 		}
 	}
@@ -79,5 +80,19 @@ func TestFigureErrors(t *testing.T) {
 	s = fixtureScenario(t, "6.12-e1000", "TxTimeout/NapiStarve/ICMP")
 	if _, err := Figure(s, "pdf"); err == nil {
 		t.Error("format pdf accepted")
+	}
+}
+
+func TestMarkersOfAFlapOnlyTheCounterSaw(t *testing.T) {
+	s := fixtureScenario(t, "6.12-virtio", "TxTimeout/Race/Unbind")
+	if !s.LinkFlap || s.LinkDownMS != 0 {
+		t.Fatalf("fixture: link_flap %v, link_down_ms %d: want a flap only the counter saw", s.LinkFlap, s.LinkDownMS)
+	}
+	var names []string
+	for _, m := range Markers(s) {
+		names = append(names, m.Name)
+	}
+	if !slices.Contains(names, "link flapped") || slices.Contains(names, "link down") {
+		t.Errorf("markers %v: want link flapped and no link down", names)
 	}
 }
