@@ -153,14 +153,17 @@ func (r *Report) WriteFiles(dir string) error {
 		name string
 		data []byte
 	}{{ReportJSON, js}, {ReportKTAP, kt.Bytes()}} {
-		if err := writeFileAtomic(filepath.Join(dir, f.name), f.data); err != nil {
+		if err := WriteFileAtomic(filepath.Join(dir, f.name), f.data); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func writeFileAtomic(path string, data []byte) error {
+// WriteFileAtomic writes data to path through a temporary file in the
+// same directory and a rename, so that a reader never sees half a file
+// and a failure leaves the old file alone.
+func WriteFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("harness: writing %s: %w", path, err)
@@ -242,30 +245,40 @@ func (r *Report) WriteKTAP(w io.Writer) error {
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "1..%d\n", len(s.Scenarios))
 	for i, sc := range s.Scenarios {
-		n := i + 1
-		name := ktapName(sc.Name)
-		for _, d := range verdictDiagnostics(sc.Verdict) {
-			fmt.Fprintf(&b, "# %s\n", d)
-		}
-		switch sc.Result {
-		case Pass:
-			if sc.Reason != "" {
-				fmt.Fprintf(&b, "# %s\n", oneLine(sc.Reason))
-			}
-			fmt.Fprintf(&b, "ok %d %s\n", n, name)
-		case Skip:
-			fmt.Fprintf(&b, "ok %d %s # SKIP %s\n", n, name, oneLine(sc.Reason))
-		case Inconclusive:
-			fmt.Fprintf(&b, "ok %d %s # SKIP inconclusive: %s\n", n, name, oneLine(sc.Reason))
-		default:
-			if sc.Reason != "" {
-				fmt.Fprintf(&b, "# %s\n", oneLine(sc.Reason))
-			}
-			fmt.Fprintf(&b, "not ok %d %s\n", n, name)
+		for _, l := range sc.KTAPLines(i + 1) {
+			b.WriteString(l + "\n")
 		}
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// KTAPLines are the KTAP lines of scenario number n, as WriteKTAP writes
+// them: its diagnostic lines, then its test line. A writer of nested KTAP
+// indents them.
+func (sc ScenarioReport) KTAPLines(n int) []string {
+	var out []string
+	name := ktapName(sc.Name)
+	for _, d := range verdictDiagnostics(sc.Verdict) {
+		out = append(out, "# "+d)
+	}
+	switch sc.Result {
+	case Pass:
+		if sc.Reason != "" {
+			out = append(out, "# "+oneLine(sc.Reason))
+		}
+		out = append(out, fmt.Sprintf("ok %d %s", n, name))
+	case Skip:
+		out = append(out, fmt.Sprintf("ok %d %s # SKIP %s", n, name, oneLine(sc.Reason)))
+	case Inconclusive:
+		out = append(out, fmt.Sprintf("ok %d %s # SKIP inconclusive: %s", n, name, oneLine(sc.Reason)))
+	default:
+		if sc.Reason != "" {
+			out = append(out, "# "+oneLine(sc.Reason))
+		}
+		out = append(out, fmt.Sprintf("not ok %d %s", n, name))
+	}
+	return out
 }
 
 // verdictDiagnostics are the KTAP diagnostic lines of a verdict's

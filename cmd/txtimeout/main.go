@@ -82,6 +82,22 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseInterspersed parses args into fs with flags allowed between the
+// positional arguments ("report DIR -o x.svg"), and returns those.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: txtimeout COMMAND [flags]")
 	fmt.Fprintln(w, "\ncommands:")

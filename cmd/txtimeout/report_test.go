@@ -12,6 +12,7 @@ import (
 
 	"txtimeout/harness"
 	"txtimeout/kmsg"
+	"txtimeout/report"
 )
 
 // reportTestFile writes a report.json with one stalled scenario (samples,
@@ -119,20 +120,33 @@ func TestReportErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out.svg")
+	mout := filepath.Join(dir, "matrix")
+	_, runs := matrixRuns(t)
+	badBase := filepath.Join(dir, "base.json")
+	if err := os.WriteFile(badBase, []byte(`{"cells": [{"kernel": "k", "nic": "n", "scenario": "s", "result": "great"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
 		code int
 		want string
 	}{
-		{"no report", []string{"report"}, 2, "want exactly one report.json"},
-		{"two reports", []string{"report", good, good}, 2, "want exactly one report.json"},
+		{"no report", []string{"report"}, 2, "want exactly one run directory or report.json"},
+		{"two reports", []string{"report", good, good}, 2, "want exactly one run directory or report.json"},
 		{"bad extension", []string{"report", good, "-o", filepath.Join(dir, "x.pdf")}, 2, "the picture is .svg or .png"},
 		{"bad flag", []string{"report", "-frobnicate", good}, 2, "flag provided but not defined"},
 		{"missing file", []string{"report", filepath.Join(dir, "nope.json"), "-o", out}, 1, "no such file"},
 		{"invalid report", []string{"report", bad, "-o", out}, 1, `has result "great"`},
 		{"unknown scenario", []string{"report", good, "-o", out, "-scenario", "Nope"}, 1, `no scenario "Nope"`},
 		{"scenario without samples", []string{"report", good, "-o", out, "-scenario", "TxTimeout/PauseFlood"}, 1, "no scenario"},
+		{"matrix of no runs", []string{"report", "-matrix", mout}, 2, "-matrix wants one or more run directories"},
+		{"matrix with -o", []string{"report", "-matrix", mout, "-o", out, runs[0]}, 2, "drop -o"},
+		{"baseline without matrix", []string{"report", "-baseline", badBase, runs[0]}, 2, "give -matrix OUT"},
+		{"matrix run without report", []string{"report", "-matrix", mout, runs[0], dir}, 1, "no such file"},
+		{"matrix bad baseline", []string{"report", "-matrix", mout, "-baseline", badBase, runs[0]}, 1, `has result "great"`},
+		{"matrix missing baseline", []string{"report", "-matrix", mout, "-baseline", filepath.Join(dir, "none.json"), runs[0]}, 1, "no such file"},
+		{"matrix of one run twice", []string{"report", "-matrix", mout, runs[0], runs[0]}, 1, "is in two runs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -154,9 +168,143 @@ func TestReportErrors(t *testing.T) {
 			if strings.Contains(msg, "panic") || strings.Contains(msg, "goroutine") {
 				t.Errorf("stderr shows a crash: %q", msg)
 			}
-			if _, err := os.Stat(out); err == nil {
-				t.Errorf("a failed run wrote %s", out)
+			for _, f := range []string{out, mout} {
+				if _, err := os.Stat(f); err == nil {
+					t.Errorf("a failed run wrote %s", f)
+				}
 			}
 		})
+	}
+}
+
+func TestReportDirWritesPage(t *testing.T) {
+	dir := filepath.Dir(reportTestFile(t))
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"report", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	page := filepath.Join(dir, "index.html")
+	if !strings.Contains(stdout.String(), "wrote "+page) {
+		t.Errorf("stdout does not name the page:\n%s", stdout.String())
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`id="TxTimeout-PartnerStall-ICMP"`, "<svg", "no partner port", "virtio-net-pci"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("index.html lacks %q", want)
+		}
+	}
+}
+
+func TestReportDirWithoutReport(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"report", dir}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no such file") {
+		t.Fatalf("exit %d, stderr %q: want 1 and no such file", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.html")); err == nil {
+		t.Error("a directory without report.json got an index.html")
+	}
+}
+
+func TestReportOneFigurePerScenario(t *testing.T) {
+	path := reportTestFile(t)
+	r, err := harness.ReadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := r.Scenarios[0]
+	second.Name = "TxTimeout/PartnerStall/Pktgen"
+	r.Add(second)
+	if err := r.WriteFiles(filepath.Dir(path)); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "tl.svg")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"report", path, "-o", out}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	for _, name := range []string{"tl-TxTimeout-PartnerStall-ICMP.svg", "tl-TxTimeout-PartnerStall-Pktgen.svg"} {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(out), name))
+		if err != nil {
+			t.Errorf("no figure %s: %v (stdout %q)", name, err, stdout.String())
+			continue
+		}
+		if bytes.Count(b, []byte("tx_packets rate")) != 1 {
+			t.Errorf("%s: want one figure of one scenario", name)
+		}
+	}
+	if !strings.Contains(stdout.String(), "(2 scenarios)") {
+		t.Errorf("stdout %q", stdout.String())
+	}
+}
+
+// matrixRuns writes two run directories side by side, one per kernel, from
+// reportTestFile's report.
+func matrixRuns(t *testing.T) (root string, dirs []string) {
+	t.Helper()
+	r, err := harness.ReadReport(reportTestFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root = t.TempDir()
+	for _, k := range []string{"6.1.0-56-amd64", "6.12.117+deb12-amd64"} {
+		r.Kernel = k
+		dir := filepath.Join(root, k)
+		if err := r.WriteFiles(dir); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	return root, dirs
+}
+
+func TestReportMatrix(t *testing.T) {
+	root, dirs := matrixRuns(t)
+	out := filepath.Join(root, "matrix")
+	var stdout, stderr bytes.Buffer
+	if code := run(append([]string{"report", "-matrix", out}, dirs...), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "4 cells (2 kernels × 1 NICs, 2 scenarios): 2 pass, 2 skip") {
+		t.Errorf("stdout %q", stdout.String())
+	}
+	for _, f := range []string{filepath.Join(out, report.MatrixJSON), filepath.Join(out, report.MatrixKTAP),
+		filepath.Join(out, report.MatrixJUnit), filepath.Join(out, report.IndexHTML), filepath.Join(dirs[0], report.IndexHTML)} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("no %s: %v", f, err)
+		}
+	}
+
+	// Yesterday the first cell failed: today it is a fix.
+	base, err := report.ReadMatrix(filepath.Join(out, report.MatrixJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base.Cells[0].Result = harness.Fail
+	var js bytes.Buffer
+	if err := base.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(t.TempDir(), "old.json")
+	if err := os.WriteFile(old, js.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if code := run(append([]string{"report", "-matrix", out, "-baseline", old}, dirs...), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "against "+old+": 0 regressions, 1 fix, 0 changed, 0 new, 3 same") {
+		t.Errorf("stdout %q: want the fix counted", stdout.String())
+	}
+	now, err := report.ReadMatrix(filepath.Join(out, report.MatrixJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := now.Cells[0]
+	if c.Change != report.Fix || filepath.IsAbs(c.RunDir) || filepath.Join(out, filepath.FromSlash(c.RunDir)) != dirs[0] {
+		t.Errorf("first cell: change %q, run %q: want a fix, and its run relative to %s", c.Change, c.RunDir, out)
 	}
 }
