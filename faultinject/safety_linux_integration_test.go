@@ -101,9 +101,7 @@ func TestIntegrationSafetyChecks(t *testing.T) {
 // watchdog: every injector refuses it with one line naming that, unless
 // Options.AllowNoTxTimeout opts in (as the other tests here do).
 func TestIntegrationSafetyNoTxTimeoutHandler(t *testing.T) {
-	usePfifoSeam(t)
-	v := testVeth(t)
-	o := v.opts(t)
+	v, o := seamVeth(t)
 	o.AllowNoTxTimeout = false
 	injectors := map[string]func() (Injector, error){
 		"netem": func() (Injector, error) { return NewNetem(v.A, NetemConfig{}, o) },
@@ -172,9 +170,7 @@ func TestNoTxTimeoutKind(t *testing.T) {
 
 // A state file from an earlier run blocks a new injection until Cleanup.
 func TestIntegrationStaleStateRefused(t *testing.T) {
-	usePfifoSeam(t)
-	v := testVeth(t)
-	o := v.opts(t)
+	v, o := seamVeth(t)
 	if err := writeState(o, &state{Injector: "stall", Iface: v.A, PID: 1 << 30, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
