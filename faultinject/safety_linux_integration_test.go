@@ -88,13 +88,7 @@ func TestIntegrationSafetyChecks(t *testing.T) {
 	// AllowDefaultRoute lets the DUT link through.
 	o := v.opts(t)
 	o.AllowDefaultRoute = true
-	n, _ := NewNetem(v.A, NetemConfig{}, o)
-	if err := n.Inject(context.Background()); err != nil {
-		t.Fatalf("with AllowDefaultRoute: %v", err)
-	}
-	if err := n.Restore(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	check.NoError(t, injectNetem(t, v.A, o).Restore(context.Background()))
 }
 
 // A veth has no ndo_tx_timeout, so the kernel never fires its TX
@@ -144,13 +138,7 @@ func TestIntegrationSafetyNoTxTimeoutHandler(t *testing.T) {
 	}
 
 	o.AllowNoTxTimeout = true
-	n, _ := NewNetem(v.A, NetemConfig{}, o)
-	if err := n.Inject(context.Background()); err != nil {
-		t.Fatalf("with AllowNoTxTimeout: %v", err)
-	}
-	if err := n.Restore(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	check.NoError(t, injectNetem(t, v.A, o).Restore(context.Background()))
 }
 
 func TestNoTxTimeoutKind(t *testing.T) {
