@@ -1,7 +1,6 @@
 package faultinject
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,19 +12,8 @@ import (
 // interface, pktgen is stopped once when one of them runs, and the
 // actions name the untagged devices that go with them.
 func TestCleanupProjectPktgen(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, s string) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	read := func(name string) string {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
+	fake := newFakePktgen(t)
+	dir, write, read := fake.dir, fake.write, fake.read
 	const pgctrl = "Packet Generator (module version 2.75)\n"
 	write("pgctrl", pgctrl)
 	write("kpktgend_0", "Running: \nStopped: eth7@0 \nResult: OK: add_device=eth7@0\n")

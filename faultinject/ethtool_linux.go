@@ -54,73 +54,82 @@ func ethtoolHeader(ae *netlink.AttributeEncoder, ifindex int) {
 	})
 }
 
-// getPause reads an interface's flow-control setting.
-func getPause(o Options, iface string, ifindex int) (savedPause, error) {
+// ethtoolRequest sends the ethtool netlink message cmd about ifindex:
+// the header, then whatever attrs (nil: nothing) adds. A get hands every
+// attribute of the replies to each; a set (each nil) asks for an
+// acknowledgement instead. A refused request is returned through reqErr,
+// which says what was being done.
+func ethtoolRequest(o Options, ifindex int, cmd uint8, attrs func(*netlink.AttributeEncoder),
+	each func(*netlink.AttributeDecoder), reqErr func(error) error) error {
 	c, f, err := ethtoolConn(o)
 	if err != nil {
-		return savedPause{}, err
+		return err
 	}
 	defer c.Close()
 	ae := netlink.NewAttributeEncoder()
 	ethtoolHeader(ae, ifindex)
+	if attrs != nil {
+		attrs(ae)
+	}
 	b, err := ae.Encode()
 	if err != nil {
-		return savedPause{}, err
+		return err
+	}
+	flags := netlink.Request
+	if each == nil {
+		flags |= netlink.Acknowledge
 	}
 	msgs, err := c.Execute(genetlink.Message{
-		Header: genetlink.Header{Command: ethtoolMsgPauseGet, Version: f.Version},
+		Header: genetlink.Header{Command: cmd, Version: f.Version},
 		Data:   b,
-	}, f.ID, netlink.Request)
+	}, f.ID, flags)
 	if err != nil {
-		return savedPause{}, pauseErr("reading", iface, err)
+		return reqErr(err)
 	}
-	p := savedPause{Iface: iface, Ifindex: ifindex}
+	if each == nil {
+		return nil
+	}
 	for _, m := range msgs {
 		ad, err := netlink.NewAttributeDecoder(m.Data)
 		if err != nil {
-			return savedPause{}, err
+			return err
 		}
 		for ad.Next() {
-			switch ad.Type() {
-			case ethtoolAPauseAutoneg:
-				p.Autoneg = ad.Uint8() != 0
-			case ethtoolAPauseRX:
-				p.RX = ad.Uint8() != 0
-			case ethtoolAPauseTX:
-				p.TX = ad.Uint8() != 0
-			}
+			each(ad)
 		}
 		if err := ad.Err(); err != nil {
-			return savedPause{}, err
+			return err
 		}
+	}
+	return nil
+}
+
+// getPause reads an interface's flow-control setting.
+func getPause(o Options, iface string, ifindex int) (savedPause, error) {
+	p := savedPause{Iface: iface, Ifindex: ifindex}
+	err := ethtoolRequest(o, ifindex, ethtoolMsgPauseGet, nil, func(ad *netlink.AttributeDecoder) {
+		switch ad.Type() {
+		case ethtoolAPauseAutoneg:
+			p.Autoneg = ad.Uint8() != 0
+		case ethtoolAPauseRX:
+			p.RX = ad.Uint8() != 0
+		case ethtoolAPauseTX:
+			p.TX = ad.Uint8() != 0
+		}
+	}, func(err error) error { return pauseErr("reading", iface, err) })
+	if err != nil {
+		return savedPause{}, err
 	}
 	return p, nil
 }
 
 // setPause writes an interface's flow-control setting.
 func setPause(o Options, p savedPause) error {
-	c, f, err := ethtoolConn(o)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ae := netlink.NewAttributeEncoder()
-	ethtoolHeader(ae, p.Ifindex)
-	ae.Uint8(ethtoolAPauseAutoneg, b2u(p.Autoneg))
-	ae.Uint8(ethtoolAPauseRX, b2u(p.RX))
-	ae.Uint8(ethtoolAPauseTX, b2u(p.TX))
-	b, err := ae.Encode()
-	if err != nil {
-		return err
-	}
-	_, err = c.Execute(genetlink.Message{
-		Header: genetlink.Header{Command: ethtoolMsgPauseSet, Version: f.Version},
-		Data:   b,
-	}, f.ID, netlink.Request|netlink.Acknowledge)
-	if err != nil {
-		return pauseErr("setting", p.Iface, err)
-	}
-	return nil
+	return ethtoolRequest(o, p.Ifindex, ethtoolMsgPauseSet, func(ae *netlink.AttributeEncoder) {
+		ae.Uint8(ethtoolAPauseAutoneg, b2u(p.Autoneg))
+		ae.Uint8(ethtoolAPauseRX, b2u(p.RX))
+		ae.Uint8(ethtoolAPauseTX, b2u(p.TX))
+	}, nil, func(err error) error { return pauseErr("setting", p.Iface, err) })
 }
 
 func pauseErr(verb, iface string, err error) error {

@@ -14,8 +14,18 @@ import (
 
 var errPlatform = fmt.Errorf("fault injection on %s: %w", runtime.GOOS, ErrUnsupported)
 
+// stub is what every injector here is: Inject refuses, Restore has
+// nothing to undo.
+type stub struct{ iface string }
+
+func (stub) Inject(context.Context) error  { return errPlatform }
+func (stub) Restore(context.Context) error { return nil }
+func (stub) RestoreBound() time.Duration   { return RestoreSteps }
+func (stub) Status(context.Context) string { return "" }
+func (stub) Done() <-chan struct{}         { return nil }
+
 // Netem attaches a root netem qdisc (Linux only).
-type Netem struct{ iface string }
+type Netem struct{ stub }
 
 // NewNetem validates its input; on this platform the injector cannot act.
 func NewNetem(iface string, c NetemConfig, o Options) (*Netem, error) {
@@ -25,51 +35,44 @@ func NewNetem(iface string, c NetemConfig, o Options) (*Netem, error) {
 	if err := c.withDefaults().validate(); err != nil {
 		return nil, err
 	}
-	return &Netem{iface: iface}, nil
+	return &Netem{stub{iface}}, nil
 }
 
 func (n *Netem) Name() string                              { return "netem" }
 func (n *Netem) Describe() string                          { return "netem on " + n.iface + " (unsupported here)" }
-func (n *Netem) Inject(context.Context) error              { return errPlatform }
-func (n *Netem) Restore(context.Context) error             { return nil }
 func (n *Netem) Stats(context.Context) (QdiscStats, error) { return QdiscStats{}, errPlatform }
 
 // Stall asks the link partner to stop reading (Linux only).
-type Stall struct{ iface string }
+type Stall struct{ stub }
 
 // NewStall returns an injector that cannot act on this platform.
 func NewStall(iface string, c StallConfig, o Options) (*Stall, error) {
 	if err := validIfaceName(iface); err != nil {
 		return nil, err
 	}
-	return &Stall{iface: iface}, nil
+	return &Stall{stub{iface}}, nil
 }
 
-func (s *Stall) Name() string                  { return "stall" }
-func (s *Stall) Describe() string              { return "stall on " + s.iface + " (unsupported here)" }
-func (s *Stall) Inject(context.Context) error  { return errPlatform }
-func (s *Stall) Restore(context.Context) error { return nil }
+func (s *Stall) Name() string     { return "stall" }
+func (s *Stall) Describe() string { return "stall on " + s.iface + " (unsupported here)" }
 
 // PauseFlood sends PAUSE frames (Linux only).
-type PauseFlood struct{ iface string }
+type PauseFlood struct{ stub }
 
 // NewPauseFlood returns an injector that cannot act on this platform.
 func NewPauseFlood(partnerIface string, c PauseConfig, o Options) (*PauseFlood, error) {
 	if err := validIfaceName(partnerIface); err != nil {
 		return nil, err
 	}
-	return &PauseFlood{iface: partnerIface}, nil
+	return &PauseFlood{stub{partnerIface}}, nil
 }
 
-func (p *PauseFlood) Name() string                  { return "pause" }
-func (p *PauseFlood) Describe() string              { return "pause from " + p.iface + " (unsupported here)" }
-func (p *PauseFlood) Inject(context.Context) error  { return errPlatform }
-func (p *PauseFlood) Restore(context.Context) error { return nil }
-func (p *PauseFlood) Sent() uint64                  { return 0 }
-func (p *PauseFlood) Done() <-chan struct{}         { return nil }
+func (p *PauseFlood) Name() string     { return "pause" }
+func (p *PauseFlood) Describe() string { return "pause from " + p.iface + " (unsupported here)" }
+func (p *PauseFlood) Sent() uint64     { return 0 }
 
 // NapiStarve starves a device's NAPI threads (Linux only).
-type NapiStarve struct{ iface string }
+type NapiStarve struct{ stub }
 
 // NewNapiStarve validates its input; on this platform the injector cannot act.
 func NewNapiStarve(iface string, c NapiConfig, o Options) (*NapiStarve, error) {
@@ -79,15 +82,13 @@ func NewNapiStarve(iface string, c NapiConfig, o Options) (*NapiStarve, error) {
 	if _, err := c.validate(); err != nil {
 		return nil, err
 	}
-	return &NapiStarve{iface: iface}, nil
+	return &NapiStarve{stub{iface}}, nil
 }
 
 func (n *NapiStarve) Name() string { return "napi" }
 func (n *NapiStarve) Describe() string {
 	return "NAPI starvation of " + n.iface + " (unsupported here)"
 }
-func (n *NapiStarve) Inject(context.Context) error  { return errPlatform }
-func (n *NapiStarve) Restore(context.Context) error { return nil }
 func (n *NapiStarve) Release(context.Context) error { return nil }
 func (n *NapiStarve) Running() bool                 { return false }
 func (n *NapiStarve) Diagnose(pktgen bool) string   { return "" }
@@ -98,20 +99,6 @@ var (
 	_ Injector = (*PauseFlood)(nil)
 	_ Injector = (*NapiStarve)(nil)
 )
-
-func (n *Netem) RestoreBound() time.Duration      { return RestoreSteps }
-func (n *Netem) Status(context.Context) string    { return "" }
-func (n *Netem) Done() <-chan struct{}            { return nil }
-func (s *Stall) RestoreBound() time.Duration      { return RestoreSteps }
-func (s *Stall) Status(context.Context) string    { return "" }
-func (s *Stall) Done() <-chan struct{}            { return nil }
-func (p *PauseFlood) RestoreBound() time.Duration { return RestoreSteps }
-func (p *PauseFlood) Status(context.Context) string {
-	return ""
-}
-func (n *NapiStarve) RestoreBound() time.Duration   { return RestoreSteps }
-func (n *NapiStarve) Status(context.Context) string { return "" }
-func (n *NapiStarve) Done() <-chan struct{}         { return nil }
 
 // GetRings is unsupported outside Linux.
 func GetRings(iface string, o Options) (Rings, error) { return Rings{}, errPlatform }

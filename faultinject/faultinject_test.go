@@ -4,6 +4,7 @@ package faultinject
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -477,4 +478,17 @@ func reflectNil(v any) bool {
 		return rv.IsNil()
 	}
 	return false
+}
+
+// TestStartInject checks the guard every Inject begins with: a second
+// Inject names the fault, an ended context is refused, else go ahead.
+func TestStartInject(t *testing.T) {
+	live := context.Background()
+	check.NoError(t, startInject(live, nil, "netem on eth0"))
+	err := startInject(live, &state{}, "netem on eth0")
+	check.Error(t, err)
+	check.Equal(t, "netem on eth0 already injected", err.Error())
+	ended, cancel := context.WithCancel(live)
+	cancel()
+	check.ErrorIs(t, startInject(ended, nil, "stall on eth0"), context.Canceled)
 }

@@ -32,14 +32,9 @@ func wantBusy(tb testing.TB, what string, err error, pid int) {
 // whatever its kind, and naming this process; after Restore the
 // interface is free again and no lock file is left.
 func TestIntegrationLockSecondInjector(t *testing.T) {
-	usePfifoSeam(t)
-	v := testVeth(t)
-	o := v.opts(t)
+	v, o := seamVeth(t)
 	ctx := context.Background()
-	first, err := NewNetem(v.A, NetemConfig{}, o)
-	check.NoError(t, err)
-	check.NoError(t, first.Inject(ctx))
-	t.Cleanup(func() { first.Restore(ctx) })
+	first := injectNetem(t, v.A, o)
 
 	second, err := NewNetem(v.A, NetemConfig{}, o)
 	check.NoError(t, err)
@@ -87,9 +82,7 @@ func TestIntegrationLockSecondInjector(t *testing.T) {
 // lock is free, its state is stale (a new injection refuses and suggests
 // cleanup), and Cleanup restores and removes the lock file it left.
 func TestIntegrationLockReleasedOnKill(t *testing.T) {
-	usePfifoSeam(t)
-	v := testVeth(t)
-	o := v.opts(t)
+	v, o := seamVeth(t)
 	exe, err := os.Executable()
 	check.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -104,10 +104,7 @@ func (n *NapiStarve) Describe() string {
 func (n *NapiStarve) Inject(ctx context.Context) (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.st != nil {
-		return fmt.Errorf("NAPI starvation of %s already injected", n.iface)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := startInject(ctx, n.st, "NAPI starvation of "+n.iface); err != nil {
 		return err
 	}
 	if err := n.locks.take(n.opt, n.iface); err != nil {

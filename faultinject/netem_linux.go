@@ -151,10 +151,7 @@ func checkNetem(got netemOptions, c NetemConfig) error {
 func (n *Netem) Inject(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.st != nil {
-		return fmt.Errorf("netem on %s already injected", n.iface)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := startInject(ctx, n.st, "netem on "+n.iface); err != nil {
 		return err
 	}
 	info, err := checkIface(n.opt, n.iface)

@@ -127,10 +127,7 @@ func (p *PauseFlood) Done() <-chan struct{} {
 func (p *PauseFlood) Inject(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.st != nil {
-		return fmt.Errorf("pause flood on %s already injected", p.partner)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := startInject(ctx, p.st, "pause flood on "+p.partner); err != nil {
 		return err
 	}
 	// The partner port only sends PAUSE frames: it needs no tx-timeout

@@ -7,22 +7,39 @@ import (
 	"testing"
 )
 
+// fakePktgen is a temporary directory that stands in for
+// /proc/net/pktgen, with its files written and read back by name.
+type fakePktgen struct {
+	tb  testing.TB
+	dir string
+}
+
+func newFakePktgen(tb testing.TB) fakePktgen { return fakePktgen{tb: tb, dir: tb.TempDir()} }
+
+func (f fakePktgen) write(name, s string) {
+	f.tb.Helper()
+	if err := os.WriteFile(filepath.Join(f.dir, name), []byte(s), 0o644); err != nil {
+		f.tb.Fatal(err)
+	}
+}
+
+func (f fakePktgen) read(name string) string {
+	f.tb.Helper()
+	b, err := os.ReadFile(filepath.Join(f.dir, name))
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	return string(b)
+}
+
 // The thread file text is pktgen_thread_show's format (net/core/pktgen.c):
 //
 //	Running: DEV ...
 //	Stopped: DEV ...
 //	Result: ...
 func TestCleanupPktgen(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, s string) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	read := func(name string) string {
-		b, _ := os.ReadFile(filepath.Join(dir, name))
-		return string(b)
-	}
+	fake := newFakePktgen(t)
+	dir, write, read := fake.dir, fake.write, fake.read
 	write("pgctrl", "Packet Generator (module version 2.75)\n")
 	write("kpktgend_0", "Running: eth1@0 \nStopped: \nResult: OK: add_device=eth1@0\n")
 	write("kpktgend_1", "Running: \nStopped: eth10@1 \nResult: OK: add_device=eth10@1\n")

@@ -26,6 +26,31 @@ func usePfifoSeam(tb testing.TB) {
 	tb.Cleanup(func() { netemKind = old })
 }
 
+// seamVeth sets up the pfifo seam and a test veth pair, and returns the
+// pair and its options.
+func seamVeth(tb testing.TB) (*vethPair, Options) {
+	tb.Helper()
+	usePfifoSeam(tb)
+	v := testVeth(tb)
+	return v, v.opts(tb)
+}
+
+// injectNetem makes a Netem for iface and injects it, failing the test if
+// either fails; it is restored at cleanup at the latest.
+func injectNetem(tb testing.TB, iface string, o Options) *Netem {
+	tb.Helper()
+	n, err := NewNetem(iface, NetemConfig{}, o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := n.Inject(ctx); err != nil {
+		tb.Fatalf("Inject: %v", err)
+	}
+	tb.Cleanup(func() { n.Restore(ctx) })
+	return n
+}
+
 // addTBF makes "tbf rate 1mbit burst 20k limit 20k" the root qdisc 1: of
 // ifindex, standing in for a DUT's explicitly configured root qdisc.
 func addTBF(tb testing.TB, v *vethPair, ifindex int) {
@@ -52,23 +77,14 @@ func sameQdisc(tb testing.TB, what string, got, want qdiscInfo) {
 }
 
 func TestIntegrationRestoreExplicitRoot(t *testing.T) {
-	usePfifoSeam(t)
-	v := testVeth(t)
-	o := v.opts(t)
+	v, o := seamVeth(t)
 	addTBF(t, v, v.AIdx)
 	before := v.root(t, v.AIdx)
 	if before.Kind != "tbf" {
 		t.Fatalf("setup: root is %s", before.Kind)
 	}
-	n, err := NewNetem(v.A, NetemConfig{}, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := injectNetem(t, v.A, o)
 	ctx := context.Background()
-	if err := n.Inject(ctx); err != nil {
-		t.Fatalf("Inject: %v", err)
-	}
-	t.Cleanup(func() { n.Restore(ctx) })
 	during := v.root(t, v.AIdx)
 	if during.Kind != "pfifo" || during.Handle != ProjectQdiscHandle {
 		t.Fatalf("during injection root is %s %s, want pfifo 7478:", during.Kind, fmtHandle(during.Handle))
@@ -98,21 +114,13 @@ func TestIntegrationRestoreExplicitRoot(t *testing.T) {
 }
 
 func TestIntegrationRestoreDefaultRoot(t *testing.T) {
-	usePfifoSeam(t)
-	v := testVeth(t)
-	o := v.opts(t)
+	v, o := seamVeth(t)
 	before := v.root(t, v.AIdx)
 	if before.Handle != 0 {
 		t.Fatalf("setup: veth root %s %s is not a default qdisc", before.Kind, fmtHandle(before.Handle))
 	}
-	n, err := NewNetem(v.A, NetemConfig{}, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := injectNetem(t, v.A, o)
 	ctx := context.Background()
-	if err := n.Inject(ctx); err != nil {
-		t.Fatalf("Inject: %v", err)
-	}
 	if err := n.Restore(ctx); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
@@ -122,9 +130,7 @@ func TestIntegrationRestoreDefaultRoot(t *testing.T) {
 // A classful root qdisc (htb) cannot be re-created with its classes and
 // filters, so Inject must refuse before changing anything.
 func TestIntegrationRefuseNotRestorable(t *testing.T) {
-	usePfifoSeam(t)
-	v := testVeth(t)
-	o := v.opts(t)
+	v, o := seamVeth(t)
 	err := v.tc(t).Qdisc().Add(&tc.Object{
 		Msg:       tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(v.AIdx), Handle: core.BuildHandle(1, 0), Parent: tc.HandleRoot},
 		Attribute: tc.Attribute{Kind: "htb", Htb: &tc.Htb{Init: &tc.HtbGlob{Version: 3, Rate2Quantum: 10}}},
@@ -148,15 +154,24 @@ func TestIntegrationRefuseNotRestorable(t *testing.T) {
 	}
 }
 
+// leftoverVeth returns a test veth pair whose A side has a project qdisc
+// left over without a state file, the pair's options, and A's root qdisc
+// from before the leftover.
+func leftoverVeth(tb testing.TB) (*vethPair, Options, qdiscInfo) {
+	tb.Helper()
+	v := testVeth(tb)
+	o := v.opts(tb)
+	before := v.root(tb, v.AIdx)
+	if err := v.tc(tb).Qdisc().Add(seamObject(v.AIdx, "pfifo")); err != nil {
+		tb.Fatal(err)
+	}
+	return v, o, before
+}
+
 // A leftover project qdisc without a state file is recognised by its
 // handle: Inject refuses, Cleanup removes it.
 func TestIntegrationLeftoverQdisc(t *testing.T) {
-	v := testVeth(t)
-	o := v.opts(t)
-	before := v.root(t, v.AIdx)
-	if err := v.tc(t).Qdisc().Add(seamObject(v.AIdx, "pfifo")); err != nil {
-		t.Fatal(err)
-	}
+	v, o, before := leftoverVeth(t)
 	usePfifoSeam(t)
 	n, _ := NewNetem(v.A, NetemConfig{}, o)
 	err := n.Inject(context.Background())
@@ -178,12 +193,7 @@ func TestIntegrationLeftoverQdisc(t *testing.T) {
 // CleanupAll finds state files and leftover qdiscs alike, and refuses to
 // undo an injection whose process is still running.
 func TestIntegrationCleanupAll(t *testing.T) {
-	v := testVeth(t)
-	o := v.opts(t)
-	before := v.root(t, v.AIdx)
-	if err := v.tc(t).Qdisc().Add(seamObject(v.AIdx, "pfifo")); err != nil {
-		t.Fatal(err)
-	}
+	v, o, before := leftoverVeth(t)
 	if err := writeState(o, &state{Injector: "stall", Iface: v.B, Ifindex: v.BIdx, PID: 1 << 30, StallUntil: time.Now().Add(-time.Second)}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -25,49 +24,25 @@ const (
 // GetRings reads iface's ring sizes. ErrUnsupported: the driver has no
 // ring parameters.
 func GetRings(iface string, o Options) (Rings, error) {
-	idx, err := currentIndex(o, iface)
+	idx, err := ringsIndex(o, iface)
 	if err != nil {
 		return Rings{}, err
-	}
-	if idx == 0 {
-		return Rings{}, fmt.Errorf("%w %s: no such interface", ErrUnsafeInterface, iface)
-	}
-	c, f, err := ethtoolConn(o)
-	if err != nil {
-		return Rings{}, err
-	}
-	defer c.Close()
-	ae := netlink.NewAttributeEncoder()
-	ethtoolHeader(ae, idx)
-	b, err := ae.Encode()
-	if err != nil {
-		return Rings{}, err
-	}
-	msgs, err := c.Execute(genetlink.Message{Header: genetlink.Header{Command: ethtoolMsgRingsGet, Version: f.Version}, Data: b}, f.ID, netlink.Request)
-	if err != nil {
-		return Rings{}, ringsErr("reading", iface, err)
 	}
 	var r Rings
-	for _, m := range msgs {
-		ad, err := netlink.NewAttributeDecoder(m.Data)
-		if err != nil {
-			return Rings{}, err
+	err = ethtoolRequest(o, idx, ethtoolMsgRingsGet, nil, func(ad *netlink.AttributeDecoder) {
+		switch ad.Type() {
+		case ethtoolARingsRX:
+			r.RX = ad.Uint32()
+		case ethtoolARingsTX:
+			r.TX = ad.Uint32()
+		case ethtoolARingsRXMax:
+			r.RXMax = ad.Uint32()
+		case ethtoolARingsTXMax:
+			r.TXMax = ad.Uint32()
 		}
-		for ad.Next() {
-			switch ad.Type() {
-			case ethtoolARingsRX:
-				r.RX = ad.Uint32()
-			case ethtoolARingsTX:
-				r.TX = ad.Uint32()
-			case ethtoolARingsRXMax:
-				r.RXMax = ad.Uint32()
-			case ethtoolARingsTXMax:
-				r.TXMax = ad.Uint32()
-			}
-		}
-		if err := ad.Err(); err != nil {
-			return Rings{}, err
-		}
+	}, func(err error) error { return ringsErr("reading", iface, err) })
+	if err != nil {
+		return Rings{}, err
 	}
 	return r, nil
 }
@@ -76,31 +51,26 @@ func GetRings(iface string, o Options) (Rings, error) {
 // the driver takes to reallocate them (a driver that must quiesce its
 // NAPI instances first waits for them).
 func SetRings(iface string, rx, tx uint32, o Options) error {
+	idx, err := ringsIndex(o, iface)
+	if err != nil {
+		return err
+	}
+	return ethtoolRequest(o, idx, ethtoolMsgRingsSet, func(ae *netlink.AttributeEncoder) {
+		ae.Uint32(ethtoolARingsRX, rx)
+		ae.Uint32(ethtoolARingsTX, tx)
+	}, nil, func(err error) error { return ringsErr("setting", iface, err) })
+}
+
+// ringsIndex is iface's index, for GetRings and SetRings.
+func ringsIndex(o Options, iface string) (int, error) {
 	idx, err := currentIndex(o, iface)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if idx == 0 {
-		return fmt.Errorf("%w %s: no such interface", ErrUnsafeInterface, iface)
+		return 0, fmt.Errorf("%w %s: no such interface", ErrUnsafeInterface, iface)
 	}
-	c, f, err := ethtoolConn(o)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ae := netlink.NewAttributeEncoder()
-	ethtoolHeader(ae, idx)
-	ae.Uint32(ethtoolARingsRX, rx)
-	ae.Uint32(ethtoolARingsTX, tx)
-	b, err := ae.Encode()
-	if err != nil {
-		return err
-	}
-	_, err = c.Execute(genetlink.Message{Header: genetlink.Header{Command: ethtoolMsgRingsSet, Version: f.Version}, Data: b}, f.ID, netlink.Request|netlink.Acknowledge)
-	if err != nil {
-		return ringsErr("setting", iface, err)
-	}
-	return nil
+	return idx, nil
 }
 
 func ringsErr(verb, iface string, err error) error {

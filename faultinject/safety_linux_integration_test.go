@@ -88,22 +88,14 @@ func TestIntegrationSafetyChecks(t *testing.T) {
 	// AllowDefaultRoute lets the DUT link through.
 	o := v.opts(t)
 	o.AllowDefaultRoute = true
-	n, _ := NewNetem(v.A, NetemConfig{}, o)
-	if err := n.Inject(context.Background()); err != nil {
-		t.Fatalf("with AllowDefaultRoute: %v", err)
-	}
-	if err := n.Restore(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	check.NoError(t, injectNetem(t, v.A, o).Restore(context.Background()))
 }
 
 // A veth has no ndo_tx_timeout, so the kernel never fires its TX
 // watchdog: every injector refuses it with one line naming that, unless
 // Options.AllowNoTxTimeout opts in (as the other tests here do).
 func TestIntegrationSafetyNoTxTimeoutHandler(t *testing.T) {
-	usePfifoSeam(t)
-	v := testVeth(t)
-	o := v.opts(t)
+	v, o := seamVeth(t)
 	o.AllowNoTxTimeout = false
 	injectors := map[string]func() (Injector, error){
 		"netem": func() (Injector, error) { return NewNetem(v.A, NetemConfig{}, o) },
@@ -146,13 +138,7 @@ func TestIntegrationSafetyNoTxTimeoutHandler(t *testing.T) {
 	}
 
 	o.AllowNoTxTimeout = true
-	n, _ := NewNetem(v.A, NetemConfig{}, o)
-	if err := n.Inject(context.Background()); err != nil {
-		t.Fatalf("with AllowNoTxTimeout: %v", err)
-	}
-	if err := n.Restore(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	check.NoError(t, injectNetem(t, v.A, o).Restore(context.Background()))
 }
 
 func TestNoTxTimeoutKind(t *testing.T) {
@@ -172,9 +158,7 @@ func TestNoTxTimeoutKind(t *testing.T) {
 
 // A state file from an earlier run blocks a new injection until Cleanup.
 func TestIntegrationStaleStateRefused(t *testing.T) {
-	usePfifoSeam(t)
-	v := testVeth(t)
-	o := v.opts(t)
+	v, o := seamVeth(t)
 	if err := writeState(o, &state{Injector: "stall", Iface: v.A, PID: 1 << 30, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

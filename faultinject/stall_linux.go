@@ -113,10 +113,7 @@ func (s *Stall) Until() time.Time {
 func (s *Stall) Inject(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.st != nil {
-		return fmt.Errorf("stall on %s already injected", s.iface)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := startInject(ctx, s.st, "stall on "+s.iface); err != nil {
 		return err
 	}
 	info, err := checkIface(s.opt, s.iface)

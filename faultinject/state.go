@@ -1,6 +1,7 @@
 package faultinject
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,16 @@ type state struct {
 	// Napi: what a NAPI starvation changed, each part recorded before
 	// it is changed.
 	Napi *savedNapi `json:"napi,omitempty"`
+}
+
+// startInject is the check every Inject begins with, under the
+// injector's mutex: a second Inject is refused (what names the fault,
+// "netem on eth0"), and so is a ctx that has already ended.
+func startInject(ctx context.Context, st *state, what string) error {
+	if st != nil {
+		return fmt.Errorf("%s already injected", what)
+	}
+	return ctx.Err()
 }
 
 // savedNapi is what NapiStarve changes and Cleanup puts back, in the

@@ -145,44 +145,35 @@ type setting struct {
 	isBool           bool
 }
 
-func durationSetting(flagName, env, usage string, field func(*Config) *time.Duration) setting {
+// parsedSetting is a setting whose value parse turns into a T; a value
+// parse refuses is reported as notA with the value quoted.
+func parsedSetting[T any](flagName, env, usage string, field func(*Config) *T, parse func(string) (T, error), notA string) setting {
 	return setting{flagName, env, usage, func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
+		x, err := parse(v)
 		if err != nil {
-			return fmt.Errorf("not a duration (e.g. 9s, 500ms): %q", v)
+			return fmt.Errorf("%s: %q", notA, v)
 		}
-		*field(c) = d
+		*field(c) = x
 		return nil
 	}, false}
+}
+
+func durationSetting(flagName, env, usage string, field func(*Config) *time.Duration) setting {
+	return parsedSetting(flagName, env, usage, field, time.ParseDuration, "not a duration (e.g. 9s, 500ms)")
 }
 
 func intSetting(flagName, env, usage string, field func(*Config) *int) setting {
-	return setting{flagName, env, usage, func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("not an integer: %q", v)
-		}
-		*field(c) = n
-		return nil
-	}, false}
+	return parsedSetting(flagName, env, usage, field, strconv.Atoi, "not an integer")
 }
 
 func stringSetting(flagName, env, usage string, field func(*Config) *string) setting {
-	return setting{flagName, env, usage, func(c *Config, v string) error {
-		*field(c) = strings.TrimSpace(v)
-		return nil
-	}, false}
+	return parsedSetting(flagName, env, usage, field, func(v string) (string, error) { return strings.TrimSpace(v), nil }, "")
 }
 
 func boolSetting(flagName, env, usage string, field func(*Config) *bool) setting {
-	return setting{flagName, env, usage, func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("not a boolean (1, 0, true, false): %q", v)
-		}
-		*field(c) = b
-		return nil
-	}, true}
+	s := parsedSetting(flagName, env, usage, field, strconv.ParseBool, "not a boolean (1, 0, true, false)")
+	s.isBool = true
+	return s
 }
 
 var settings = []setting{

@@ -205,10 +205,7 @@ func moduleFile(dir, name string) bool {
 	return false
 }
 
-var (
-	netemOnce sync.Once
-	netemErr  error
-)
+var cachedNetem = sync.OnceValue(probeNetem)
 
 // ProbeNetem reports whether a netem qdisc can be created (kernel option
 // CONFIG_NET_SCH_NETEM, module sch_netem, loaded on demand by the kernel).
@@ -220,8 +217,7 @@ var (
 // namespaces untouched. Otherwise, or if that namespace cannot be made, it
 // reads the kernel config and the modules directory.
 func ProbeNetem() error {
-	netemOnce.Do(func() { netemErr = probeNetem() })
-	return netemErr
+	return cachedNetem()
 }
 
 func probeNetem() error {
@@ -295,18 +291,14 @@ func netemInNewNamespace() error {
 	}
 }
 
-var (
-	pktgenOnce sync.Once
-	pktgenErr  error
-)
+var cachedPktgen = sync.OnceValue(probePktgen)
 
 // ProbePktgen reports whether pktgen is ready (/proc/net/pktgen/pgctrl;
 // kernel option CONFIG_NET_PKTGEN, module pktgen). It does not load the
 // module: a missing pgctrl is ErrNotSupported, with a reason that says
 // whether modprobe would help. The result is cached.
 func ProbePktgen() error {
-	pktgenOnce.Do(func() { pktgenErr = probePktgen() })
-	return pktgenErr
+	return cachedPktgen()
 }
 
 func probePktgen() error {

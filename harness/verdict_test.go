@@ -186,22 +186,12 @@ func TestVerdictTable(t *testing.T) {
 			name:  "another interface's watchdog does not count",
 			build: func() *synth { return stallTimeline().event(6560, SourceKmsg, kmsg.KindWatchdog, "eth1") },
 			opts:  VerdictOptions{Iface: "eth0"},
-			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
-				return v
-			},
+			want:  noSignal,
 		},
 		{
 			name:  "a watchdog before the fault does not count",
 			build: func() *synth { return stallTimeline().event(900, SourceKmsg, kmsg.KindWatchdog, "eth0") },
-			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
-				return v
-			},
+			want:  noSignal,
 		},
 		{
 			name: "not recovered: tx_packets never moves again",
@@ -213,9 +203,7 @@ func TestVerdictTable(t *testing.T) {
 				})
 			},
 			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
+				v := noSignal()
 				v.Recovered, v.RecoverMS = false, -1
 				return v
 			},
@@ -224,9 +212,7 @@ func TestVerdictTable(t *testing.T) {
 			name:  "not recovered: no echo reply",
 			build: func() *synth { return stallTimeline().dropMark(MarkEchoReply) },
 			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
+				v := noSignal()
 				v.Recovered, v.RecoverMS = false, -1
 				return v
 			},
@@ -236,9 +222,7 @@ func TestVerdictTable(t *testing.T) {
 			build: func() *synth { return stallTimeline().dropMark(MarkEchoReply) },
 			opts:  VerdictOptions{NoEcho: true},
 			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
+				v := noSignal()
 				v.RecoverMS = 200 // the first sample with more tx_packets, at 7.2 s
 				return v
 			},
@@ -248,9 +232,7 @@ func TestVerdictTable(t *testing.T) {
 			build: func() *synth { return stallTimeline().dropMark(MarkEchoReply).mark(9500, MarkEchoReply) },
 			opts:  VerdictOptions{RecoverWithin: 2 * time.Second},
 			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
+				v := noSignal()
 				v.Recovered, v.RecoverMS = false, -1
 				return v
 			},
@@ -264,9 +246,7 @@ func TestVerdictTable(t *testing.T) {
 				})
 			},
 			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
+				v := noSignal()
 				v.Stalled, v.StallMS, v.OfferedDuringFault, v.QdiscBacklogMax, v.QdiscBacklogBytesMax = false, 0, 0, 0, 0
 				return v
 			},
@@ -280,9 +260,7 @@ func TestVerdictTable(t *testing.T) {
 				})
 			},
 			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
+				v := noSignal()
 				v.OfferedDuringFault, v.QdiscBacklogMax, v.QdiscBacklogBytesMax = 0, 0, 0
 				return v
 			},
@@ -292,9 +270,7 @@ func TestVerdictTable(t *testing.T) {
 			build: stallTimeline,
 			opts:  VerdictOptions{StallMin: 7 * time.Second},
 			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
+				v := noSignal()
 				v.Stalled, v.StallMS = false, 0
 				return v
 			},
@@ -303,9 +279,7 @@ func TestVerdictTable(t *testing.T) {
 			name:  "splat anywhere",
 			build: func() *synth { return stallTimeline().event(200, SourceKmsg, kmsg.KindSplat, "") },
 			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
+				v := noSignal()
 				v.Splat, v.SplatCount = true, 1
 				return v
 			},
@@ -314,9 +288,7 @@ func TestVerdictTable(t *testing.T) {
 			name:  "cleanup failed",
 			build: func() *synth { return stallTimeline().mark(9100, MarkCleanupFailed) },
 			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
+				v := noSignal()
 				v.CleanupOK = false
 				return v
 			},
@@ -325,9 +297,7 @@ func TestVerdictTable(t *testing.T) {
 			name:  "cleanup not confirmed",
 			build: func() *synth { return stallTimeline().dropMark(MarkCleanupOK) },
 			want: func() Verdict {
-				v := full()
-				v.TimeoutFired, v.FirstTimeoutMS = false, -1
-				v.WatchdogLines, v.TracepointHits, v.DriverLines, v.HandlerLogged, v.TxTimeoutCount = 0, 0, 0, false, 0
+				v := noSignal()
 				v.CleanupOK = false
 				return v
 			},

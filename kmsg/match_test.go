@@ -32,6 +32,17 @@ func matchOne(line string) []Event {
 	return NewMatcher().Match(Record{Message: line, Seq: 42, Time: 9164193 * time.Microsecond})
 }
 
+// checkMatchOne checks that a fresh Matcher finds exactly want in line;
+// want's record fields (TSUsec, Seq, Text) are filled in from matchOne's
+// record.
+func checkMatchOne(t *testing.T, line string, want Event) {
+	t.Helper()
+	want.TSUsec, want.Seq, want.Text = 9164193, 42, line
+	if diff := cmp.Diff([]Event{want}, matchOne(line)); diff != "" {
+		t.Errorf("Match(%q) (-want +got):\n%s", line, diff)
+	}
+}
+
 func TestMatchWatchdog(t *testing.T) {
 	tests := []struct {
 		name string
@@ -87,11 +98,7 @@ func TestMatchWatchdog(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := matchOne(tt.line)
-			tt.want.TSUsec, tt.want.Seq, tt.want.Text = 9164193, 42, tt.line
-			if diff := cmp.Diff([]Event{tt.want}, got); diff != "" {
-				t.Errorf("Match(%q) (-want +got):\n%s", tt.line, diff)
-			}
+			checkMatchOne(t, tt.line, tt.want)
 		})
 	}
 }
@@ -164,11 +171,7 @@ func TestMatchDriver(t *testing.T) {
 	for _, tt := range tests {
 		name := tt.want.Driver + ":" + strings.SplitN(tt.line, "\n", 2)[0]
 		t.Run(name, func(t *testing.T) {
-			got := matchOne(tt.line)
-			tt.want.TSUsec, tt.want.Seq, tt.want.Text = 9164193, 42, tt.line
-			if diff := cmp.Diff([]Event{tt.want}, got); diff != "" {
-				t.Errorf("Match(%q) (-want +got):\n%s", tt.line, diff)
-			}
+			checkMatchOne(t, tt.line, tt.want)
 		})
 	}
 }
@@ -214,11 +217,7 @@ func TestMatchLink(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
-			got := matchOne(tt.line)
-			tt.want.TSUsec, tt.want.Seq, tt.want.Text = 9164193, 42, tt.line
-			if diff := cmp.Diff([]Event{tt.want}, got); diff != "" {
-				t.Errorf("Match(%q) (-want +got):\n%s", tt.line, diff)
-			}
+			checkMatchOne(t, tt.line, tt.want)
 		})
 	}
 }
@@ -368,11 +367,7 @@ func TestMatchSplat(t *testing.T) {
 	}
 	for _, line := range lines {
 		t.Run(line, func(t *testing.T) {
-			got := matchOne(line)
-			want := []Event{{Kind: KindSplat, Queue: -1, TSUsec: 9164193, Seq: 42, Text: line}}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("Match(%q) (-want +got):\n%s", line, diff)
-			}
+			checkMatchOne(t, line, Event{Kind: KindSplat, Queue: -1})
 		})
 	}
 }
@@ -848,10 +843,7 @@ func TestMatchCapturedBoot(t *testing.T) {
 
 func TestMatchNetdevWaitIface(t *testing.T) {
 	line := "unregister_netdevice: waiting for eth0 to become free. Usage count = 2"
-	want := []Event{{Kind: KindSplat, Iface: "eth0", Queue: -1, TSUsec: 9164193, Seq: 42, Text: line}}
-	if diff := cmp.Diff(want, matchOne(line)); diff != "" {
-		t.Errorf("Match(%q) (-want +got):\n%s", line, diff)
-	}
+	checkMatchOne(t, line, Event{Kind: KindSplat, Iface: "eth0", Queue: -1})
 }
 
 func TestMatchDebugReports(t *testing.T) {

@@ -28,6 +28,21 @@ func pipeReader(tb testing.TB, nonBlock bool) (*Reader, *os.File) {
 	return r, pw
 }
 
+// awaitNextErr waits for the error that a blocked Next, unblocked by event
+// (a cancel, a Close), sends on done, and fails unless it is want or if it
+// takes more than 10 s.
+func awaitNextErr(tb testing.TB, done <-chan error, want error, event string) {
+	tb.Helper()
+	select {
+	case err := <-done:
+		if !errors.Is(err, want) {
+			tb.Fatalf("Next after %s = %v, want %v", event, err, want)
+		}
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("Next did not return within 10s of %s", event)
+	}
+}
+
 func TestReaderPipe(t *testing.T) {
 	r, w := pipeReader(t, false)
 	if _, err := w.WriteString("4,7,1000,-;hello\n SUBSYSTEM=net\n"); err != nil {
@@ -55,14 +70,7 @@ func TestReaderCancel(t *testing.T) {
 		done <- err
 	}()
 	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Next after cancel = %v, want context.Canceled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Next did not return within 10s of cancel")
-	}
+	awaitNextErr(t, done, context.Canceled, "cancel")
 
 	if _, err := w.WriteString("6,8,1,-;after\n"); err != nil {
 		t.Fatal(err)
@@ -97,14 +105,7 @@ func TestReaderCloseUnblocks(t *testing.T) {
 	// Close may land before or during the read; either way Next must
 	// return os.ErrClosed.
 	r.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, os.ErrClosed) {
-			t.Fatalf("Next after Close = %v, want os.ErrClosed", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Next did not return within 10s of Close")
-	}
+	awaitNextErr(t, done, os.ErrClosed, "Close")
 }
 
 func TestReaderNonBlock(t *testing.T) {

@@ -85,6 +85,16 @@ func TestSettleWaitsForStragglers(t *testing.T) {
 	}
 }
 
+// runCleanupsLeaking runs f's cleanups while a goroutine started just
+// before them is still running (a leak, as Check sees it), and ends that
+// goroutine afterwards.
+func (f *fakeTB) runCleanupsLeaking() {
+	stop := make(chan struct{})
+	go func() { <-stop }()
+	f.runCleanups()
+	close(stop)
+}
+
 func TestCheck(t *testing.T) {
 	t.Setenv("TXTIMEOUT_LEAK_SETTLE", "100ms")
 
@@ -97,10 +107,7 @@ func TestCheck(t *testing.T) {
 
 	leaky := &fakeTB{}
 	Check(leaky)
-	stop := make(chan struct{})
-	go func() { <-stop }()
-	leaky.runCleanups()
-	close(stop)
+	leaky.runCleanupsLeaking()
 	if len(leaky.errs) != 1 {
 		t.Errorf("Check did not fail a test that leaked a goroutine (errors: %v)", leaky.errs)
 	}
@@ -112,10 +119,7 @@ func TestCheckQuietAfterFailure(t *testing.T) {
 	f := &fakeTB{}
 	Check(f)
 	f.Errorf("the test's own failure")
-	stop := make(chan struct{})
-	go func() { <-stop }()
-	f.runCleanups()
-	close(stop)
+	f.runCleanupsLeaking()
 	if len(f.errs) != 1 {
 		t.Errorf("errors %v, want only the test's own", f.errs)
 	}
