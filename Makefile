@@ -5,7 +5,7 @@ DEPS     := scripts/install-deps
 # How long a few seconds of fuzzing in `make test` lasts per target.
 FUZZTIME ?= 3s
 
-.PHONY: all deps build test unit fuzz check bench soak txtimeout clean
+.PHONY: all deps test-deps build test unit fuzz check bench soak txtimeout clean
 
 all: build
 
@@ -22,7 +22,10 @@ txtimeout: deps
 
 # What CI runs: unit and integration tests (the virtual rig included), then
 # a few seconds of each fuzz target.
-test: deps unit fuzz
+test: test-deps unit fuzz
+
+test-deps:
+	@$(DEPS) --test
 
 unit:
 	$(GO) test -count=1 -timeout 25m ./...
