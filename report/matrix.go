@@ -263,12 +263,8 @@ func (m *Matrix) Summary() string {
 	for _, c := range m.Cells {
 		results = append(results, c.Result)
 	}
-	var parts []string
-	for _, n := range resultCounts(results) {
-		parts = append(parts, fmt.Sprintf("%d %s", n.N, n.Result))
-	}
 	s := fmt.Sprintf("%d cells (%d kernels × %d NICs, %d scenarios): %s", len(m.Cells), len(m.Kernels), len(m.NICs),
-		len(m.Scenarios), strings.Join(parts, ", "))
+		len(m.Scenarios), ResultCounts(results))
 	if c := m.Compared; c != nil {
 		s += fmt.Sprintf("; against %s: %s, %s, %d changed, %d new, %d same", c.Baseline,
 			plural(c.Regressions, "regression", "regressions"), plural(c.Fixes, "fix", "fixes"), c.Changed, c.New, c.Same)

@@ -157,6 +157,16 @@ func resultCounts(results []harness.Result) []count {
 	return out
 }
 
+// ResultCounts says how many of results ended how: "12 pass, 1 fail, 2
+// skip" (pass, fail, inconclusive, skip, those that occur).
+func ResultCounts(results []harness.Result) string {
+	var parts []string
+	for _, c := range resultCounts(results) {
+		parts = append(parts, fmt.Sprintf("%d %s", c.N, c.Result))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // RunPage renders a run's report as one self-contained HTML page: the
 // kernel, NIC, driver and configuration, a table of the scenarios
 // coloured by result with their reasons, and a section per scenario

@@ -170,6 +170,12 @@ func hasTestFlag(args []string, name string) bool {
 // BuildTest builds the test binary of pkg for the guest: static
 // (CGO_ENABLED=0), linux/amd64.
 func BuildTest(ctx context.Context, pkg, out string) error {
+	if mod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output(); err == nil {
+		if m := strings.TrimSpace(string(mod)); m == "" || m == os.DevNull {
+			wd, _ := os.Getwd()
+			return fmt.Errorf("building %s needs its Go module, and %s is outside it: run from the txtimeout repository", pkg, wd)
+		}
+	}
 	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if b, err := cmd.CombinedOutput(); err != nil {

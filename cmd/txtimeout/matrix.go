@@ -128,7 +128,16 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stdout, "%s\n", m.Summary())
-	fmt.Fprintf(stdout, "matrix: %d cells in %v: %s\n", total, time.Since(start).Round(time.Second), filepath.Join(dir, report.IndexHTML))
+	fmt.Fprintf(stdout, "matrix: %d kernel × NIC boots in %v: %s\n", total, time.Since(start).Round(time.Second), filepath.Join(dir, report.IndexHTML))
+	failed := 0
+	for _, c := range m.Cells {
+		if c.Result == harness.Fail {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("matrix: %d of %d cells failed (see %s)", failed, len(m.Cells), filepath.Join(dir, report.IndexHTML))
+	}
 	return nil
 }
 
@@ -162,7 +171,7 @@ func matrixCell(ctx context.Context, k *matrixKernel, nic, run, pkg string, time
 		progressf("%s: %v", label, k.fetchErr)
 		return fail(fmt.Sprintf("the kernel %s could not be fetched: %v", k.name, k.fetchErr))
 	}
-	progressf("booting")
+	progressf("building the scenarios and booting")
 	c := rig.Config{
 		Kernel: k.fetched.Image, Modules: k.fetched.Modules, NIC: nic, ReportDir: cellDir,
 		// Every scenario runs on this model, with honest results for it.
@@ -187,7 +196,11 @@ func matrixCell(ctx context.Context, k *matrixKernel, nic, run, pkg string, time
 	if res != nil && rr.Report.Kernel == "" {
 		rr.Report.Kernel = res.Kernel
 	}
-	progressf("%s: done (%s)", label, countResults(rr.Report))
+	var results []harness.Result
+	for _, sc := range rr.Report.Scenarios {
+		results = append(results, sc.Result)
+	}
+	progressf("%s: done: %s", label, report.ResultCounts(results))
 	return rr, nil
 }
 
@@ -211,24 +224,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// countResults says how many scenarios of r ended how.
-func countResults(r *harness.Report) string {
-	n := map[harness.Result]int{}
-	for _, s := range r.Scenarios {
-		n[s.Result]++
-	}
-	var parts []string
-	for _, res := range []harness.Result{harness.Pass, harness.Fail, harness.Inconclusive, harness.Skip} {
-		if n[res] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n[res], res))
-		}
-	}
-	if len(parts) == 0 {
-		return "no scenario"
-	}
-	return strings.Join(parts, ", ")
 }
 
 // cellProgress turns the guest's test2json output into one progress line
