@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -175,11 +174,11 @@ func matrixCell(ctx context.Context, k *matrixKernel, nic, run, pkg string, time
 	c := rig.Config{
 		Kernel: k.fetched.Image, Modules: k.fetched.Modules, NIC: nic, ReportDir: cellDir,
 		// Every scenario runs on this model, with honest results for it.
-		Timeout: timeout, Progress: &prefixWriter{prefix: "matrix: " + label + ": ", w: stderr},
+		Timeout: timeout, Progress: prefixWriter("matrix: "+label+": ", stderr),
 	}
-	w := &cellProgress{label: "matrix: " + label, w: stderr}
+	w := cellProgress("matrix: "+label, stderr)
 	res, err := rig.RunPackage(ctx, c, pkg, []string{"-test.run=" + run}, w)
-	w.flush()
+	w.Flush()
 	if ctx.Err() != nil {
 		return report.Run{}, ctx.Err()
 	}
@@ -227,46 +226,22 @@ func splitList(s string) []string {
 }
 
 // cellProgress turns the guest's test2json output into one progress line
-// per test that starts ("cell 3 of 6: 6.12 × e1000, TxTimeout/NapiStarve/ICMP ...").
-type cellProgress struct {
-	label string
-	w     io.Writer
-	buf   bytes.Buffer
+// on w per test that starts ("cell 3 of 6: 6.12 × e1000, TxTimeout/NapiStarve/ICMP ...").
+func cellProgress(label string, w io.Writer) *lineWriter {
+	return &lineWriter{line: func(l []byte) error {
+		line := strings.TrimRight(string(l), "\r\n")
+		if rest, ok := strings.CutPrefix(line, "\x16=== RUN"); ok {
+			_, err := fmt.Fprintf(w, "%s, %s ...\n", label, strings.TrimPrefix(strings.TrimSpace(rest), "Test"))
+			return err
+		}
+		return nil
+	}}
 }
 
-func (p *cellProgress) Write(b []byte) (int, error) {
-	p.buf.Write(b)
-	for {
-		i := bytes.IndexByte(p.buf.Bytes(), '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		line := strings.TrimRight(string(p.buf.Next(i+1)), "\r\n")
-		if rest, ok := strings.CutPrefix(strings.TrimPrefix(line, "\x16"), "=== RUN"); ok && line != rest {
-			name := strings.TrimPrefix(strings.TrimSpace(rest), "Test")
-			fmt.Fprintf(p.w, "%s, %s ...\n", p.label, name)
-		}
-	}
-}
-
-func (p *cellProgress) flush() { p.buf.Reset() }
-
-// prefixWriter prefixes every line written to w.
-type prefixWriter struct {
-	prefix string
-	w      io.Writer
-	buf    bytes.Buffer
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	p.buf.Write(b)
-	for {
-		i := bytes.IndexByte(p.buf.Bytes(), '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		if _, err := fmt.Fprintf(p.w, "%s%s", p.prefix, p.buf.Next(i+1)); err != nil {
-			return 0, err
-		}
-	}
+// prefixWriter prefixes every line written to it on w.
+func prefixWriter(prefix string, w io.Writer) *lineWriter {
+	return &lineWriter{line: func(l []byte) error {
+		_, err := fmt.Fprintf(w, "%s%s", prefix, l)
+		return err
+	}}
 }

@@ -103,7 +103,7 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		HangTimeout: *hang, Progress: stderr, ModParams: mp,
 		ExtraModules: extraMods.items,
 	}
-	out := &unframe{w: stdout}
+	out := unframe(stdout)
 	r, err := rig.RunPackage(ctx, c, *pkg, testArgs, out)
 	out.Flush()
 	if r != nil {
@@ -170,42 +170,49 @@ func guestFlags(args []string) ([]string, error) {
 	return out, nil
 }
 
-// unframe turns the guest's test2json-framed output back into go test -v
-// output: it removes the ^V framing bytes and the "=== NAME" lines that
-// only matter to test2json.
-type unframe struct {
-	w   io.Writer
-	buf bytes.Buffer
+// lineWriter calls line with each whole line written to it, newline
+// included; Flush hands it what is left.
+type lineWriter struct {
+	line func(l []byte) error
+	buf  bytes.Buffer
 }
 
-func (u *unframe) Write(p []byte) (int, error) {
-	u.buf.Write(p)
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
 	for {
-		i := bytes.IndexByte(u.buf.Bytes(), '\n')
+		i := bytes.IndexByte(w.buf.Bytes(), '\n')
 		if i < 0 {
 			return len(p), nil
 		}
-		if err := u.line(u.buf.Next(i + 1)); err != nil {
+		if err := w.line(w.buf.Next(i + 1)); err != nil {
 			return 0, err
 		}
 	}
 }
 
-func (u *unframe) line(l []byte) error {
-	if framed, ok := bytes.CutPrefix(l, []byte{0x16}); ok {
-		if bytes.HasPrefix(framed, []byte("=== NAME")) {
-			return nil
-		}
-		l = framed
+func (w *lineWriter) Flush() error {
+	if w.buf.Len() == 0 {
+		return nil
 	}
-	_, err := u.w.Write(l)
+	err := w.line(w.buf.Bytes())
+	w.buf.Reset()
 	return err
 }
 
-func (u *unframe) Flush() error {
-	err := u.line(u.buf.Bytes())
-	u.buf.Reset()
-	return err
+// unframe turns the guest's test2json-framed output back into go test -v
+// output on w: it removes the ^V framing bytes and the "=== NAME" lines
+// that only matter to test2json.
+func unframe(w io.Writer) *lineWriter {
+	return &lineWriter{line: func(l []byte) error {
+		if framed, ok := bytes.CutPrefix(l, []byte{0x16}); ok {
+			if bytes.HasPrefix(framed, []byte("=== NAME")) {
+				return nil
+			}
+			l = framed
+		}
+		_, err := w.Write(l)
+		return err
+	}}
 }
 
 // modParamFlag is the repeatable -modparam flag: each value is one or
