@@ -138,6 +138,16 @@ func RunPackage(ctx context.Context, c Config, pkg string, args []string, out io
 	if err := BuildTest(ctx, pkg, bin); err != nil {
 		return nil, err
 	}
+	return RunBinary(ctx, c, bin, args, out)
+}
+
+// RunBinary is RunPackage for a test binary built already (BuildTest):
+// several boots of one build (the kernels and NIC models of a matrix).
+func RunBinary(ctx context.Context, c Config, bin string, args []string, out io.Writer) (*Result, error) {
+	c, err := c.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	args = c.guestArgs(args)
 	c.progressf("guest test flags: %s", CmdlineQuoted(args))
 	return Run(ctx, c, bin, args, out)

@@ -107,12 +107,26 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	start := time.Now()
 	total := len(ks) * len(ns)
+	// One build of the scenarios for every cell.
+	if err := rig.Preflight(ctx, rig.Config{}); err != nil {
+		return err
+	}
+	build, err := os.MkdirTemp("", "txtimeout-matrix-build-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(build)
+	bin := filepath.Join(build, "scenarios.test")
+	fmt.Fprintf(stderr, "matrix: building %s for the guests\n", *pkg)
+	if err := rig.BuildTest(ctx, *pkg, bin); err != nil {
+		return err
+	}
 	var runs []report.Run
 	cell := 0
 	for _, k := range ks {
 		for _, n := range ns {
 			cell++
-			r, err := matrixCell(ctx, k, n, *run, *pkg, *timeout, dir, fmt.Sprintf("cell %d of %d", cell, total), stderr)
+			r, err := matrixCell(ctx, k, n, *run, bin, *timeout, dir, fmt.Sprintf("cell %d of %d", cell, total), stderr)
 			if err != nil {
 				return err // the context ended: stop the matrix
 			}
@@ -143,14 +157,14 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // matrixCell boots kernel k with NIC model nic for the scenarios run, and
 // returns the cell's run directory (its report.json written in any case:
 // a cell whose kernel or boot failed holds one failed scenario saying why).
-func matrixCell(ctx context.Context, k *matrixKernel, nic, run, pkg string, timeout time.Duration, dir, label string, stderr io.Writer) (report.Run, error) {
-	progressf := func(f string, a ...any) { fmt.Fprintf(stderr, "matrix: "+label+": "+f+"\n", a...) }
+func matrixCell(ctx context.Context, k *matrixKernel, nic, run, bin string, timeout time.Duration, dir, label string, stderr io.Writer) (report.Run, error) {
+	progressf := func(f string, a ...any) { fmt.Fprintf(stderr, "matrix: "+f+"\n", a...) }
 	if !k.done {
 		k.done = true
 		if k.userGiven {
 			k.fetched = rig.Kernel{Image: k.image, Modules: k.modules, Release: filepath.Base(k.modules)}
 		} else {
-			k.fetched, k.fetchErr = rig.FetchKernelPackage(ctx, k.name, progressf)
+			k.fetched, k.fetchErr = rig.FetchKernelPackage(ctx, k.name, func(f string, a ...any) { progressf(label+": "+f, a...) })
 		}
 	}
 	label += ": " + kernelLabel(k) + " × " + nic
@@ -170,14 +184,14 @@ func matrixCell(ctx context.Context, k *matrixKernel, nic, run, pkg string, time
 		progressf("%s: %v", label, k.fetchErr)
 		return fail(fmt.Sprintf("the kernel %s could not be fetched: %v", k.name, k.fetchErr))
 	}
-	progressf("building the scenarios and booting")
+	progressf("%s: booting", label)
 	c := rig.Config{
 		Kernel: k.fetched.Image, Modules: k.fetched.Modules, NIC: nic, ReportDir: cellDir,
 		// Every scenario runs on this model, with honest results for it.
 		Timeout: timeout, Progress: prefixWriter("matrix: "+label+": ", stderr),
 	}
 	w := cellProgress("matrix: "+label, stderr)
-	res, err := rig.RunPackage(ctx, c, pkg, []string{"-test.run=" + run}, w)
+	res, err := rig.RunBinary(ctx, c, bin, []string{"-test.run=" + run}, w)
 	w.Flush()
 	if ctx.Err() != nil {
 		return report.Run{}, ctx.Err()
