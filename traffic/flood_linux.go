@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -32,6 +33,7 @@ const rcvBuf = 4 << 20
 // icmpSocket is one sender's socket.
 type icmpSocket struct {
 	conn net.PacketConn
+	bc   *batchConn
 	raw  bool
 	id   uint16 // echo identifier; the kernel picks it for datagram sockets
 	dst  net.Addr
@@ -97,7 +99,12 @@ func openICMP(raw, recvOnly bool, iface string, dst net.IP, id uint16) (*icmpSoc
 	if err != nil {
 		return nil, fmt.Errorf("wrap ICMP socket: %w", err)
 	}
-	s := &icmpSocket{conn: conn, raw: raw, id: id}
+	bc, err := newBatchConn(conn.(syscall.Conn))
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("wrap ICMP socket: %w", err)
+	}
+	s := &icmpSocket{conn: conn, bc: bc, raw: raw, id: id}
 	if raw {
 		s.dst = &net.IPAddr{IP: dst}
 	} else {
@@ -345,13 +352,37 @@ func (r *floodRun) linger(ctx context.Context, d time.Duration) {
 // send is one sender's loop. It returns nil when the flood's bound is
 // reached and an error for a send error that is not transient.
 func (r *floodRun) send(ctx context.Context, s *icmpSocket) error {
-	pkt, err := echoTemplate(s.id, r.c.Size)
+	b, err := newEchoBatch(s.id, r.c.Size, [4]byte(r.c.Dst.To4()))
 	if err != nil {
-		return fmt.Errorf("marshal echo request: %w", err)
+		return err
 	}
-	var seq uint16
+	return r.sendLoop(ctx, b, s.bc.sendmmsg)
+}
+
+// claim reserves up to n of the flood's requests for one sender and
+// returns how many it got: n without a Count, fewer or none near it.
+func (r *floodRun) claim(n int) int {
+	if r.c.Count == 0 {
+		return n
+	}
+	end := r.reserved.Add(int64(n))
+	start := end - int64(n)
+	if start >= int64(r.c.Count) {
+		return 0
+	}
+	return int(min(end, int64(r.c.Count)) - start)
+}
+
+// sendLoop sends b's requests with sendmmsg until the flood's bound: a
+// batch of batchLen at full rate, one per tick with an Interval. Every
+// request has its own sequence number. A batch the kernel takes only in
+// part is resent from the first request it did not take, so each failed
+// attempt is counted once in Errors and nothing is sent twice.
+func (r *floodRun) sendLoop(ctx context.Context, b *echoBatch, sendmmsg func([]unix.Mmsghdr) (int, error)) error {
+	want := batchLen
 	var ticker *time.Ticker
 	if r.c.Interval > 0 {
+		want = 1
 		ticker = time.NewTicker(r.c.Interval)
 		defer ticker.Stop()
 	}
@@ -360,18 +391,21 @@ func (r *floodRun) send(ctx context.Context, s *icmpSocket) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if r.c.Count > 0 && r.reserved.Add(1) > int64(r.c.Count) {
+		n := r.claim(want)
+		if n == 0 {
 			return nil
 		}
-		setSeq(pkt, seq)
-		// Retry this request until it is sent or the flood ends.
-		for {
-			_, err := s.conn.WriteTo(pkt, s.dst)
-			if err == nil {
-				r.sent.Add(1)
-				seq++
+		// Retry the rest of this batch until it is sent or the flood
+		// ends.
+		for msgs := b.next(n); len(msgs) > 0; {
+			k, err := sendmmsg(msgs)
+			if k > 0 {
+				r.sent.Add(int64(k))
+				msgs = msgs[k:]
 				backoff = minBackoff
-				break
+			}
+			if err == nil {
+				continue
 			}
 			if ctx.Err() != nil {
 				return nil
@@ -412,11 +446,12 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // read counts the echo replies on socket s until its read deadline is set:
 // for a raw socket those whose identifier is in [base, base+n), for a
-// datagram socket all (the kernel delivers only its own).
+// datagram socket all (the kernel delivers only its own). It takes up to
+// batchLen replies per recvmmsg, and of each only its headers.
 func (r *floodRun) read(s *icmpSocket, base, n uint16) {
-	buf := make([]byte, 1<<16)
+	b := newReplyBatch()
 	for {
-		k, _, err := s.conn.ReadFrom(buf)
+		k, err := s.bc.recvmmsg(b.msgs)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
 				return
@@ -425,9 +460,15 @@ func (r *floodRun) read(s *icmpSocket, base, n uint16) {
 			// on a later read; they are not replies.
 			continue
 		}
-		id, ok := replyID(buf[:k])
-		if ok && (!s.raw || id-base < n) {
-			r.received.Add(1)
+		got := 0
+		for i := range k {
+			id, ok := replyID(b.datagram(i))
+			if ok && (!s.raw || id-base < n) {
+				got++
+			}
+		}
+		if got > 0 {
+			r.received.Add(int64(got))
 			select {
 			case r.got <- struct{}{}:
 			default:
