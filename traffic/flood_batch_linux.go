@@ -2,7 +2,6 @@ package traffic
 
 import (
 	"fmt"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -79,83 +78,26 @@ func (b *echoBatch) next(n int) []unix.Mmsghdr {
 	return b.msgs[:n]
 }
 
-// batchConn sends and receives batches on one socket through the runtime's
-// network poller: a full send buffer (EAGAIN) or an empty receive queue
-// parks the goroutine instead of spinning, and the connection's deadlines
-// and Close unblock it. A datagram socket is read and written by two
-// goroutines at once, so each direction has its own call state; its
-// callback is made once, so that a batch costs no allocation.
-type batchConn struct {
-	send, recv mmsgCall
-}
-
-// mmsgCall is one direction's sendmmsg or recvmmsg call in flight.
-type mmsgCall struct {
-	trap  uintptr
-	msgs  []unix.Mmsghdr
-	n     int
-	errno error
-	f     func(fd uintptr) bool               // c.do
-	io    func(f func(fd uintptr) bool) error // the RawConn's Read or Write
-}
-
-func newBatchConn(c syscall.Conn) (*batchConn, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	bc := &batchConn{send: mmsgCall{trap: unix.SYS_SENDMMSG, io: rc.Write}, recv: mmsgCall{trap: unix.SYS_RECVMMSG, io: rc.Read}}
-	bc.send.f = bc.send.do
-	bc.recv.f = bc.recv.do
-	return bc, nil
-}
-
-// do makes one call on fd for c.msgs, and reports false (wait for the
-// poller) on EAGAIN.
-func (c *mmsgCall) do(fd uintptr) bool {
-	for {
-		n, _, e := unix.Syscall6(c.trap, fd, uintptr(unsafe.Pointer(&c.msgs[0])), uintptr(len(c.msgs)), 0, 0, 0)
-		switch e {
-		case 0:
-			c.n, c.errno = int(n), nil
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		c.n, c.errno = 0, e
-		return true
-	}
-}
-
-// run makes the call for msgs, through the poller.
-func (c *mmsgCall) run(msgs []unix.Mmsghdr) (int, error) {
+// mmsg makes one sendmmsg or recvmmsg call (trap) on fd for msgs, and
+// returns how many messages went or came. Like sendmmsg(2) it stops at the
+// first message that fails: the error is returned only when that is the
+// first, otherwise the next call meets it. A call interrupted by a signal
+// (the runtime's preemption: with a socket timeout set, SA_RESTART does
+// not apply) is made again.
+func mmsg(trap uintptr, fd int, msgs []unix.Mmsghdr, flags int) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	c.msgs = msgs
-	err := c.io(c.f)
-	c.msgs = nil
-	if err != nil {
-		return 0, err // a deadline or a closed socket
+	for {
+		n, _, e := unix.Syscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), uintptr(flags), 0, 0)
+		switch e {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
 	}
-	if c.errno != nil {
-		return 0, c.errno
-	}
-	return c.n, nil
-}
-
-// sendmmsg sends msgs and returns how many the kernel took. Like
-// sendmmsg(2) it stops at the first message that fails: the error is
-// returned only when that is the first, otherwise the next call meets it.
-func (bc *batchConn) sendmmsg(msgs []unix.Mmsghdr) (int, error) {
-	return bc.send.run(msgs)
-}
-
-// recvmmsg receives up to len(msgs) datagrams, waiting for the first.
-func (bc *batchConn) recvmmsg(msgs []unix.Mmsghdr) (int, error) {
-	return bc.recv.run(msgs)
 }
 
 // replyBatch is the reader's batch of receive buffers, replyPeek bytes

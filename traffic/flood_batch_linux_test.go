@@ -6,8 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
-	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -115,7 +115,8 @@ func newTestRun(c FloodConfig) *floodRun {
 
 // TestSendLoopPartialBatches: a batch the kernel takes in part is resent
 // from the first request it did not take, errors between are counted once
-// each, and every request goes out once, in order, up to the Count.
+// each (EAGAIN, a socket buffer that stayed full, not at all), and every
+// request goes out once, in order, up to the Count.
 func TestSendLoopPartialBatches(t *testing.T) {
 	const count = 3*batchLen + 5
 	f := &fakeSendmmsg{steps: []sendStep{
@@ -136,7 +137,7 @@ func TestSendLoopPartialBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.sendLoop(context.Background(), b, f.sendmmsg); err != nil {
+	if err := r.sendLoop(context.Background(), b, f.sendmmsg, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.sent.Load(); got != count {
@@ -151,7 +152,7 @@ func TestSendLoopPartialBatches(t *testing.T) {
 		}
 	}
 	st := r.stats(time.Second)
-	want := map[string]int64{"ENOBUFS": 2, "EAGAIN": 1, "ENETDOWN": 1, "ENOMEM": 1}
+	want := map[string]int64{"ENOBUFS": 2, "ENETDOWN": 1, "ENOMEM": 1}
 	if len(st.Errors) != len(want) {
 		t.Fatalf("errors %v, want %v", st.Errors, want)
 	}
@@ -178,7 +179,7 @@ func TestSendLoopFatalMidBatch(t *testing.T) {
 	f := &fakeSendmmsg{steps: []sendStep{{take: 5}, {err: unix.EPERM}}}
 	r := newTestRun(FloodConfig{Dst: net.IP(testDst[:]), Count: 1000})
 	b, _ := newEchoBatch(7, 100, testDst)
-	err := r.sendLoop(context.Background(), b, f.sendmmsg)
+	err := r.sendLoop(context.Background(), b, f.sendmmsg, nil)
 	if !errors.Is(err, unix.EPERM) {
 		t.Fatalf("err = %v, want EPERM", err)
 	}
@@ -196,7 +197,7 @@ func TestSendLoopInterval(t *testing.T) {
 	f := &fakeSendmmsg{}
 	r := newTestRun(FloodConfig{Dst: net.IP(testDst[:]), Count: 5, Interval: time.Millisecond})
 	b, _ := newEchoBatch(7, 100, testDst)
-	if err := r.sendLoop(context.Background(), b, f.sendmmsg); err != nil {
+	if err := r.sendLoop(context.Background(), b, f.sendmmsg, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.calls) != 5 || r.sent.Load() != 5 {
@@ -222,7 +223,7 @@ func TestSendLoopCountAcrossSenders(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.sendLoop(context.Background(), b, fakes[i].sendmmsg); err != nil {
+			if err := r.sendLoop(context.Background(), b, fakes[i].sendmmsg, nil); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -249,7 +250,7 @@ func TestSendLoopContextEndsRetries(t *testing.T) {
 	b, _ := newEchoBatch(7, 100, testDst)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := r.sendLoop(ctx, b, f.sendmmsg); err != nil {
+	if err := r.sendLoop(ctx, b, f.sendmmsg, nil); err != nil {
 		t.Fatal(err)
 	}
 	st := r.stats(time.Second)
@@ -258,27 +259,27 @@ func TestSendLoopContextEndsRetries(t *testing.T) {
 	}
 }
 
-// socketpair returns the two ends of an AF_UNIX datagram socket pair as
-// connections with the runtime poller: a stand-in for an ICMP socket that
-// needs no network. A receiver's queue holds net.unix.max_dgram_qlen
-// datagrams (10 by default), so a batch larger than that is taken in part.
-func socketpair(t *testing.T) (a, b net.Conn) {
+// socketpair returns the two ends of an AF_UNIX datagram socket pair,
+// blocking with sockPoll timeouts as a flood's sockets are: a stand-in for
+// an ICMP socket that needs no network. A receiver's queue holds
+// net.unix.max_dgram_qlen datagrams (10 by default), so a batch larger
+// than that is taken in part once the send times out.
+func socketpair(t *testing.T) (a, b *floodSocket) {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := func(fd int) net.Conn {
-		f := os.NewFile(uintptr(fd), "socketpair")
-		defer f.Close()
-		c, err := net.FileConn(f)
-		if err != nil {
-			t.Fatal(err)
+	tv := unix.NsecToTimeval(sockPoll.Nanoseconds())
+	for _, fd := range fds {
+		t.Cleanup(func() { unix.Close(fd) })
+		for _, opt := range []int{unix.SO_SNDTIMEO, unix.SO_RCVTIMEO} {
+			if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, opt, &tv); err != nil {
+				t.Fatal(err)
+			}
 		}
-		t.Cleanup(func() { c.Close() })
-		return c
 	}
-	return conn(fds[0]), conn(fds[1])
+	return &floodSocket{fd: fds[0]}, &floodSocket{fd: fds[1]}
 }
 
 // unaddressed returns a batch of echo requests without a destination, for
@@ -295,27 +296,19 @@ func unaddressed(t *testing.T, size int) *echoBatch {
 	return b
 }
 
-// TestBatchConnPartialSends: through a real socket whose peer's queue is
-// shorter than a batch, sendmmsg takes part of a batch, waits on the poller
-// for room, and every request arrives once, in order; the reader gets them
-// in batches, truncated to replyPeek bytes.
-func TestBatchConnPartialSends(t *testing.T) {
+// TestMmsgPartialSends: through a real socket whose peer's queue is
+// shorter than a batch, sendmmsg takes part of a batch when its wait for
+// room times out, the rest follows, and every request arrives once, in
+// order; the reader gets them in batches, truncated to replyPeek bytes.
+func TestMmsgPartialSends(t *testing.T) {
 	a, b := socketpair(t)
-	ba, err := newBatchConn(a.(*net.UnixConn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bb, err := newBatchConn(b.(*net.UnixConn))
-	if err != nil {
-		t.Fatal(err)
-	}
 	const count = 5*batchLen + 3
 	// The reader starts only after the first partial send, so that one
 	// is sure to happen, whatever the scheduling.
 	var partial int
 	firstPartial := make(chan struct{})
 	sendmmsg := func(msgs []unix.Mmsghdr) (int, error) {
-		k, err := ba.sendmmsg(msgs)
+		k, err := mmsg(unix.SYS_SENDMMSG, a.fd, msgs, 0)
 		if err == nil && k < len(msgs) {
 			if partial == 0 {
 				close(firstPartial)
@@ -327,26 +320,26 @@ func TestBatchConnPartialSends(t *testing.T) {
 	r := newTestRun(FloodConfig{Dst: net.IP(testDst[:]), Count: count})
 	eb := unaddressed(t, 1400)
 	done := make(chan error, 1)
-	go func() { done <- r.sendLoop(context.Background(), eb, sendmmsg) }()
-
+	go func() { done <- r.sendLoop(context.Background(), eb, sendmmsg, nil) }()
 	select {
 	case <-firstPartial:
 	case err := <-done:
 		t.Fatalf("the sender ended before any partial send: %v", err)
 	}
+
 	rb := newReplyBatch()
-	b.SetReadDeadline(time.Now().Add(20 * time.Second))
 	var seqs []uint16
 	maxBatch := 0
-	for len(seqs) < count {
-		k, err := bb.recvmmsg(rb.msgs)
+	for deadline := time.Now().Add(20 * time.Second); len(seqs) < count; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests arrived in 20 s", len(seqs), count)
+		}
+		k, err := mmsg(unix.SYS_RECVMMSG, b.fd, rb.msgs, unix.MSG_WAITFORONE)
+		if errors.Is(err, unix.EAGAIN) {
+			continue
+		}
 		if err != nil {
-			select {
-			case serr := <-done:
-				t.Fatalf("recvmmsg after %d: %v (the sender ended: %v)", len(seqs), err, serr)
-			default:
-				t.Fatalf("recvmmsg after %d: %v", len(seqs), err)
-			}
+			t.Fatalf("recvmmsg after %d: %v", len(seqs), err)
 		}
 		maxBatch = max(maxBatch, k)
 		for i := range k {
@@ -371,21 +364,19 @@ func TestBatchConnPartialSends(t *testing.T) {
 	t.Logf("%d partial sends, reads of up to %d", partial, maxBatch)
 }
 
-// TestBatchConnDeadline: a send blocked on a full queue and a read on an
-// empty one end at their deadlines.
-func TestBatchConnDeadline(t *testing.T) {
+// TestMmsgTimeouts: a send blocked on a full queue and a read on an empty
+// one end with EAGAIN after the socket's timeout; a read without waiting
+// ends at once.
+func TestMmsgTimeouts(t *testing.T) {
 	a, b := socketpair(t)
-	ba, _ := newBatchConn(a.(*net.UnixConn))
-	bb, _ := newBatchConn(b.(*net.UnixConn))
 	eb := unaddressed(t, 100)
-	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	sent := 0
 	for {
-		k, err := ba.sendmmsg(eb.next(batchLen))
+		k, err := mmsg(unix.SYS_SENDMMSG, a.fd, eb.next(batchLen), 0)
 		sent += k
 		if err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatalf("send: %v, want a deadline error", err)
+			if !errors.Is(err, unix.EAGAIN) {
+				t.Fatalf("send: %v, want EAGAIN", err)
 			}
 			break
 		}
@@ -395,14 +386,73 @@ func TestBatchConnDeadline(t *testing.T) {
 	}
 	rb := newReplyBatch()
 	for got := 0; got < sent; {
-		k, err := bb.recvmmsg(rb.msgs)
+		k, err := mmsg(unix.SYS_RECVMMSG, b.fd, rb.msgs, unix.MSG_DONTWAIT)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("read %d of %d: %v", got, sent, err)
 		}
 		got += k
 	}
-	b.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	if _, err := bb.recvmmsg(rb.msgs); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("read of an empty queue: %v, want a deadline error", err)
+	if _, err := mmsg(unix.SYS_RECVMMSG, b.fd, rb.msgs, unix.MSG_DONTWAIT); !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("read of an empty queue without waiting: %v, want EAGAIN", err)
+	}
+	if _, err := mmsg(unix.SYS_RECVMMSG, b.fd, rb.msgs, unix.MSG_WAITFORONE); !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("read of an empty queue: %v, want EAGAIN", err)
+	}
+}
+
+// TestDrainAndRead: drain counts the echo replies queued, with the flood's
+// identifiers only on a raw socket, without waiting; read waits for them
+// until it is stopped, and then takes what is queued.
+func TestDrainAndRead(t *testing.T) {
+	a, b := socketpair(t)
+	b.raw = true
+	const base = 0xfffe // the identifiers wrap: 0xfffe, 0xffff, 0
+	r := newTestRun(FloodConfig{Dst: net.IP(testDst[:]), Count: 1, Senders: 3})
+	r.base = base
+	put := func(typ byte, id uint16) {
+		t.Helper()
+		d := make([]byte, 20+8+1400)
+		d[0] = 0x45 // as a raw socket receives it: IPv4 header first
+		d[20] = typ
+		binary.BigEndian.PutUint16(d[24:26], id)
+		if _, err := unix.Write(a.fd, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []uint16{0xfffe, 0xffff, 0, 1, 0xfffd} {
+		put(0, id) // replies: three are the flood's
+	}
+	put(8, 0xfffe) // a request is not a reply
+	rb := newReplyBatch()
+	r.drain(b, rb)
+	if got := r.received.Load(); got != 3 {
+		t.Fatalf("drain counted %d replies, want 3", got)
+	}
+	r.drain(b, rb) // nothing queued: returns at once
+	if got := r.received.Load(); got != 3 {
+		t.Fatalf("a second drain counted %d, want still 3", got)
+	}
+
+	<-r.got // the drain's signal
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.read(b, newReplyBatch(), &stop)
+	}()
+	put(0, 0)
+	select {
+	case <-r.got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("read did not count a reply in 20 s")
+	}
+	if got := r.received.Load(); got != 4 {
+		t.Fatalf("read counted %d in all, want 4", got)
+	}
+	put(0, 0xffff) // queued as read is stopped: still counted
+	stop.Store(true)
+	<-done
+	if got := r.received.Load(); got != 5 {
+		t.Fatalf("after stop %d in all, want 5", got)
 	}
 }
