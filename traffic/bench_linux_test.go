@@ -39,7 +39,9 @@ func BenchmarkFlood(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 				defer cancel()
 				b.ResetTimer()
+				cpu0 := cpuTime()
 				st, err := Flood(ctx, FloodConfig{Dst: v.B.Addr, NetNS: v.A.NS.Path, Size: size, Count: b.N, Senders: senders, Linger: -1})
+				cpu := cpuTime() - cpu0
 				b.StopTimer()
 				if err != nil {
 					b.Fatal(err)
@@ -48,16 +50,18 @@ func BenchmarkFlood(b *testing.B) {
 					b.Fatalf("sent %d of %d", st.Sent, b.N)
 				}
 				b.ReportMetric(st.PPS, "pps")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 				b.ReportMetric(float64(st.Received)/float64(st.Sent), "replied/sent")
 				if ping == "" {
 					b.Log("no ping -f comparison: iputils ping is not installed (apt-get install iputils-ping)")
 					return
 				}
-				pps, err := pingFlood(b, v, ping, size, senders, b.N)
+				pps, pingCPU, err := pingFlood(b, v, ping, size, senders, b.N)
 				if err != nil {
 					b.Fatal(err)
 				}
 				b.ReportMetric(pps, "ping-f-pps")
+				b.ReportMetric(float64(pingCPU.Nanoseconds())/float64(b.N), "ping-f-cpu-ns/op")
 				b.ReportMetric(st.PPS/pps, "ratio-vs-ping-f")
 			})
 		}
@@ -141,11 +145,14 @@ func pingPath() string {
 var pingTransmittedRe = regexp.MustCompile(`(\d+) packets transmitted`)
 
 // pingFlood runs senders "ping -f -q" processes in namespace A, n requests
-// in all, and returns their summed packets/s.
-func pingFlood(tb testing.TB, v *testnet.Pair, ping string, size, senders, n int) (float64, error) {
+// in all, and returns their summed packets/s and CPU time (user and
+// system, which includes the network stack's work done in their system
+// calls, as Flood's CPU time does).
+func pingFlood(tb testing.TB, v *testnet.Pair, ping string, size, senders, n int) (float64, time.Duration, error) {
 	per := (n + senders - 1) / senders
 	type res struct {
 		sent int
+		cpu  time.Duration
 		err  error
 	}
 	out := make(chan res, senders)
@@ -167,23 +174,25 @@ func pingFlood(tb testing.TB, v *testnet.Pair, ping string, size, senders, n int
 					return
 				}
 				k, _ := strconv.Atoi(m[1])
-				out <- res{sent: k}
+				out <- res{sent: k, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 			}()
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	total := 0
+	var cpu time.Duration
 	for i := 0; i < senders; i++ {
 		r := <-out
 		if r.err != nil {
-			return 0, r.err
+			return 0, 0, r.err
 		}
 		total += r.sent
+		cpu += r.cpu
 	}
-	return float64(total) / time.Since(start).Seconds(), nil
+	return float64(total) / time.Since(start).Seconds(), cpu, nil
 }
 
 // runProBingIn runs p with its socket opened in the namespace at path:

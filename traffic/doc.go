@@ -54,9 +54,21 @@
 // packets/s per thread (9014 bytes, 10 frags, burst 2).
 //
 // So Flood writes the echo requests itself over raw (or unprivileged
-// datagram) ICMP sockets, through the Go network poller, building each
-// message once with golang.org/x/net/icmp and patching only the sequence
-// number and checksum per send.
+// datagram) ICMP sockets, building each message once with
+// golang.org/x/net/icmp and patching only the sequence number and checksum
+// per send. It sends them 64 to a sendmmsg(2) call, each an 8-byte header
+// of its own and the one shared payload, and counts the replies 64 to a
+// recvmmsg(2), copying out only their headers. Its sockets are blocking and
+// outside the Go network poller: a socket in the poller's epoll set wakes an
+// idle thread for every reply queued and every request freed, which cost
+// one sender 0.37 context switches per request. At full rate the senders
+// read the replies between batches, so that nobody sleeps on a socket;
+// with an Interval, and after the last send, reader goroutines wait for
+// them. Measured on a veth pair (BenchmarkFlood, 1400 bytes): 6.3 µs of CPU
+// per request with 1 or 4 senders, against 12.3 and 9.4 µs before and 8.4
+// and 9.4 µs for ping -f. perf puts about 85% of it inside sendmmsg, where
+// the kernel also runs the peer's echo and the reply's delivery: the floor
+// that any echo flood pays.
 //
 // # Network namespaces
 //

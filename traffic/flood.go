@@ -16,8 +16,8 @@ const (
 	// MaxSize is the largest ICMP echo payload that fits in one IPv4
 	// datagram: 65535 - 20 (IPv4 header) - 8 (ICMP header).
 	MaxSize = 65507
-	// MaxSenders bounds FloodConfig.Senders: each sender is a socket and
-	// two goroutines.
+	// MaxSenders bounds FloodConfig.Senders: each sender is a socket, a
+	// goroutine and, for datagram sockets, a reader goroutine.
 	MaxSenders = 256
 	// DefaultLinger is how long Flood waits for outstanding replies after
 	// its last send.
@@ -122,8 +122,8 @@ func (c FloodConfig) withDefaults() FloodConfig {
 // Send errors that a stalled or resetting device causes (ENOBUFS, EAGAIN,
 // ENOMEM, unreachable, network down) are counted in FloodStats.Errors and
 // the same request is retried after a back-off of 100µs doubling to 10ms;
-// a socket buffer that is full (EAGAIN) is waited on with the network
-// poller and not counted. Any other send error ends the flood and is
+// a socket buffer that is full (EAGAIN) is waited on, 10ms at a time so
+// that the bound is seen, and not counted. Any other send error ends the flood and is
 // returned with the statistics so far. The end of ctx is not an error.
 // A qdisc that drops a request is not seen: raw sockets report such drops
 // only with IP_RECVERR, which Flood does not set.
