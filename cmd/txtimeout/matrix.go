@@ -190,9 +190,16 @@ func matrixCell(ctx context.Context, k *matrixKernel, nic, run, bin string, time
 		// Every scenario runs on this model, with honest results for it.
 		Timeout: timeout, Progress: prefixWriter("matrix: "+label+": ", stderr),
 	}
-	w := cellProgress("matrix: "+label, stderr)
+	// The rig's progress names each test as it starts; the guest's
+	// go test output is kept with the cell.
+	logf, err := os.Create(filepath.Join(cellDir, "test.log"))
+	if err != nil {
+		return report.Run{}, err
+	}
+	w := unframe(logf)
 	res, err := rig.RunBinary(ctx, c, bin, []string{"-test.run=" + run}, w)
 	w.Flush()
+	logf.Close()
 	if ctx.Err() != nil {
 		return report.Run{}, ctx.Err()
 	}
@@ -237,19 +244,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// cellProgress turns the guest's test2json output into one progress line
-// on w per test that starts ("cell 3 of 6: 6.12 × e1000, TxTimeout/NapiStarve/ICMP ...").
-func cellProgress(label string, w io.Writer) *lineWriter {
-	return &lineWriter{line: func(l []byte) error {
-		line := strings.TrimRight(string(l), "\r\n")
-		if rest, ok := strings.CutPrefix(line, "\x16=== RUN"); ok {
-			_, err := fmt.Fprintf(w, "%s, %s ...\n", label, strings.TrimPrefix(strings.TrimSpace(rest), "Test"))
-			return err
-		}
-		return nil
-	}}
 }
 
 // prefixWriter prefixes every line written to it on w.

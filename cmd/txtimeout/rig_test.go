@@ -108,16 +108,3 @@ func TestRigModParamEnv(t *testing.T) {
 		t.Errorf("stderr %q, want one line naming the bad item", stderr.String())
 	}
 }
-
-func TestMatrixCellProgress(t *testing.T) {
-	var out bytes.Buffer
-	p := cellProgress("matrix: cell 1 of 2: 6.1 × e1000", &out)
-	for _, chunk := range []string{"\x16=== RUN   TestTxTimeout\n    x.go:1: noise\n\x16=== RUN   TestTxTimeout/Napi", "Starve/ICMP\n\x16--- PASS: TestTxTimeout (1.00s)\n"} {
-		p.Write([]byte(chunk))
-	}
-	p.Flush()
-	want := "matrix: cell 1 of 2: 6.1 × e1000, TxTimeout ...\nmatrix: cell 1 of 2: 6.1 × e1000, TxTimeout/NapiStarve/ICMP ...\n"
-	if out.String() != want {
-		t.Errorf("got %q, want %q", out.String(), want)
-	}
-}
