@@ -320,7 +320,10 @@ func repeatSummary(n int, stall string, cycles []harness.ScenarioReport) harness
 	if len(gaps) > 0 {
 		s.Measurements = append(s.Measurements,
 			harness.Measurement{Name: "timeout_interval_min_ms", Value: float64(minGap.Milliseconds()), Units: "ms"},
-			harness.Measurement{Name: "timeout_interval_max_ms", Value: float64(maxGap.Milliseconds()), Units: "ms"})
+			harness.Measurement{Name: "timeout_interval_max_ms", Value: float64(maxGap.Milliseconds()), Units: "ms"},
+			// The rate of the whole loop, each cycle's stall, recovery
+			// and the scenario's own steps in between.
+			harness.Measurement{Name: "timeouts_per_min", Value: round(float64(len(gaps)) / firsts[len(firsts)-1].Sub(firsts[0]).Minutes()), Units: "1/min"})
 	}
 	detail := strings.Join(lines, "; ")
 	if len(gaps) > 0 {

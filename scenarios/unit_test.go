@@ -88,7 +88,7 @@ func TestRepeatSummary(t *testing.T) {
 	for _, x := range s.Measurements {
 		m[x.Name] = x.Value
 	}
-	assert.Equal(t, map[string]float64{"cycles": 3, "cycles_passed": 3, "tx_timeouts": 3, "reset_lines": 4, "timeout_interval_min_ms": 9000, "timeout_interval_max_ms": 9000}, m)
+	assert.Equal(t, map[string]float64{"cycles": 3, "cycles_passed": 3, "tx_timeouts": 3, "reset_lines": 4, "timeout_interval_min_ms": 9000, "timeout_interval_max_ms": 9000, "timeouts_per_min": 6.7}, m)
 
 	// A cycle that did not recover fails the whole, naming it.
 	s = repeatSummary(5, "NapiStarve", []harness.ScenarioReport{cycle(0, harness.Pass, 1), cycle(1, harness.Fail, 0)})
