@@ -30,7 +30,7 @@ import (
 )
 
 // allSteps are the steps in the order they run.
-var allSteps = []string{"flood", "kmsg", "verdict", "suite", "pktgen"}
+var allSteps = []string{"flood", "kmsg", "verdict", "suite", "soak", "pktgen"}
 
 // usageError marks bad usage: exit status 2.
 type usageError struct{ msg string }
@@ -190,6 +190,7 @@ func (b *bench) run(ctx context.Context) {
 		"kmsg":    b.stepKmsg,
 		"verdict": b.stepVerdict,
 		"suite":   b.stepSuite,
+		"soak":    b.stepSoak,
 		"pktgen":  b.stepPktgen,
 	}
 	for i, s := range b.o.steps {

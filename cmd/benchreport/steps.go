@@ -451,6 +451,48 @@ func napiFigures(sc harness.ScenarioReport) []figure {
 	return r.Figures
 }
 
+// soakNIC is the rig NIC model of the soak step: virtio-net, whose partner
+// stall ends at once (the resume through the rig's control port) and whose
+// driver logs and goes on, so a cycle is the watchdog's period and the
+// scenario's own steps. e1000's reset cannot loop faster than its link
+// poll (2 s after every reset); the suite step's Repeat runs there.
+const soakNIC = "virtio-net-pci"
+
+// stepSoak runs TxTimeout/Repeat (N back-to-back stalls in one boot) on
+// soakNIC: the rate of timeouts the loop sustains.
+func (b *bench) stepSoak(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "benchreport-soak-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	run := b.goTest(ctx, []string{"TXTIMEOUT_NIC=" + soakNIC, "TXTIMEOUT_REPEAT=10", "TXTIMEOUT_REPORT_DIR=" + dir}, rigForward,
+		"-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", "^TestTxTimeout$/^Repeat$")
+	limit := fmt.Sprintf(">= %.1f (75 %% of 60/watchdog_timeo)", 0.75*60/watchdogTimeo.Seconds())
+	rep, err := harness.ReadReport(filepath.Join(dir, harness.ReportJSON))
+	if err != nil {
+		b.res.missing("soak_timeouts_per_min", "1/min", limit, fmt.Sprintf("no report: %v; go test: %v: %s", err, run.Err, lastLines(run.Output, 3)))
+		return fmt.Errorf("soak: no report: %w%s", err, keptNote(run.Output))
+	}
+	found := false
+	for _, sc := range rep.Scenarios {
+		for _, m := range sc.Measurements {
+			if sc.Name == "TxTimeout/Repeat" && m.Name == "timeouts_per_min" {
+				found = true
+				b.res.add("soak_timeouts_per_min", m.Value, "1/min", limit,
+					fmt.Sprintf("TxTimeout/Repeat, 10 PartnerStall cycles in one %s boot, first timeout to first timeout (%s: %s)", soakNIC, sc.Result, sc.Reason))
+			}
+		}
+	}
+	if !found {
+		b.res.missing("soak_timeouts_per_min", "1/min", limit, "TxTimeout/Repeat reported no timeouts_per_min: "+lastLines(run.Output, 3))
+	}
+	if run.Err != nil {
+		return fmt.Errorf("go test: %v: %s%s", run.Err, lastLines(run.Output, 3), keptNote(run.Output))
+	}
+	return nil
+}
+
 // stepPktgen runs TestBenchPktgen (scenarios/bench_test.go) on the rig: the
 // Go driver against the seed's shell pattern in one guest boot.
 func (b *bench) stepPktgen(ctx context.Context) error {
