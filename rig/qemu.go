@@ -115,10 +115,12 @@ var qboots sync.Map // QEMU binary -> qboot.rom path or ""
 // directories the QEMU binary lists with -L help; "" if it has none. qboot
 // does what a -kernel boot needs (PCI, e820, ACPI tables from QEMU, the
 // kernel's entry) and no POST, option ROMs or boot menu. Measured under
-// TCG from QEMU's start to the kernel's clock starting, with a bzImage:
-// 5.8 s against SeaBIOS's 7.2 s (medians of 4 interleaved, load 7); with
-// the unpacked kernel (unpackKernel) the two are within noise (1.0 s and
-// 0.9 s), so qboot matters for a -kernel bzImage.
+// TCG from QEMU's start to the kernel's clock starting, with the unpacked
+// kernel (unpackKernel): 0.19 s against SeaBIOS's 0.25 s (medians of 3,
+// idle machine), shorter in 6 of 9 interleaved pairs at load 5-13, with
+// the same QEMU CPU time (3.45 s and 3.46 s to the first test): what
+// qboot saves is SeaBIOS's waiting, not its work. With a bzImage the
+// guest's decompression dwarfs the difference.
 func findQboot(binary string) string {
 	if binary == "" {
 		return ""
