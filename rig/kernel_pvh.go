@@ -29,8 +29,8 @@ import (
 const pvhNoteType = 18
 
 // unpackKernel returns the uncompressed kernel of the bzImage bz: the
-// file vmlinux-* beside it, made the first time (the cache's lock is held
-// by the caller).
+// file vmlinux-* beside it, made the first time and again when bz is newer
+// (the cache's lock is held by the caller).
 func unpackKernel(ctx context.Context, bz string, progressf func(string, ...any)) (string, error) {
 	base := filepath.Base(bz)
 	name := strings.Replace(base, "vmlinuz", "vmlinux", 1)
@@ -38,10 +38,15 @@ func unpackKernel(ctx context.Context, bz string, progressf func(string, ...any)
 		name = base + ".elf"
 	}
 	out := filepath.Join(filepath.Dir(bz), name)
+	bst, err := os.Stat(bz)
+	if err != nil {
+		return "", err
+	}
 	if f, err := os.Open(out); err == nil {
+		st, serr := f.Stat()
 		err = pvhEntry(f)
 		f.Close()
-		if err == nil {
+		if err == nil && serr == nil && !st.ModTime().Before(bst.ModTime()) {
 			return out, nil
 		}
 	}

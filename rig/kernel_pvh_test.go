@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // fakeELF is a minimal x86-64 ELF with one PT_NOTE segment holding a note
@@ -101,11 +102,17 @@ func TestUnpackKernel(t *testing.T) {
 			require.NoError(t, err)
 			assert.True(t, bytes.Equal(good, b), "the vmlinux is the payload unpacked")
 			// The second call finds the file and does not unpack again:
-			// the bzImage it would read is gone.
-			require.NoError(t, os.Remove(bz))
+			// the bzImage it would read is unreadable.
+			require.NoError(t, os.WriteFile(bz, []byte("junk"), 0o644))
+			old := time.Now().Add(-time.Hour)
+			require.NoError(t, os.Chtimes(bz, old, old))
 			again, err := unpackKernel(context.Background(), bz, t.Logf)
 			require.NoError(t, err)
 			assert.Equal(t, got, again)
+			// A bzImage newer than the vmlinux is unpacked again.
+			require.NoError(t, os.Chtimes(bz, time.Now().Add(time.Hour), time.Now().Add(time.Hour)))
+			_, err = unpackKernel(context.Background(), bz, t.Logf)
+			require.ErrorContains(t, err, "not a bzImage")
 		})
 	}
 }
