@@ -37,7 +37,10 @@ func CacheDir() (string, error) {
 // Kernel is an extracted kernel: its image and module tree.
 type Kernel struct {
 	Package string // Debian package, if fetched
-	Image   string // vmlinuz
+	// Image is what QEMU boots: the uncompressed vmlinux made from
+	// Vmlinuz (see unpackKernel), or Vmlinuz itself when that fails.
+	Image   string
+	Vmlinuz string // the package's compressed image
 	Modules string // lib/modules/RELEASE
 	Release string
 }
@@ -67,6 +70,20 @@ func FetchKernel(ctx context.Context, progressf func(string, ...any)) (Kernel, e
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 
+	k, err := fetchLocked(ctx, cache, progressf)
+	if err != nil {
+		return Kernel{}, err
+	}
+	// Under the lock: concurrent callers unpack the image once.
+	if k.Image, err = unpackKernel(ctx, k.Vmlinuz, progressf); err != nil {
+		progressf("booting the compressed %s (%v): the guest decompresses it itself, seconds more under TCG", filepath.Base(k.Vmlinuz), err)
+		k.Image = k.Vmlinuz
+	}
+	return k, nil
+}
+
+// fetchLocked is FetchKernel's work under the cache lock.
+func fetchLocked(ctx context.Context, cache string, progressf func(string, ...any)) (Kernel, error) {
 	pkg := DefaultKernelPackage
 	if k, err := extractedKernel(cache, pkg); err == nil {
 		return k, nil
@@ -98,7 +115,7 @@ func extractedKernel(cache, pkg string) (Kernel, error) {
 	if len(images) != 1 || len(trees) != 1 {
 		return Kernel{}, fmt.Errorf("%w: %s is not an extracted kernel package", ErrKernelMissing, root)
 	}
-	return Kernel{Package: pkg, Image: images[0], Modules: trees[0], Release: filepath.Base(trees[0])}, nil
+	return Kernel{Package: pkg, Image: images[0], Vmlinuz: images[0], Modules: trees[0], Release: filepath.Base(trees[0])}, nil
 }
 
 // aptDownload runs `apt-get download pkg` in dir and returns the .deb.
