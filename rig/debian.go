@@ -13,7 +13,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 )
 
 // Kernels other than the pinned one come from Debian's archive by package
@@ -272,23 +271,13 @@ func FetchKernelPackage(ctx context.Context, name string, progressf func(string,
 	if !strings.HasPrefix(name, "linux-image-") {
 		return Kernel{}, fmt.Errorf("%w: %q is neither a kernel alias (%s) nor a linux-image-* package", ErrKernelMissing, name, strings.Join(KernelAliasNames(), ", "))
 	}
-	cache, err := CacheDir()
-	if err != nil {
-		return Kernel{}, err
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return Kernel{}, err
-	}
-	lock, err := os.OpenFile(filepath.Join(cache, "kernel.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return Kernel{}, err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return Kernel{}, fmt.Errorf("locking %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	return fetchCached(ctx, progressf, func(ctx context.Context, cache string, progressf func(string, ...any)) (Kernel, error) {
+		return fetchPackageLocked(ctx, cache, name, progressf)
+	})
+}
 
+// fetchPackageLocked is FetchKernelPackage's work under the cache lock.
+func fetchPackageLocked(ctx context.Context, cache, name string, progressf func(string, ...any)) (Kernel, error) {
 	if k, err := cachedKernel(cache, name); err == nil {
 		return k, nil
 	}

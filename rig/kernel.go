@@ -50,6 +50,13 @@ type Kernel struct {
 // the first time. Concurrent callers (several test binaries) serialise on a
 // lock file in the cache.
 func FetchKernel(ctx context.Context, progressf func(string, ...any)) (Kernel, error) {
+	return fetchCached(ctx, progressf, fetchLocked)
+}
+
+// fetchCached runs fetch under the cache's lock and unpacks the image it
+// returns (unpackKernel), so that concurrent callers fetch and unpack a
+// kernel once.
+func fetchCached(ctx context.Context, progressf func(string, ...any), fetch func(ctx context.Context, cache string, progressf func(string, ...any)) (Kernel, error)) (Kernel, error) {
 	if progressf == nil {
 		progressf = func(string, ...any) {}
 	}
@@ -70,11 +77,10 @@ func FetchKernel(ctx context.Context, progressf func(string, ...any)) (Kernel, e
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 
-	k, err := fetchLocked(ctx, cache, progressf)
+	k, err := fetch(ctx, cache, progressf)
 	if err != nil {
 		return Kernel{}, err
 	}
-	// Under the lock: concurrent callers unpack the image once.
 	if k.Image, err = unpackKernel(ctx, k.Vmlinuz, progressf); err != nil {
 		progressf("booting the compressed %s (%v): the guest decompresses it itself, seconds more under TCG", filepath.Base(k.Vmlinuz), err)
 		k.Image = k.Vmlinuz
