@@ -149,7 +149,7 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("matrix: %d of %d cells failed (see %s)", failed, len(m.Cells), filepath.Join(dir, report.IndexHTML))
+		return fmt.Errorf("%d of %d cells failed (see %s)", failed, len(m.Cells), filepath.Join(dir, report.IndexHTML))
 	}
 	return nil
 }
