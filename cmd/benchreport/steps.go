@@ -390,7 +390,7 @@ func (b *bench) stepSuite(ctx context.Context) error {
 	}
 	defer os.RemoveAll(dir)
 	run := b.goTest(ctx, []string{"TXTIMEOUT_REPORT_DIR=" + dir}, rigForward,
-		"-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", "TxTimeout")
+		"-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", "TxTimeout|Pktgen")
 	results := "no report.json"
 	if rep, err := harness.ReadReport(filepath.Join(dir, harness.ReportJSON)); err == nil {
 		var rs []string
@@ -409,7 +409,9 @@ func (b *bench) stepSuite(ctx context.Context) error {
 	if run.Err != nil {
 		status = run.Err.Error()
 	}
-	b.res.add("suite_wall_s", run.Wall.Seconds(), "s", "-", fmt.Sprintf("go test -count=1 -v ./scenarios -run TxTimeout, build included (%s; %s)", status, results))
+	b.res.add("suite_wall_s", run.Wall.Seconds(), "s", "-", fmt.Sprintf("go test -count=1 -v ./scenarios -run 'TxTimeout|Pktgen', build included (%s; %s)", status, results))
+	b.res.add("rig_boots_txtimeout_pktgen", float64(strings.Count(run.Output, "rig: booting ")), "boots", "1: one boot per test package",
+		"QEMU boots of that run (its \"rig: booting\" lines): the package's tests share a boot per NIC model of TestTxTimeout's plan")
 	if s, ok := rigBoot(run.Output); ok {
 		b.boots = append(b.boots, fmt.Sprintf("%.1f s (suite run)", s))
 		b.res.add("rig_boot_s", s, "s", "≈ 2.5 s TCG kernel boot to userspace on an idle machine (kernel-facts §4)",
