@@ -174,10 +174,10 @@ func isResult(ev guestEvent, name string) bool {
 	return (ev.Kind == "pass" || ev.Kind == "fail" || ev.Kind == "skip") && ev.Name == name
 }
 
-// Wait waits for the run's end and returns its result and error, and the
-// guest's failures that no host test mirrored (each a line naming the
-// test, then its output), which would otherwise be lost.
-func (s *Session) Wait() (*Result, error, []string) {
+// Wait waits for the run's end and returns its result, the guest's
+// failures that no host test mirrored (each a line naming the test, then
+// its output), which would otherwise be lost, and the run's error.
+func (s *Session) Wait() (*Result, []string, error) {
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -198,5 +198,5 @@ func (s *Session) Wait() (*Result, error, []string) {
 		}
 		lost = append(lost, strings.Join(out, "\n"))
 	}
-	return s.r, s.err, lost
+	return s.r, lost, s.err
 }

@@ -51,7 +51,7 @@ func TestSessionD(t *testing.T) { sessionHelper(t).Mirror(t) }
 
 func TestSessionLost(t *testing.T) {
 	s := sessionHelper(t)
-	_, _, lost := s.Wait()
+	_, lost, _ := s.Wait()
 	if len(lost) != 1 || !strings.HasPrefix(lost[0], "TestSessionC failed in the guest") || !strings.Contains(lost[0], "c_test.go:3: C broke") {
 		t.Errorf("lost failures %q, want TestSessionC's with its output", lost)
 	}

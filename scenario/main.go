@@ -418,7 +418,7 @@ func (ss *sessions) finish(stderr io.Writer) bool {
 	defer ss.mu.Unlock()
 	ok := true
 	for _, r := range ss.runs {
-		res, err, lost := r.s.Wait()
+		res, lost, err := r.s.Wait()
 		for _, l := range lost {
 			fmt.Fprintf(stderr, "txtimeout: %s\n", l)
 			ok = false
@@ -511,17 +511,6 @@ func bootsFor(name string, plan []Boot, userNIC, sub string) []rigBoot {
 		boots = append(boots, rigBoot{nic: p.NIC, run: run})
 	}
 	return boots
-}
-
-// hostRunSub is the part of this process's -test.run after its first
-// level.
-func hostRunSub() string {
-	f := flag.Lookup("test.run")
-	if f == nil {
-		return ""
-	}
-	_, sub := CutRunPattern(f.Value.String())
-	return sub
 }
 
 // CutRunPattern splits a -test.run pattern at its first '/' outside
