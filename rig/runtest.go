@@ -3,6 +3,7 @@ package rig
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -150,7 +151,22 @@ func RunBinary(ctx context.Context, c Config, bin string, args []string, out io.
 	}
 	args = c.guestArgs(args)
 	c.progressf("guest test flags: %s", CmdlineQuoted(args))
-	return Run(ctx, c, bin, args, out)
+	return bootOnceMore(ctx, c.progressf, func() (*Result, error) { return Run(ctx, c, bin, args, out) })
+}
+
+// bootOnceMore runs run, and once more when its guest never reached the
+// init (ErrBootTimeout). Such a guest ran no test: under TCG a boot hangs
+// now and then before userspace (about 1 in 100 boots here, silent after
+// the kernel's first lines), the emulator's trouble, not the DUT's. The
+// first attempt's work directory and console log are kept, and named in
+// the progress line.
+func bootOnceMore(ctx context.Context, progressf func(string, ...any), run func() (*Result, error)) (*Result, error) {
+	r, err := run()
+	if errors.Is(err, ErrBootTimeout) && ctx.Err() == nil {
+		progressf("the guest did not reach its init (%v); booting once more", err)
+		return run()
+	}
+	return r, err
 }
 
 // guestArgs adds RunPackage's defaults to args, under c with its defaults.
