@@ -30,7 +30,7 @@ func (b *bench) stepFlood(ctx context.Context) error {
 		b.res.missing("flood_pps_ratio_vs_ping_f", "ratio", ">= 1: Flood at least as fast as ping -f", why)
 		return errors.New(why)
 	}
-	type cell struct{ flood, ping, ratio, replied float64 }
+	type cell struct{ flood, ping, ratio, replied, cpu, pingCPU float64 }
 	cells := map[string]cell{}
 	senders := map[int]bool{}
 	re := regexp.MustCompile(`^Flood/size=(\d+)/senders=(\d+)$`)
@@ -41,7 +41,7 @@ func (b *bench) stepFlood(ctx context.Context) error {
 		}
 		n, _ := strconv.Atoi(m[2])
 		senders[n] = true
-		c := cell{flood: r.Metrics["pps"], replied: r.Metrics["replied/sent"]}
+		c := cell{flood: r.Metrics["pps"], replied: r.Metrics["replied/sent"], cpu: r.Metrics["cpu-ns/op"], pingCPU: r.Metrics["ping-f-cpu-ns/op"]}
 		if p, ok := r.Metrics["ping-f-pps"]; ok {
 			c.ping, c.ratio = p, r.Metrics["ratio-vs-ping-f"]
 		}
@@ -52,16 +52,12 @@ func (b *bench) stepFlood(ctx context.Context) error {
 		b.res.missing("flood_pps_ratio_vs_ping_f", "ratio", ">= 1", why)
 		return errors.New(why)
 	}
-	// The headline: 1400 bytes, the sender count at which Flood is fastest.
-	best, bestN := cell{}, 0
-	for n := range senders {
-		if c, ok := cells["1400/"+strconv.Itoa(n)]; ok && c.flood > best.flood {
-			best, bestN = c, n
-		}
-	}
+	// The headline: 1400 bytes, N senders (four) against as many ping -f.
+	bestN := bestOther(senders)
+	best := cells["1400/"+strconv.Itoa(bestN)]
 	if best.ping > 0 {
-		b.res.add("flood_pps_ratio_vs_ping_f", best.ratio, "ratio", ">= 1: Flood at least as fast as ping -f",
-			fmt.Sprintf("1400-byte payload, %d senders (Flood's best N) vs as many ping -f processes; %d requests per side; the median of %d paired per-run ratios (each figure below is the median of its own runs)", bestN, b.o.floodCount, b.o.floodRuns))
+		b.res.add("flood_pps_ratio_vs_ping_f", best.ratio, "ratio", ">= 1.5: Flood with N senders against as many ping -f",
+			fmt.Sprintf("1400-byte payload, %d senders vs as many ping -f processes; %d requests per side; the median of %d paired per-run ratios (each figure below is the median of its own runs)", bestN, b.o.floodCount, b.o.floodRuns))
 	} else {
 		b.res.missing("flood_pps_ratio_vs_ping_f", "ratio", ">= 1", "no ping -f figure: iputils ping is not installed (apt-get install iputils-ping)")
 	}
@@ -75,7 +71,18 @@ func (b *bench) stepFlood(ctx context.Context) error {
 			b.res.add("flood_pps_"+k, c.flood, "pps", limit, fmt.Sprintf("Flood, %s-byte payload, %d sender(s); replied/sent %.3f", size, n, c.replied))
 			if c.ping > 0 {
 				b.res.add("ping_f_pps_"+k, c.ping, "pps", "-", fmt.Sprintf("iputils ping -f, %d process(es)", n))
-				b.res.add("flood_ratio_vs_ping_f_"+k, c.ratio, "ratio", ">= 1", "")
+				lim := ">= 1"
+				if n > 1 {
+					lim = ">= 1.5"
+				}
+				b.res.add("flood_ratio_vs_ping_f_"+k, c.ratio, "ratio", lim, "")
+			}
+			if c.cpu > 0 && c.pingCPU > 0 {
+				// Less load-sensitive than pps on a shared machine: CPU
+				// time per request, the network stack's work in the
+				// system calls included, on both sides.
+				b.res.add("flood_cpu_us_per_req_"+k, c.cpu/1000, "µs", "-", "Flood's process CPU time per request")
+				b.res.add("ping_f_cpu_us_per_req_"+k, c.pingCPU/1000, "µs", "-", "ping -f processes' CPU time per request")
 			}
 		}
 	}
