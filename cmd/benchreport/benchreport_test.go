@@ -272,21 +272,6 @@ func TestRigBoot(t *testing.T) {
 	}
 }
 
-func TestStatPPID(t *testing.T) {
-	for stat, want := range map[string]int{
-		"1234 (go) S 77 1234 1234 0":         77,
-		"99 (a) b (c)) R 1 99 99 0 -1":       1,
-		"5 (qemu-system-x86) S 4321 5 5 0 0": 4321,
-	} {
-		if got, ok := statPPID(stat); !ok || got != want {
-			t.Errorf("statPPID(%q) = %d, %v; want %d", stat, got, ok, want)
-		}
-	}
-	if _, ok := statPPID("garbage"); ok {
-		t.Error("statPPID accepted garbage")
-	}
-}
-
 func TestResultsJSONAndTable(t *testing.T) {
 	r := newResults(machine{CPU: "cpu", Cores: 2, Kernel: "6.18"})
 	r.add("flood_pps_ratio_vs_ping_f", 1.23456, "ratio", ">= 1", "note")

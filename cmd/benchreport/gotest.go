@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"txtimeout/internal/procstat"
 	"txtimeout/rig"
 )
 
@@ -120,21 +120,17 @@ func (b *bench) goTest(ctx context.Context, env []string, forward func(line stri
 // treeRSS sums the resident memory of pid and its descendants, and
 // returns the largest QEMU among them.
 func treeRSS(root int) (total, qemu int64) {
-	ents, err := os.ReadDir("/proc")
+	pids, err := procstat.PIDs("/proc")
 	if err != nil {
 		return 0, 0
 	}
 	children := map[int][]int{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	for _, pid := range pids {
+		st, err := procstat.Read("/proc", pid)
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if ppid, ok := statPPID(string(b)); ok {
+		if ppid, err := st.PPID(); err == nil {
 			children[ppid] = append(children[ppid], pid)
 		}
 	}
@@ -159,22 +155,6 @@ func treeRSS(root int) (total, qemu int64) {
 		}
 	}
 	return total, qemu
-}
-
-// statPPID returns the parent pid from a /proc/PID/stat line: the fourth
-// field, counted after the command name in parentheses (which may hold
-// spaces and parentheses itself).
-func statPPID(stat string) (int, bool) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 2 {
-		return 0, false
-	}
-	ppid, err := strconv.Atoi(f[1])
-	return ppid, err == nil
 }
 
 // benchResult is one benchmark result line.
