@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"txtimeout/harness"
 	"txtimeout/internal/procstat"
 	"txtimeout/rig"
 )
@@ -34,6 +36,38 @@ type goTestRun struct {
 	// MaxRSS is wait4's ru_maxrss: the largest resident set size of any
 	// one process of the tree that was waited for.
 	MaxRSS int64
+}
+
+// failure is the run's exit error with the output's last lines and the
+// rig directories it kept, or nil.
+func (r goTestRun) failure() error {
+	if r.Err == nil {
+		return nil
+	}
+	return fmt.Errorf("go test: %v: %s%s", r.Err, lastLines(r.Output, 3), keptNote(r.Output))
+}
+
+// scenarioRun is a go test run of the scenarios on the virtual rig and
+// the report.json it wrote.
+type scenarioRun struct {
+	goTestRun
+	Report    *harness.Report
+	ReportErr error // why Report is nil
+}
+
+// runScenarios runs the scenarios that match pattern on the rig, with env
+// and a report directory of its own (benchreport-NAME-*, removed after
+// the report is read), forwarding the lines that forward accepts.
+func (b *bench) runScenarios(ctx context.Context, name string, env []string, forward func(line string) bool, pattern string) (scenarioRun, error) {
+	dir, err := os.MkdirTemp("", "benchreport-"+name+"-")
+	if err != nil {
+		return scenarioRun{}, err
+	}
+	defer os.RemoveAll(dir)
+	run := scenarioRun{goTestRun: b.goTest(ctx, append(env, "TXTIMEOUT_REPORT_DIR="+dir), forward,
+		"-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", pattern)}
+	run.Report, run.ReportErr = harness.ReadReport(filepath.Join(dir, harness.ReportJSON))
+	return run, nil
 }
 
 // rssInterval is how often the process tree's memory is sampled.
