@@ -137,8 +137,14 @@ func (s Stat) Int(n int) (int, error) {
 	return v, nil
 }
 
-// State is field 3, one letter: R running, S sleeping, Z zombie, X dead, ...
-func (s Stat) State() byte { return s.rest[0][0] }
+// State is field 3, one letter: R running, S sleeping, Z zombie, X dead,
+// ... (0 in the zero Stat).
+func (s Stat) State() byte {
+	if len(s.rest) == 0 {
+		return 0
+	}
+	return s.rest[0][0]
+}
 
 // PPID is field 4, the parent's pid.
 func (s Stat) PPID() (int, error) { return s.Int(FieldPPID) }

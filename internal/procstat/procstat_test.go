@@ -90,6 +90,9 @@ func TestMissingFields(t *testing.T) {
 	if _, ok := st.Field(0); ok {
 		t.Error("Field(0)")
 	}
+	if (Stat{}).State() != 0 || (Stat{}).Kthread() {
+		t.Error("the zero Stat has a state or flags")
+	}
 	st, _ = Parse("1 (x) S notanumber")
 	if _, err := st.PPID(); err == nil {
 		t.Error("PPID not a number")
