@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"txtimeout/internal/procstat"
 )
 
 // The CPU hog of NapiStarve is a separate process: the binary that
@@ -176,8 +178,8 @@ func startHog(ctx context.Context, cpu, prio int, d time.Duration) (*hog, error)
 		h.stop()
 		return nil, errors.New("hog: not spinning within 10s")
 	}
-	if st, err := readProcStat(h.pid); err == nil {
-		h.start = st.StartTime
+	if _, start, err := procStart("/proc", h.pid); err == nil {
+		h.start = start
 	}
 	return h, nil
 }
@@ -210,21 +212,23 @@ func (h *hog) running() bool {
 	}
 }
 
-// readProcStat reads /proc/PID/stat.
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+// procStart reads pid's stat under proc and its start time, which with
+// the pid is a process's identity.
+func procStart(proc string, pid int) (procstat.Stat, uint64, error) {
+	st, err := procstat.Read(proc, pid)
 	if err != nil {
-		return procStat{}, err
+		return st, 0, err
 	}
-	return parseProcStat(string(b))
+	start, err := st.StartTime()
+	return st, start, err
 }
 
 // killIfSame sends SIGKILL to pid only if it is still the process that
 // started at start (so that a reused pid is never killed), and reports
 // whether it did.
 func killIfSame(pid int, start uint64) bool {
-	st, err := readProcStat(pid)
-	if err != nil || st.StartTime != start || st.State == 'Z' || st.State == 'X' {
+	st, now, err := procStart("/proc", pid)
+	if err != nil || now != start || st.State() == 'Z' || st.State() == 'X' {
 		return false // gone, another process, or dead and not yet reaped
 	}
 	return unix.Kill(pid, unix.SIGKILL) == nil

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"txtimeout/internal/pktgenproc"
+	"txtimeout/internal/procstat"
 )
 
 // Leftovers says what the project has left behind, after a run that
@@ -104,8 +104,8 @@ func stateDetail(st *state) string {
 
 // hogAlive reports whether the process pid, started at start, still runs.
 func hogAlive(pid int, start uint64) bool {
-	st, err := readProcStat(pid)
-	return err == nil && st.StartTime == start
+	_, now, err := procStart("/proc", pid)
+	return err == nil && now == start
 }
 
 // leftoverQdiscs lists iface's qdiscs with the project's handle.
@@ -142,7 +142,7 @@ func leftoverPktgen(o Options) ([]string, error) {
 // the hog's environment names it) is dead or is self: a hog of a running
 // injection elsewhere is not left behind.
 func leftoverHogs(proc string, self int) ([]string, error) {
-	pids, err := procPIDs(proc)
+	pids, err := procstat.PIDs(proc)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func leftoverHogs(proc string, self int) ([]string, error) {
 // their scheduling, which by default is SCHED_OTHER.
 func leftoverNapiThreads(proc, iface string) ([]string, error) {
 	var out []string
-	err := eachKthread(proc, func(pid int, name string, _ procStat) {
+	err := eachKthread(proc, func(pid int, name string, _ uint64) {
 		// A name cut at 15 bytes (before 5.17) counts too: a leftover
 		// is worth a look even if it may be another interface's.
 		if ok, _ := napiThreadOf(name, iface); !ok {
@@ -187,20 +187,4 @@ func leftoverNapiThreads(proc, iface string) ([]string, error) {
 		}
 	})
 	return out, err
-}
-
-// procPIDs lists the process ids under proc, in order.
-func procPIDs(proc string) ([]int, error) {
-	ents, err := os.ReadDir(proc)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", proc, err)
-	}
-	var pids []int
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil && pid > 0 {
-			pids = append(pids, pid)
-		}
-	}
-	sort.Ints(pids)
-	return pids, nil
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"txtimeout/internal/procstat"
 )
 
 // TestIntegrationLeftovers: on a veth in a namespace of its own, a clean
@@ -115,7 +117,7 @@ func TestLeftoverHogs(t *testing.T) {
 // (SCHED_OTHER).
 func TestLeftoverNapiThreads(t *testing.T) {
 	migration := -1
-	pids, err := procPIDs("/proc")
+	pids, err := procstat.PIDs("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,54 +118,6 @@ func formatCPUList(cpus []int) string {
 	return strings.Join(parts, ",")
 }
 
-// procStat is what /proc/PID/stat says that the injector needs.
-type procStat struct {
-	Comm      string
-	State     byte
-	PPID      int
-	Flags     uint64
-	StartTime uint64 // clock ticks after boot: with the pid, a process's identity
-}
-
-// pfKthread is PF_KTHREAD (include/linux/sched.h).
-const pfKthread = 0x00200000
-
-// parseProcStat parses /proc/PID/stat. The comm field is in parentheses
-// and may itself hold spaces and parentheses, so the fields after it are
-// counted from the last ')'.
-func parseProcStat(b string) (procStat, error) {
-	open := strings.IndexByte(b, '(')
-	closeAt := strings.LastIndexByte(b, ')')
-	if open < 0 || closeAt < open {
-		return procStat{}, fmt.Errorf("stat %q: no comm field", trunc(b))
-	}
-	st := procStat{Comm: b[open+1 : closeAt]}
-	f := strings.Fields(b[closeAt+1:])
-	// f[0] is field 3 (state); field N is f[N-3].
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("stat %q: %d fields after comm, want at least 20", trunc(b), len(f))
-	}
-	st.State = f[0][0]
-	var err error
-	if st.PPID, err = strconv.Atoi(f[1]); err != nil {
-		return procStat{}, fmt.Errorf("stat: ppid %q", f[1])
-	}
-	if st.Flags, err = strconv.ParseUint(f[6], 10, 64); err != nil {
-		return procStat{}, fmt.Errorf("stat: flags %q", f[6])
-	}
-	if st.StartTime, err = strconv.ParseUint(f[19], 10, 64); err != nil {
-		return procStat{}, fmt.Errorf("stat: starttime %q", f[19])
-	}
-	return st, nil
-}
-
-func trunc(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
-}
-
 // commLen is TASK_COMM_LEN-1: kernels before 5.17 show kthread names cut
 // to 15 bytes in /proc.
 const commLen = 15

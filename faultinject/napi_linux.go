@@ -15,6 +15,8 @@ import (
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"txtimeout/internal/procstat"
 )
 
 // NapiStarve starves a device's NAPI threads: threaded NAPI on, its NAPI
@@ -248,16 +250,16 @@ func (n *NapiStarve) napiThreads(ifindex int) ([]savedThread, error) {
 	// so the names in /proc are read as well.
 	if pids, err := napiPIDsNetlink(ifindex); err == nil {
 		for _, pid := range pids {
-			st, err := readProcStat(pid)
+			st, start, err := procStart("/proc", pid)
 			if err != nil {
 				return nil, fmt.Errorf("NAPI thread %d: %w", pid, err)
 			}
 			seen[pid] = true
-			out = append(out, savedThread{PID: pid, Name: kthreadName(n.proc, pid, st.Comm), Start: st.StartTime})
+			out = append(out, savedThread{PID: pid, Name: kthreadName(n.proc, pid, st.Comm), Start: start})
 		}
 	}
 	var truncated []string
-	err := n.eachKthread(func(pid int, name string, st procStat) {
+	err := n.eachKthread(func(pid int, name string, start uint64) {
 		if seen[pid] {
 			return
 		}
@@ -268,7 +270,7 @@ func (n *NapiStarve) napiThreads(ifindex int) ([]savedThread, error) {
 		if cut {
 			truncated = append(truncated, name)
 		}
-		out = append(out, savedThread{PID: pid, Name: name, Start: st.StartTime})
+		out = append(out, savedThread{PID: pid, Name: name, Start: start})
 	})
 	if err != nil {
 		return nil, err
@@ -297,9 +299,9 @@ func (n *NapiStarve) napiThreads(ifindex int) ([]savedThread, error) {
 // findKthread returns the kernel thread named name.
 func (n *NapiStarve) findKthread(name string) (savedThread, error) {
 	var found []savedThread
-	err := n.eachKthread(func(pid int, got string, st procStat) {
+	err := n.eachKthread(func(pid int, got string, start uint64) {
 		if got == name {
-			found = append(found, savedThread{PID: pid, Name: got, Start: st.StartTime})
+			found = append(found, savedThread{PID: pid, Name: got, Start: start})
 		}
 	})
 	if err != nil {
@@ -312,27 +314,24 @@ func (n *NapiStarve) findKthread(name string) (savedThread, error) {
 }
 
 // eachKthread calls fn for every kernel thread in n's /proc.
-func (n *NapiStarve) eachKthread(fn func(pid int, name string, st procStat)) error {
+func (n *NapiStarve) eachKthread(fn func(pid int, name string, start uint64)) error {
 	return eachKthread(n.proc, fn)
 }
 
 // eachKthread calls fn for every kernel thread under proc, with its full
-// name where the kernel shows it (/proc/PID/status, 5.17+) and its stat.
-func eachKthread(proc string, fn func(pid int, name string, st procStat)) error {
-	pids, err := procPIDs(proc)
+// name where the kernel shows it (/proc/PID/status, 5.17+) and its start
+// time.
+func eachKthread(proc string, fn func(pid int, name string, start uint64)) error {
+	pids, err := procstat.PIDs(proc)
 	if err != nil {
 		return err
 	}
 	for _, pid := range pids {
-		b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "stat"))
-		if err != nil {
-			continue // gone
+		st, start, err := procStart(proc, pid)
+		if err != nil || !st.Kthread() {
+			continue // gone, or not a kernel thread
 		}
-		st, err := parseProcStat(string(b))
-		if err != nil || st.Flags&pfKthread == 0 {
-			continue
-		}
-		fn(pid, kthreadName(proc, pid, st.Comm), st)
+		fn(pid, kthreadName(proc, pid, st.Comm), start)
 	}
 	return nil
 }
@@ -390,8 +389,8 @@ func setFIFO(pid int, prio uint32) error {
 // restoreThread puts t's affinity and scheduling back, if the thread is
 // still the one recorded. It reports what it did.
 func restoreThread(t savedThread) (string, error) {
-	st, err := readProcStat(t.PID)
-	if err != nil || st.StartTime != t.Start {
+	_, start, err := procStart("/proc", t.PID)
+	if err != nil || start != t.Start {
 		return fmt.Sprintf("%s[%d] is gone", t.Name, t.PID), nil
 	}
 	var errs []error

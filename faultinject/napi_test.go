@@ -42,32 +42,6 @@ func TestParseCPUList(t *testing.T) {
 	assert.Equal(t, "0-3,5,7-8", formatCPUList([]int{0, 1, 2, 3, 5, 7, 8}))
 }
 
-// A kthread's stat line as Debian 6.1.0-56 shows it in the rig
-// (cat /proc/PID/stat of napi/eth0-8193), and a user process whose comm
-// holds spaces and parentheses.
-func TestParseProcStat(t *testing.T) {
-	napi := "157 (napi/eth0-8193) S 2 0 0 0 -1 2129984 0 0 0 0 0 12 0 0 20 0 1 0 512 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0"
-	st, err := parseProcStat(napi)
-	require.NoError(t, err)
-	assert.Equal(t, "napi/eth0-8193", st.Comm)
-	assert.Equal(t, byte('S'), st.State)
-	assert.Equal(t, 2, st.PPID)
-	assert.NotZero(t, st.Flags&pfKthread, "PF_KTHREAD")
-	assert.Equal(t, uint64(512), st.StartTime)
-
-	odd := "4242 (a (b) c) R 1 4242 4242 0 -1 4194560 0 0 0 0 5 1 0 0 20 0 3 0 98765 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0"
-	st, err = parseProcStat(odd)
-	require.NoError(t, err)
-	assert.Equal(t, "a (b) c", st.Comm)
-	assert.Zero(t, st.Flags&pfKthread)
-	assert.Equal(t, uint64(98765), st.StartTime)
-
-	for _, bad := range []string{"", "12 noparen S 1", "1 (x) S 1 2 3", "1 (x) SS 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0"} {
-		_, err := parseProcStat(bad)
-		assert.Error(t, err, bad)
-	}
-}
-
 func TestNapiThreadOf(t *testing.T) {
 	for _, tc := range []struct {
 		name, iface string

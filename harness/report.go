@@ -110,18 +110,14 @@ func (r *Report) snapshot() Report {
 		Scenarios: append([]ScenarioReport{}, r.Scenarios...)}
 }
 
-// MarshalJSON writes the report without its lock.
+// MarshalJSON writes a snapshot of the report taken under its lock.
 func (r *Report) MarshalJSON() ([]byte, error) {
-	type plain struct {
-		Kernel    string           `json:"kernel"`
-		Driver    string           `json:"driver"`
-		Iface     string           `json:"iface"`
-		NIC       string           `json:"nic,omitempty"`
-		Config    Config           `json:"config"`
-		Scenarios []ScenarioReport `json:"scenarios"`
-	}
+	// plain has Report's fields and tags but not this method, so that the
+	// encoder does not call it again; the lock and the seam, unexported,
+	// are not written.
+	type plain Report
 	s := r.snapshot()
-	return json.Marshal(plain{s.Kernel, s.Driver, s.Iface, s.NIC, s.Config, s.Scenarios})
+	return json.Marshal((*plain)(&s))
 }
 
 // Report file names inside the report directory.

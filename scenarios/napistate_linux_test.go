@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"txtimeout/internal/procstat"
 )
 
 // napiState describes iface's threaded setting, RT throttling and the
@@ -21,23 +23,18 @@ func napiState(iface string) string {
 	online, _ := os.ReadFile("/sys/devices/system/cpu/online")
 	all := affinityList(online)
 	var odd []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	pids, _ := procstat.PIDs("/proc")
+	for _, pid := range pids {
+		st, err := procstat.Read("/proc", pid)
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		comm, f, ok := statFields(string(b))
-		// Field 9 is flags (f[6]), 40 rt_priority (f[37]), 41 policy (f[38]).
-		if !ok || len(f) < 39 || f[0] == "Z" || f[0] == "X" {
+		prio, err1 := st.RTPriority()
+		policy, err2 := st.Policy()
+		if err1 != nil || err2 != nil || st.State() == 'Z' || st.State() == 'X' {
 			continue // a zombie runs nothing
 		}
-		flags, _ := strconv.ParseUint(f[6], 10, 64)
-		kthread := flags&0x00200000 != 0 // PF_KTHREAD
+		comm, kthread := st.Comm, st.Kthread()
 		var set unix.CPUSet
 		cpus := "?"
 		if unix.SchedGetaffinity(pid, &set) == nil {
@@ -46,7 +43,7 @@ func napiState(iface string) string {
 		switch {
 		case kthread && (strings.HasPrefix(comm, "migration/") || strings.HasPrefix(comm, "idle_inject/") || strings.HasPrefix(comm, "watchdog/")):
 			continue // SCHED_FIFO 99 by design
-		case f[38] != "0":
+		case policy != 0:
 			// A real-time thread: a raised ksoftirqd, a NAPI thread
 			// left at SCHED_FIFO, or a hog that outlived its run.
 		case kthread && strings.HasPrefix(comm, "napi/") && cpus != all:
@@ -54,20 +51,11 @@ func napiState(iface string) string {
 		default:
 			continue
 		}
-		odd = append(odd, fmt.Sprintf("%s policy %s prio %s cpus %s", comm, f[38], f[37], cpus))
+		odd = append(odd, fmt.Sprintf("%s policy %d prio %d cpus %s", comm, policy, prio, cpus))
 	}
 	slices.Sort(odd)
 	return fmt.Sprintf("threaded %s; sched_rt_runtime_us %s; threads with own scheduling [%s]",
 		strings.TrimSpace(string(threaded)), strings.TrimSpace(string(rt)), strings.Join(odd, ", "))
-}
-
-// statFields splits /proc/PID/stat into comm and the fields after it.
-func statFields(b string) (string, []string, bool) {
-	open, end := strings.IndexByte(b, '('), strings.LastIndexByte(b, ')')
-	if open < 0 || end < open {
-		return "", nil, false
-	}
-	return b[open+1 : end], strings.Fields(b[end+1:]), true
 }
 
 // affinityList normalises a kernel CPU list ("0-1") to cpuList's form.

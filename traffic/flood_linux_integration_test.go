@@ -65,12 +65,22 @@ func TestIntegrationFloodCallerNetNS(t *testing.T) {
 	// the sockets really were opened in A.
 }
 
+// boundedFloodNet is a linked veth pair for a flood that must end by
+// itself, checked at the end for sockets, senders and readers left
+// behind, and a context that ends the test's flood after 30 s if the
+// flood's own bound does not.
+func boundedFloodNet(tb testing.TB) (*testnet.Pair, context.Context) {
+	tb.Helper()
+	v := testnet.NewLinked(tb)
+	leakcheck.Check(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	tb.Cleanup(cancel)
+	return v, ctx
+}
+
 // TestIntegrationFloodFullRateCount: as fast as possible, stops at Count.
 func TestIntegrationFloodFullRateCount(t *testing.T) {
-	v := testnet.NewLinked(t)
-	leakcheck.Check(t) // sockets closed, senders and readers gone
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	v, ctx := boundedFloodNet(t)
 	const n = 20000
 	st, err := Flood(ctx, FloodConfig{Dst: v.B.Addr, NetNS: v.A.NS.Path, Size: 1400, Count: n, Senders: 3, Linger: -1})
 	if err != nil {
@@ -90,10 +100,7 @@ func TestIntegrationFloodFullRateCount(t *testing.T) {
 
 // TestIntegrationFloodFullRateFor: as fast as possible, stops at For.
 func TestIntegrationFloodFullRateFor(t *testing.T) {
-	v := testnet.NewLinked(t)
-	leakcheck.Check(t) // sockets closed, senders and readers gone
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	v, ctx := boundedFloodNet(t)
 	var progress []FloodStats
 	begin := time.Now()
 	st, err := Flood(ctx, FloodConfig{Dst: v.B.Addr, NetNS: v.A.NS.Path, For: 1500 * time.Millisecond, Senders: 2, Linger: -1,
@@ -202,12 +209,9 @@ func TestIntegrationReachable(t *testing.T) {
 // bound, and backs off instead of spinning (at most one error per
 // minBackoff per sender).
 func TestIntegrationFloodENOBUFS(t *testing.T) {
-	v := testnet.NewLinked(t)
-	leakcheck.Check(t) // sockets closed, senders and readers gone
+	v, ctx := boundedFloodNet(t)
 	throttleA(t, v)
 	const senders = 2
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	st, err := Flood(ctx, FloodConfig{Dst: v.B.Addr, NetNS: v.A.NS.Path, For: time.Second, Senders: senders, Linger: -1})
 	if err != nil {
 		t.Fatal(err)

@@ -215,27 +215,13 @@ func (d PktgenDevice) commands() []string {
 		// Before clone_skb and burst: the kernel checks them against it.
 		add("xmit_mode %s", d.XmitMode)
 	}
-	if d.CloneSKB > 0 {
-		add("clone_skb %d", d.CloneSKB)
-	}
-	if d.Frags > 0 {
-		add("frags %d", d.Frags)
-	}
-	if d.PktSize > 0 {
-		add("pkt_size %d", d.PktSize)
-	}
-	if d.Delay > 0 {
-		add("delay %d", d.Delay.Nanoseconds())
-	}
-	if d.RateP > 0 {
-		add("ratep %d", d.RateP)
-	}
-	if d.RateMbps > 0 {
-		add("rate %d", d.RateMbps)
-	}
-	if d.Burst > 0 {
-		add("burst %d", d.Burst)
-	}
+	cmds = addSet(cmds, "clone_skb", d.CloneSKB)
+	cmds = addSet(cmds, "frags", d.Frags)
+	cmds = addSet(cmds, "pkt_size", d.PktSize)
+	cmds = addSet(cmds, "delay", d.Delay.Nanoseconds())
+	cmds = addSet(cmds, "ratep", d.RateP)
+	cmds = addSet(cmds, "rate", d.RateMbps)
+	cmds = addSet(cmds, "burst", d.Burst)
 	if d.Dst != nil {
 		add("dst %s", d.Dst.To4())
 	}
@@ -257,14 +243,10 @@ func (d PktgenDevice) commands() []string {
 	if d.SrcMax != nil {
 		add("src_max %s", d.SrcMax.To4())
 	}
-	for _, p := range []struct {
-		name string
-		v    uint16
-	}{{"udp_src_min", d.UDPSrcMin}, {"udp_src_max", d.UDPSrcMax}, {"udp_dst_min", d.UDPDstMin}, {"udp_dst_max", d.UDPDstMax}} {
-		if p.v > 0 {
-			add("%s %d", p.name, p.v)
-		}
-	}
+	cmds = addSet(cmds, "udp_src_min", d.UDPSrcMin)
+	cmds = addSet(cmds, "udp_src_max", d.UDPSrcMax)
+	cmds = addSet(cmds, "udp_dst_min", d.UDPDstMin)
+	cmds = addSet(cmds, "udp_dst_max", d.UDPDstMax)
 	if d.QueueMapMin > 0 || d.QueueMapMax > 0 {
 		add("queue_map_min %d", d.QueueMapMin)
 		add("queue_map_max %d", d.QueueMapMax)
@@ -272,11 +254,16 @@ func (d PktgenDevice) commands() []string {
 	if d.Config {
 		add("config 1")
 	}
-	if d.Flows > 0 {
-		add("flows %d", d.Flows)
-	}
-	if d.FlowLen > 0 {
-		add("flowlen %d", d.FlowLen)
+	cmds = addSet(cmds, "flows", d.Flows)
+	cmds = addSet(cmds, "flowlen", d.FlowLen)
+	return cmds
+}
+
+// addSet appends the command "name v" to cmds when v is set: zero (and,
+// for signed fields, a negative value) leaves the kernel's default.
+func addSet[T int | int64 | uint16 | uint64](cmds []string, name string, v T) []string {
+	if v > 0 {
+		cmds = append(cmds, fmt.Sprintf("%s %d", name, v))
 	}
 	return cmds
 }

@@ -318,17 +318,25 @@ func TestPktgenRunUnbounded(t *testing.T) {
 	}
 }
 
+// endAtStart returns a context with a far deadline, so that a run of
+// count 0 is bounded, which ends as soon as "start" has begun: the run's
+// deadline passing while pktgen sends.
+func (f *fakePktgen) endAtStart(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	tb.Cleanup(cancel)
+	go func() {
+		<-f.starting
+		cancel()
+	}()
+	return ctx
+}
+
 // TestPktgenRunStopsAtDeadline: count 0 runs until the context ends, then
 // "stop" makes "start" return and the results are read.
 func TestPktgenRunStopsAtDeadline(t *testing.T) {
 	leakcheck.Check(t)
 	f := newFakePktgen(1, "eth0")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-	defer cancel()
-	go func() {
-		<-f.starting
-		cancel()
-	}()
+	ctx := f.endAtStart(t)
 	c := PktgenConfig{Devices: []PktgenDevice{{Iface: "eth0", PktSize: 1400}}}
 	res, err := testDriver(f).run(ctx, c)
 	if err != nil {
@@ -368,12 +376,7 @@ func TestPktgenRunStoppedWhileStarting(t *testing.T) {
 	leakcheck.Check(t)
 	content, _ := readFixture(t, "testdata/pktgen/stopped-starting.txt")
 	f := newFakePktgen(1, "eth0")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-	defer cancel()
-	go func() {
-		<-f.starting
-		cancel()
-	}()
+	ctx := f.endAtStart(t)
 	res, err := testDriver(f).withFS(frozenFS{f, content}).run(ctx, PktgenConfig{Devices: []PktgenDevice{{Iface: "eth0", PktSize: 1400}}})
 	if err != nil {
 		t.Fatal(err)

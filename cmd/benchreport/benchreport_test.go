@@ -272,21 +272,6 @@ func TestRigBoot(t *testing.T) {
 	}
 }
 
-func TestStatPPID(t *testing.T) {
-	for stat, want := range map[string]int{
-		"1234 (go) S 77 1234 1234 0":         77,
-		"99 (a) b (c)) R 1 99 99 0 -1":       1,
-		"5 (qemu-system-x86) S 4321 5 5 0 0": 4321,
-	} {
-		if got, ok := statPPID(stat); !ok || got != want {
-			t.Errorf("statPPID(%q) = %d, %v; want %d", stat, got, ok, want)
-		}
-	}
-	if _, ok := statPPID("garbage"); ok {
-		t.Error("statPPID accepted garbage")
-	}
-}
-
 func TestResultsJSONAndTable(t *testing.T) {
 	r := newResults(machine{CPU: "cpu", Cores: 2, Kernel: "6.18"})
 	r.add("flood_pps_ratio_vs_ping_f", 1.23456, "ratio", ">= 1", "note")
@@ -337,7 +322,7 @@ func TestPktgenMeasurements(t *testing.T) {
 	if err := rep.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
-	m, err := pktgenMeasurements(filepath.Join(dir, harness.ReportJSON))
+	m, err := pktgenMeasurements(harness.ReadReport(filepath.Join(dir, harness.ReportJSON)))
 	if err != nil || m["pktgen_ratio_vs_shell"] != 1.02 || m["pktgen_go_pps"] != 20000 {
 		t.Errorf("pktgenMeasurements = %v, %v", m, err)
 	}
@@ -347,10 +332,10 @@ func TestPktgenMeasurements(t *testing.T) {
 	if err := failed.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pktgenMeasurements(filepath.Join(dir, harness.ReportJSON)); err == nil || !strings.Contains(err.Error(), "sent nothing") {
+	if _, err := pktgenMeasurements(harness.ReadReport(filepath.Join(dir, harness.ReportJSON))); err == nil || !strings.Contains(err.Error(), "sent nothing") {
 		t.Errorf("failed scenario: err = %v", err)
 	}
-	if _, err := pktgenMeasurements(filepath.Join(dir, "nope.json")); err == nil {
+	if _, err := pktgenMeasurements(harness.ReadReport(filepath.Join(dir, "nope.json"))); err == nil {
 		t.Error("missing report: no error")
 	}
 }
@@ -439,6 +424,42 @@ func TestGoTest(t *testing.T) {
 	}
 	if run.PeakTreeRSS <= 0 || run.MaxRSS <= 0 {
 		t.Errorf("PeakTreeRSS = %d, MaxRSS = %d: want both measured", run.PeakTreeRSS, run.MaxRSS)
+	}
+}
+
+// TestRunScenarios: the stand-in for the go command writes a report.json
+// into the report directory it is given; runScenarios passes the
+// pattern and the environment, reads the report and removes the
+// directory, and failure names the exit status.
+func TestRunScenarios(t *testing.T) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\n" +
+		"echo \"args: $*; env: $BENCH_TEST_ENV; dir: $TXTIMEOUT_REPORT_DIR\"\n" +
+		"echo '{\"kernel\":\"k\",\"scenarios\":[{\"name\":\"S\",\"result\":\"pass\"}]}' > \"$TXTIMEOUT_REPORT_DIR/report.json\"\n" +
+		"exit 1\n"
+	if err := os.WriteFile(filepath.Join(dir, "go"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{goBin: filepath.Join(dir, "go"), modDir: dir, start: time.Now(), stderr: &bytes.Buffer{}}
+	run, err := b.runScenarios(context.Background(), "test", []string{"BENCH_TEST_ENV=1"}, rigForward, "^TestX$")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(run.Output, "-run ^TestX$; env: 1; dir: ") || !strings.Contains(run.Output, "./scenarios") {
+		t.Errorf("Output %q lacks the pattern or the environment", run.Output)
+	}
+	if run.ReportErr != nil || run.Report.Kernel != "k" || len(run.Report.Scenarios) != 1 {
+		t.Errorf("Report = %+v, %v", run.Report, run.ReportErr)
+	}
+	_, reportDir, _ := strings.Cut(strings.TrimSpace(run.Output), "dir: ")
+	if _, err := os.Stat(reportDir); reportDir == "" || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("report directory %q not removed: %v", reportDir, err)
+	}
+	if err := run.failure(); err == nil || !strings.Contains(err.Error(), "exit status 1") {
+		t.Errorf("failure() = %v, want the exit status", err)
+	}
+	if err := (goTestRun{}).failure(); err != nil {
+		t.Errorf("failure() of a run that passed = %v", err)
 	}
 }
 

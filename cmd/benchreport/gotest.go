@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"txtimeout/harness"
+	"txtimeout/internal/procstat"
 	"txtimeout/rig"
 )
 
@@ -34,6 +36,38 @@ type goTestRun struct {
 	// MaxRSS is wait4's ru_maxrss: the largest resident set size of any
 	// one process of the tree that was waited for.
 	MaxRSS int64
+}
+
+// failure is the run's exit error with the output's last lines and the
+// rig directories it kept, or nil.
+func (r goTestRun) failure() error {
+	if r.Err == nil {
+		return nil
+	}
+	return fmt.Errorf("go test: %v: %s%s", r.Err, lastLines(r.Output, 3), keptNote(r.Output))
+}
+
+// scenarioRun is a go test run of the scenarios on the virtual rig and
+// the report.json it wrote.
+type scenarioRun struct {
+	goTestRun
+	Report    *harness.Report
+	ReportErr error // why Report is nil
+}
+
+// runScenarios runs the scenarios that match pattern on the rig, with env
+// and a report directory of its own (benchreport-NAME-*, removed after
+// the report is read), forwarding the lines that forward accepts.
+func (b *bench) runScenarios(ctx context.Context, name string, env []string, forward func(line string) bool, pattern string) (scenarioRun, error) {
+	dir, err := os.MkdirTemp("", "benchreport-"+name+"-")
+	if err != nil {
+		return scenarioRun{}, err
+	}
+	defer os.RemoveAll(dir)
+	run := scenarioRun{goTestRun: b.goTest(ctx, append(env, "TXTIMEOUT_REPORT_DIR="+dir), forward,
+		"-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", pattern)}
+	run.Report, run.ReportErr = harness.ReadReport(filepath.Join(dir, harness.ReportJSON))
+	return run, nil
 }
 
 // rssInterval is how often the process tree's memory is sampled.
@@ -120,21 +154,17 @@ func (b *bench) goTest(ctx context.Context, env []string, forward func(line stri
 // treeRSS sums the resident memory of pid and its descendants, and
 // returns the largest QEMU among them.
 func treeRSS(root int) (total, qemu int64) {
-	ents, err := os.ReadDir("/proc")
+	pids, err := procstat.PIDs("/proc")
 	if err != nil {
 		return 0, 0
 	}
 	children := map[int][]int{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	for _, pid := range pids {
+		st, err := procstat.Read("/proc", pid)
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if ppid, ok := statPPID(string(b)); ok {
+		if ppid, err := st.PPID(); err == nil {
 			children[ppid] = append(children[ppid], pid)
 		}
 	}
@@ -159,22 +189,6 @@ func treeRSS(root int) (total, qemu int64) {
 		}
 	}
 	return total, qemu
-}
-
-// statPPID returns the parent pid from a /proc/PID/stat line: the fourth
-// field, counted after the command name in parentheses (which may hold
-// spaces and parentheses itself).
-func statPPID(stat string) (int, bool) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 2 {
-		return 0, false
-	}
-	ppid, err := strconv.Atoi(f[1])
-	return ppid, err == nil
 }
 
 // benchResult is one benchmark result line.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -229,17 +227,14 @@ func guestInit(out string) (float64, bool) {
 // stepVerdict runs TxTimeout/PartnerStall/ICMP on the virtual rig with a
 // report directory and reads its report.json.
 func (b *bench) stepVerdict(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "benchreport-verdict-")
+	run, err := b.runScenarios(ctx, "verdict", nil, rigForward, "TestTxTimeout/PartnerStall/ICMP")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	run := b.goTest(ctx, []string{"TXTIMEOUT_REPORT_DIR=" + dir}, rigForward,
-		"-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", "TestTxTimeout/PartnerStall/ICMP")
 	if s, ok := rigBoot(run.Output); ok {
 		b.boots = append(b.boots, fmt.Sprintf("%.1f s (PartnerStall/ICMP run)", s))
 	}
-	rep, rerr := harness.ReadReport(filepath.Join(dir, harness.ReportJSON))
+	rep, rerr := run.Report, run.ReportErr
 	if rerr != nil {
 		why := fmt.Sprintf("no report.json from the rig (%v); go test: %v: %s%s", rerr, run.Err, lastLines(run.Output, 3), keptNote(run.Output))
 		for _, k := range []string{"first_timeout_s", "verdict_overhead_s"} {
@@ -259,10 +254,7 @@ func (b *bench) stepVerdict(ctx context.Context) error {
 		return errors.New(why)
 	}
 	b.verdict = &verdictSource{sc: *sc, recoverWithin: rep.Config.RecoverWithin, run: "the PartnerStall/ICMP run"}
-	if run.Err != nil {
-		return fmt.Errorf("go test: %v: %s%s", run.Err, lastLines(run.Output, 3), keptNote(run.Output))
-	}
-	return nil
+	return run.failure()
 }
 
 // verdictSource is a PartnerStall/ICMP scenario report and the run it
@@ -391,15 +383,12 @@ func verdictFigures(sc harness.ScenarioReport, recoverWithin time.Duration) []fi
 // stepSuite runs the whole TxTimeout suite on the rig: its wall time,
 // the boot time and the process tree's peak memory.
 func (b *bench) stepSuite(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "benchreport-suite-")
+	run, err := b.runScenarios(ctx, "suite", nil, rigForward, "TxTimeout|Pktgen")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	run := b.goTest(ctx, []string{"TXTIMEOUT_REPORT_DIR=" + dir}, rigForward,
-		"-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", "TxTimeout|Pktgen")
 	results := "no report.json"
-	if rep, err := harness.ReadReport(filepath.Join(dir, harness.ReportJSON)); err == nil {
+	if rep := run.Report; run.ReportErr == nil {
 		var rs []string
 		for _, s := range rep.Scenarios {
 			rs = append(rs, s.Name+"="+string(s.Result))
@@ -432,10 +421,7 @@ func (b *bench) stepSuite(ctx context.Context) error {
 	b.res.add("host_peak_rss_mb", float64(run.PeakTreeRSS)/(1<<20), "MB", "guest memory 1024 MiB + QEMU + the test binary",
 		fmt.Sprintf("sum over the go test process tree, sampled every %v; QEMU alone %.0f MB; largest single process (wait4 ru_maxrss) %.0f MB",
 			rssInterval, float64(run.PeakQEMURSS)/(1<<20), float64(run.MaxRSS)/(1<<20)))
-	if run.Err != nil {
-		return fmt.Errorf("go test: %v: %s%s", run.Err, lastLines(run.Output, 3), keptNote(run.Output))
-	}
-	return nil
+	return run.failure()
 }
 
 // napiFigures are NapiStarve's two figures, from its scenario report in the
@@ -470,15 +456,12 @@ const soakNIC = "virtio-net-pci"
 // stepSoak runs TxTimeout/Repeat (N back-to-back stalls in one boot) on
 // soakNIC: the rate of timeouts the loop sustains.
 func (b *bench) stepSoak(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "benchreport-soak-")
+	run, err := b.runScenarios(ctx, "soak", []string{"TXTIMEOUT_NIC=" + soakNIC, "TXTIMEOUT_REPEAT=10"}, rigForward, "^TestTxTimeout$/^Repeat$")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	run := b.goTest(ctx, []string{"TXTIMEOUT_NIC=" + soakNIC, "TXTIMEOUT_REPEAT=10", "TXTIMEOUT_REPORT_DIR=" + dir}, rigForward,
-		"-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", "^TestTxTimeout$/^Repeat$")
 	limit := fmt.Sprintf(">= %.1f (75 %% of 60/watchdog_timeo)", 0.75*60/watchdogTimeo.Seconds())
-	rep, err := harness.ReadReport(filepath.Join(dir, harness.ReportJSON))
+	rep, err := run.Report, run.ReportErr
 	if err != nil {
 		b.res.missing("soak_timeouts_per_min", "1/min", limit, fmt.Sprintf("no report: %v; go test: %v: %s", err, run.Err, lastLines(run.Output, 3)))
 		return fmt.Errorf("soak: no report: %w%s", err, keptNote(run.Output))
@@ -496,27 +479,22 @@ func (b *bench) stepSoak(ctx context.Context) error {
 	if !found {
 		b.res.missing("soak_timeouts_per_min", "1/min", limit, "TxTimeout/Repeat reported no timeouts_per_min: "+lastLines(run.Output, 3))
 	}
-	if run.Err != nil {
-		return fmt.Errorf("go test: %v: %s%s", run.Err, lastLines(run.Output, 3), keptNote(run.Output))
-	}
-	return nil
+	return run.failure()
 }
 
 // stepPktgen runs TestBenchPktgen (scenarios/bench_test.go) on the rig: the
 // Go driver against the seed's shell pattern in one guest boot.
 func (b *bench) stepPktgen(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "benchreport-pktgen-")
+	run, err := b.runScenarios(ctx, "pktgen", []string{"TXTIMEOUT_BENCH=1"}, func(l string) bool {
+		return rigForward(l) || strings.Contains(l, "bench: run=")
+	}, "^TestBenchPktgen$")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	run := b.goTest(ctx, []string{"TXTIMEOUT_BENCH=1", "TXTIMEOUT_REPORT_DIR=" + dir}, func(l string) bool {
-		return rigForward(l) || strings.Contains(l, "bench: run=")
-	}, "-count=1", "-v", "-timeout", "30m", "./scenarios", "-run", "^TestBenchPktgen$")
 	if s, ok := rigBoot(run.Output); ok {
 		b.boots = append(b.boots, fmt.Sprintf("%.1f s (pktgen run)", s))
 	}
-	m, err := pktgenMeasurements(filepath.Join(dir, harness.ReportJSON))
+	m, err := pktgenMeasurements(run.Report, run.ReportErr)
 	if err != nil {
 		why := fmt.Sprintf("%v; go test: %v: %s", err, run.Err, lastLines(run.Output, 3))
 		b.res.missing("pktgen_ratio_vs_shell", "ratio", "≈ 1", why)
@@ -528,15 +506,12 @@ func (b *bench) stepPktgen(ctx context.Context) error {
 	b.res.add("pktgen_shell_pps", m["pktgen_shell_pps"], "pps", "-", "the seed's `echo CMD > FILE` pattern, no checks")
 	b.res.add("pktgen_go_wall_ms", m["pktgen_go_wall_ms"], "ms", "-", "configure, run, read results and clean up")
 	b.res.add("pktgen_shell_wall_ms", m["pktgen_shell_wall_ms"], "ms", "-", "the same, shell pattern")
-	if run.Err != nil {
-		return fmt.Errorf("go test: %v: %s%s", run.Err, lastLines(run.Output, 3), keptNote(run.Output))
-	}
-	return nil
+	return run.failure()
 }
 
-// pktgenMeasurements reads BenchPktgen's measurements from a report.json.
-func pktgenMeasurements(path string) (map[string]float64, error) {
-	rep, err := harness.ReadReport(path)
+// pktgenMeasurements reads BenchPktgen's measurements from a report and
+// the error of reading it (harness.ReadReport's results).
+func pktgenMeasurements(rep *harness.Report, err error) (map[string]float64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no report from the rig: %w", err)
 	}
