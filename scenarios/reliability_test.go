@@ -145,13 +145,15 @@ const (
 )
 
 // childTimeout is the child's -test.timeout. For the timeout way, the
-// scenario's context ends restoreMargin before it: 30s - (12s + 10s) = 8s
-// after the start for a stall (injected at about 2-4s and lasting 12s), and
-// 30s - 10s = 20s for netem (in place until removed). Either way the fault
-// is in place when the deadline comes.
+// scenario's context ends its restore margin (the injector's RestoreBound
+// plus 10 s) before it: 44s - (2s ack + 12s stall + 10s + 10s) = 10s after
+// the start for a stall (injected at about 2-4s and lasting 12s), and
+// 44s - (10s + 10s) = 24s for netem (in place until removed; the phase hook
+// holds the scenario there). Either way the fault is in place when the
+// deadline comes.
 func childTimeout(c crashCase) time.Duration {
 	if c.way == wayTimeout {
-		return 30 * time.Second
+		return 44 * time.Second
 	}
 	return 2 * time.Minute
 }
