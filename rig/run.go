@@ -16,6 +16,9 @@ import (
 	"txtimeout/rig/internal/guestproto"
 )
 
+// bootMu makes a process's boots take turns.
+var bootMu sync.Mutex
+
 // Run boots the guest with testBinary (a static linux/amd64 test binary,
 // e.g. from `go test -c` with CGO_ENABLED=0) and runs it with args. The
 // binary's output is copied to out as it arrives. Run returns an error only
@@ -25,12 +28,21 @@ import (
 // A run that fails, the rig's or the tests', keeps its work directory
 // (initramfs, console.log) in Result.WorkDir; the rig's error is then a
 // *RunError, which names it, the console log and the QEMU command line.
+// A process runs one boot at a time: a second Run waits for the first.
 func Run(ctx context.Context, c Config, testBinary string, args []string, out io.Writer) (*Result, error) {
-	start := time.Now()
 	c, err := c.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	// One boot at a time in a process: two guests on the same few CPUs
+	// under TCG skew each other's timing (measured: a shared boot's
+	// PartnerStall and another test's own boot side by side).
+	if !bootMu.TryLock() {
+		c.progressf("waiting for this process's other rig boot to end")
+		bootMu.Lock()
+	}
+	defer bootMu.Unlock()
+	start := time.Now()
 	r := &Result{NIC: c.NIC, ModParams: c.ModParams}
 	ctx, cancel := context.WithTimeoutCause(ctx, c.Timeout, ErrRunTimeout)
 	defer cancel()
