@@ -10,15 +10,12 @@ func TestIntegrationGuestModules(t *testing.T) {
 	k := debianModules(t)
 	mods, err := GuestModules(k.Modules, "e1000e", []string{"macvlan", "ext4"}, "e1000e.IntMode=1")
 	require.NoError(t, err)
-	var names []string
-	for _, m := range mods {
-		names = append(names, m.Name)
-		if !bytes.HasPrefix(m.Data, []byte("\x7fELF")) {
-			t.Errorf("%s: not an uncompressed ELF image", m.Name)
-		}
-		if want := map[string]string{"e1000e": "IntMode=1"}[m.Name]; m.Params != want {
-			t.Errorf("%s: params %q, want %q", m.Name, m.Params, want)
-		}
+	names := make([]string, len(mods))
+	for i, m := range mods {
+		names[i] = m.Name
+		want := map[string]string{"e1000e": "IntMode=1"}[m.Name]
+		assert.Equal(t, want, m.Params, m.Name+" params")
+		assert.True(t, bytes.HasPrefix(m.Data, []byte("\x7fELF")), "%s: not an uncompressed ELF image", m.Name)
 	}
 	t.Logf("load order: %v", names)
 	for _, w := range []string{"e1000e", "sch_netem", "pktgen", "macvlan", "jbd2", "ext4"} {
