@@ -5,7 +5,7 @@ DEPS     := scripts/install-deps
 # How long a few seconds of fuzzing in `make test` lasts per target.
 FUZZTIME ?= 3s
 
-.PHONY: all deps test-deps build test unit fuzz check bench soak lava txtimeout clean
+.PHONY: all deps test-deps build test unit fuzz check bench soak lava lava-multinode txtimeout clean
 
 all: build
 
@@ -69,6 +69,11 @@ soak: deps
 # root; not part of test. See contrib/lava/README.md.
 lava: deps
 	scripts/lava
+
+# The same with contrib/lava/job-multinode.yaml: the DUT and a partner
+# running `txtimeout partner` as two roles, with a local lava-coordinator.
+lava-multinode: deps
+	scripts/lava --multinode
 
 clean:
 	rm -rf bin

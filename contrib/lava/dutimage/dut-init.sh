@@ -48,27 +48,38 @@ for dev in /sys/block/vd* /sys/block/sd*; do
 	say "$d is /dev/disk/by-uuid/$u"
 done
 
-# The loop: name the ports by their MACs.
+# The ports, by their MACs: the DUT port 52:54:00:12:34:58 becomes eth0
+# with 198.18.0.2/24, the partner port 52:54:00:12:34:59 eth1, up without
+# an address. A machine with both is a loop rig; with one, it is one role
+# of a multinode job (contrib/lava/job-multinode.yaml), whose partner runs
+# `txtimeout partner` on eth1, which answers for the peer address itself.
 port() { # MAC -> interface name
 	for a in /sys/class/net/*/address; do
 		[ "$(cat "$a")" = "$1" ] && { basename "${a%/address}"; return; }
 	done
 }
-dut=$(port 52:54:00:12:34:58)
-partner=$(port 52:54:00:12:34:59)
-if [ -z "$dut" ] || [ -z "$partner" ]; then
-	say "the DUT and partner ports (MACs 52:54:00:12:34:58 and :59) are missing; interfaces: $(ls /sys/class/net)"
-else
-	if [ "$dut" != eth0 ]; then
-		ip link set "$partner" name port1
-		partner=port1
-		ip link set "$dut" name eth0
-	fi
-	[ "$partner" != eth1 ] && ip link set "$partner" name eth1
-	ip link set lo up
-	ip addr add 198.18.0.2/24 dev eth0
-	ip link set eth0 up
-	ip link set eth1 up
+# rename IFACE NAME, out of the way of an interface that has NAME already.
+rename() {
+	[ "$1" = "$2" ] && return
+	[ -e "/sys/class/net/$2" ] && ip link set "$2" name "old-$2"
+	ip link set "$1" name "$2"
+}
+# carrier IFACE...: wait until every IFACE has a carrier (e1000e's
+# autonegotiation takes a few seconds), 30 s at most; the scenarios start
+# from a link that is up.
+carrier() {
+	n=0
+	for i in "$@"; do
+		until [ "$(cat "/sys/class/net/$i/carrier")" = 1 ] || [ $n -ge 150 ]; do
+			usleep 200000
+			n=$((n + 1))
+		done
+	done
+	[ $n -ge 150 ] && say "no carrier on $* after 30 s"
+}
+# peer: the peer address 198.18.0.1 on a macvlan of eth1 in the network
+# namespace "partner".
+peer() {
 	mkdir -p /run/netns && touch /run/netns/partner
 	unshare --net=/run/netns/partner true
 	ip link add link eth1 name peer0 address 02:74:78:00:00:01 type macvlan mode bridge
@@ -83,15 +94,30 @@ else
 	kill "$holder"
 	rm -f /run/netns/.ready
 	nsenter --net=/run/netns/partner sh -c 'ip link set lo up && ip addr add 198.18.0.1/24 dev peer0 && ip link set peer0 up'
-	# The scenarios start from a link that is up: wait for both carriers
-	# (e1000e's autonegotiation takes a few seconds), 30 s at most.
-	n=0
-	until [ "$(cat /sys/class/net/eth0/carrier)$(cat /sys/class/net/eth1/carrier)" = 11 ] || [ $n -ge 150 ]; do
-		usleep 200000
-		n=$((n + 1))
-	done
-	[ $n -ge 150 ] && say "no carrier on eth0 and eth1 after 30 s"
+}
+
+ip link set lo up
+dut=$(port 52:54:00:12:34:58)
+partner=$(port 52:54:00:12:34:59)
+[ -n "$dut" ] && rename "$dut" eth0
+[ -n "$partner" ] && rename "$(port 52:54:00:12:34:59)" eth1
+if [ -n "$dut" ]; then
+	ip addr add 198.18.0.2/24 dev eth0
+	ip link set eth0 up
+fi
+[ -n "$partner" ] && ip link set eth1 up
+if [ -n "$dut" ] && [ -n "$partner" ]; then
+	peer
+	carrier eth0 eth1
 	say "loop: eth0 198.18.0.2 (DUT) <-> eth1 (partner port), peer 198.18.0.1 02:74:78:00:00:01 on eth1's macvlan in netns partner"
+elif [ -n "$dut" ]; then
+	carrier eth0
+	say "DUT: eth0 198.18.0.2"
+elif [ -n "$partner" ]; then
+	carrier eth1
+	say "partner: eth1, no address"
+else
+	say "neither the DUT port nor the partner port (MACs 52:54:00:12:34:58 and :59) is here; interfaces: $(ls /sys/class/net)"
 fi
 
 # Only emergencies on the console from here on: kernel lines must not

@@ -2,7 +2,8 @@
 // (contrib/lava/job-qemu.yaml): the rig's pinned Debian kernel and an
 // initramfs with busybox (a POSIX shell and coreutils for LAVA's test
 // shell), the kernel modules the scenarios and the loop topology need, the
-// static scenarios test binary and contrib/lava/dut-init.sh as /init.
+// static scenarios test binary, the txtimeout command (a multinode job's
+// partner role runs `txtimeout partner`) and dut-init.sh as /init.
 //
 //	go run ./contrib/lava/dutimage -out DIR
 //
@@ -23,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -99,10 +101,16 @@ func build(ctx context.Context, out, nic, modParams, busybox, testBin string) er
 	} else if err := checkStatic(testBin); err != nil {
 		return err
 	}
+	cmdBin := filepath.Join(out, "txtimeout")
+	progressf("building ./cmd/txtimeout (CGO_ENABLED=0 go build)")
+	if err := goBuild(ctx, "./cmd/txtimeout", cmdBin); err != nil {
+		return err
+	}
 	files := []rig.InitramfsFile{
 		{Name: "init", Data: dutInit, Mode: 0o755},
 		{Name: "bin/busybox", Path: busybox, Mode: 0o755},
 		{Name: testBinPath, Path: testBin, Mode: 0o755},
+		{Name: "usr/local/bin/txtimeout", Path: cmdBin, Mode: 0o755},
 	}
 	// load-order: one "NAME PARAMS" line per module, dependencies first.
 	var order strings.Builder
@@ -130,6 +138,16 @@ func build(ctx context.Context, out, nic, modParams, busybox, testBin string) er
 		names[i] = m.Name
 	}
 	progressf("%s: kernel %s (%s), %d modules (%s)", out, k.Release, k.Package, len(mods), strings.Join(names, " "))
+	return nil
+}
+
+// goBuild builds the command pkg statically for the DUT.
+func goBuild(ctx context.Context, pkg, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w: %s", pkg, err, strings.TrimSpace(string(b)))
+	}
 	return nil
 }
 
