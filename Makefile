@@ -5,7 +5,7 @@ DEPS     := scripts/install-deps
 # How long a few seconds of fuzzing in `make test` lasts per target.
 FUZZTIME ?= 3s
 
-.PHONY: all deps test-deps build test unit fuzz check bench soak txtimeout clean
+.PHONY: all deps test-deps build test unit fuzz check bench soak lava lava-multinode txtimeout clean
 
 all: build
 
@@ -63,6 +63,17 @@ bench: deps
 soak: deps
 	TXTIMEOUT_SOAK=$${TXTIMEOUT_SOAK:-20} TXTIMEOUT_RIG_TIMEOUT=$${TXTIMEOUT_RIG_TIMEOUT:-30m} \
 		$(GO) test -count=1 -v -timeout 45m ./scenarios -run '^TestSoak$$'
+
+# The LAVA job contrib/lava/job-qemu.yaml, run by Debian's lava-dispatcher
+# (lava-run, no server) on a qemu device; prints LAVA's results. Opt-in,
+# root; not part of test. See contrib/lava/README.md.
+lava: deps
+	scripts/lava
+
+# The same with contrib/lava/job-multinode.yaml: the DUT and a partner
+# running `txtimeout partner` as two roles, with a local lava-coordinator.
+lava-multinode: deps
+	scripts/lava --multinode
 
 clean:
 	rm -rf bin

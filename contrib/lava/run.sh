@@ -10,6 +10,15 @@ set -u
 : "${TXTIMEOUT_REPORT_DIR:=/tmp/txtimeout-report}"
 : "${TXTIMEOUT_TIMEOUT:=30m}"
 : "${TXTIMEOUT_TEST_BIN:=}"
+# In a multinode job the partner role sends its address (lava-send
+# partner-ready ip=ADDR mac=MAC, see README.md); the lava-wait before this
+# test leaves it in LAVA's multinode cache, lines "SENDER:KEY=VALUE". Job
+# parameters win.
+cache=/tmp/lava_multi_node_cache.txt
+if [ -s "$cache" ]; then
+	: "${TXTIMEOUT_PEER_IP:=$(sed -n 's/^[^:=]*:ip=//p' "$cache" | tail -n 1)}"
+	: "${TXTIMEOUT_PEER_MAC:=$(sed -n 's/^[^:=]*:mac=//p' "$cache" | tail -n 1)}"
+fi
 export TXTIMEOUT_LAVA=1 TXTIMEOUT_REPORT_DIR
 for v in TXTIMEOUT_IFACE TXTIMEOUT_PEER_IP TXTIMEOUT_PEER_MAC TXTIMEOUT_PARTNER TXTIMEOUT_PARTNER_IFACE; do
 	eval "val=\${$v:-}"
