@@ -148,12 +148,15 @@ const (
 // scenario's context ends its restore margin (the injector's RestoreBound
 // plus 10 s) before it: 44s - (2s ack + 12s stall + 10s + 10s) = 10s after
 // the start for a stall (injected at about 2-4s and lasting 12s), and
-// 44s - (10s + 10s) = 24s for netem (in place until removed; the phase hook
-// holds the scenario there). Either way the fault is in place when the
-// deadline comes.
+// 30s - (10s + 10s) = 10s for the others (in place until removed; the
+// phase hook holds the scenario there). Either way the fault is in place
+// when the deadline comes.
 func childTimeout(c crashCase) time.Duration {
-	if c.way == wayTimeout {
+	switch {
+	case c.way == wayTimeout && c.injector == "stall":
 		return 44 * time.Second
+	case c.way == wayTimeout:
+		return 30 * time.Second
 	}
 	return 2 * time.Minute
 }
