@@ -46,13 +46,9 @@ func RunTest(t *testing.T, pkg string, run string, c Config) *Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dl, ok := t.Deadline(); ok {
-		if left := time.Until(dl) - 30*time.Second; left < c.Timeout {
-			if left < time.Minute {
-				t.Fatalf("rig: the test deadline leaves %v, less than a minute for a guest run (raise -timeout)", left.Round(time.Second))
-			}
-			c.Timeout = left
-		}
+	c = c.WithinDeadline(t)
+	if dl, ok := t.Deadline(); ok && c.Timeout < time.Minute {
+		t.Fatalf("rig: the test deadline leaves %v, less than a minute for a guest run (raise -timeout)", time.Until(dl).Round(time.Second))
 	}
 	pr, pw := io.Pipe()
 	type outcome struct {
@@ -111,6 +107,19 @@ func reportRun(t *testing.T, r *Result, err error) {
 	if r.ExitCode != 0 && !t.Failed() {
 		t.Errorf("rig: guest test binary exited with status %d (see its output above)", r.ExitCode)
 	}
+}
+
+// WithinDeadline is c with its Timeout (DefaultTimeout when unset) cut to
+// end 30 s before t's deadline (go test -timeout), so that a guest run
+// ends, and says why, before the testing package panics.
+func (c Config) WithinDeadline(t interface{ Deadline() (time.Time, bool) }) Config {
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if dl, ok := t.Deadline(); ok {
+		c.Timeout = min(c.Timeout, time.Until(dl)-30*time.Second)
+	}
+	return c
 }
 
 // RunPackage is the one way from a test package to its run in the guest:

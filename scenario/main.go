@@ -373,16 +373,8 @@ func (ss *sessions) session(t *testing.T, cfg harness.Config, b sessionBoot) (*r
 	for _, r := range ss.runs {
 		<-r.s.Done()
 	}
-	rc := rigConfig(cfg)
+	rc := rigConfig(cfg).WithinDeadline(t)
 	rc.NIC = b.nic
-	if rc.Timeout == 0 {
-		rc.Timeout = rig.DefaultTimeout
-	}
-	if dl, ok := t.Deadline(); ok {
-		if left := time.Until(dl) - 30*time.Second; left < rc.Timeout {
-			rc.Timeout = left
-		}
-	}
 	dir, err := os.MkdirTemp("", "txtimeout-guest-report-")
 	if err != nil {
 		return nil, err

@@ -130,16 +130,8 @@ func soakOnRig(t *testing.T, cfg harness.Config, n int) {
 		t.Skip("skipping the virtual rig under -short")
 	}
 	leakcheck.Check(t)
-	rc := rig.ConfigFromEnv()
+	rc := rig.ConfigFromEnv().WithinDeadline(t)
 	rc.Progress = os.Stderr
-	if rc.Timeout == 0 {
-		rc.Timeout = rig.DefaultTimeout
-	}
-	if dl, ok := t.Deadline(); ok {
-		if left := time.Until(dl) - 30*time.Second; left < rc.Timeout {
-			rc.Timeout = left
-		}
-	}
 	// A run takes about the stall plus recovery; the boot up to two minutes.
 	if need := time.Duration(n)*(cfg.StallFor+cfg.RecoverWithin) + 3*time.Minute; need > rc.Timeout {
 		t.Fatalf("the soak of %d runs needs about %v, more than the %v left (raise -timeout or TXTIMEOUT_RIG_TIMEOUT, or shorten TXTIMEOUT_STALL_FOR)", n, need.Round(time.Second), rc.Timeout.Round(time.Second))
