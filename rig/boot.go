@@ -257,8 +257,8 @@ type session struct {
 	// loop topology).
 	partners []*partner.Partner
 	con      *console
-	out     *runWatcher
-	ctl     *control
+	out      *runWatcher
+	ctl      *control
 	// readers counts the goroutines reading conns; pcancel stops the
 	// partner's.
 	readers chan struct{}

@@ -12,13 +12,13 @@ import (
 
 // qemuSpec is everything the QEMU command line depends on.
 type qemuSpec struct {
-	Binary  string // qemu-system-x86_64
-	Accel   string // "tcg" or "kvm"
-	SMP     int
-	MemMB   int
-	Kernel  string
-	Initrd  string
-	Append  string
+	Binary string // qemu-system-x86_64
+	Accel  string // "tcg" or "kvm"
+	SMP    int
+	MemMB  int
+	Kernel string
+	Initrd string
+	Append string
 	// NICs are the guest's NICs, in PCI order (eth0 first).
 	NICs []qemuNIC
 	// Serials are the unix sockets of ttyS0, ttyS1, ttyS2, in order;
