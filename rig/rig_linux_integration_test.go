@@ -124,6 +124,25 @@ func TestIntegrationMoreNICs(t *testing.T) {
 	}
 }
 
+// TestIntegrationLoop boots the loop topology (TXTIMEOUT_NIC, default
+// e1000e) and mirrors TestGuestLoop: the partner port in its namespace,
+// served by the test binary re-executed there, the tests in hardware mode.
+func TestIntegrationLoop(t *testing.T) {
+	t.Parallel()
+	c := ConfigFromEnv()
+	if c.NIC == "" {
+		c.NIC = "e1000e"
+	}
+	c.Topology, c.MemMB = TopologyLoop, 512
+	r := RunTest(t, "txtimeout/rig", "^TestGuestLoop$", c)
+	if r.Topology != TopologyLoop || len(r.Links) != 2 || r.Links[1].NetNS != LoopNetNS {
+		t.Errorf("Result: topology %q, links %+v; want loop, eth0 and eth1 in %s", r.Topology, r.Links, LoopNetNS)
+	}
+	if want := "link partner serving on eth1 in network namespace partner"; !strings.Contains(r.ConsoleLog, want) {
+		t.Errorf("console log lacks the init's %q", want)
+	}
+}
+
 // TestIntegrationTraceToggle is the regression test of the intermittent
 // guest hang (kernel-facts §12): it mirrors TestGuestTraceToggle, which
 // toggles the tracepoint 300 times in one boot, and so checks the guest

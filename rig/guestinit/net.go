@@ -135,7 +135,7 @@ func configureNIC(n guestproto.NIC, l netlink.Link) (carrier func() bool, err er
 		if err := netlink.LinkSetNsFd(l, int(ns)); err != nil {
 			return nil, fmt.Errorf("moving %s into network namespace %s: %w", n.Iface, n.NetNS, err)
 		}
-		if h, err = netlink.NewHandleAt(ns); err != nil {
+		if h, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE); err != nil {
 			return nil, fmt.Errorf("netlink in network namespace %s: %w", n.NetNS, err)
 		}
 		if err := linkUp(h.LinkByName, h.LinkSetUp, "lo"); err != nil {
