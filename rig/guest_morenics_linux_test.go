@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"txtimeout/faultinject"
 	"txtimeout/rig/guest"
 )
 
@@ -17,9 +16,7 @@ import (
 // on its own link, and a stall of eth1's partner ends early through
 // guest.ResumePartnerOn("eth1").
 func TestGuestMoreNICs(t *testing.T) {
-	if !guest.Inside() {
-		t.Skip("runs only inside the virtual rig's guest (TestIntegrationMoreNICs boots it)")
-	}
+	needGuest(t, "TestIntegrationMoreNICs")
 	nics, err := guest.NICs()
 	if err != nil {
 		t.Fatal(err)
@@ -60,17 +57,7 @@ func TestGuestMoreNICs(t *testing.T) {
 func testResumeOn(t *testing.T, n guest.NIC) {
 	const stall = 15 * time.Second
 	hook := func(context.Context) error { return guest.ResumePartnerOn(n.Iface) }
-	s, err := faultinject.NewStall(n.Iface, faultinject.StallConfig{For: stall, PeerMAC: n.PeerMAC, Resume: hook},
-		faultinject.Options{StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), stall+30*time.Second)
-	defer cancel()
-	if err := s.Inject(ctx); err != nil {
-		t.Fatalf("Inject: %v", err)
-	}
-	defer s.Restore(context.Background())
+	s, ctx := injectStall(t, n.Iface, n.PeerMAC, stall, hook)
 	until := s.Until()
 	if err := s.Restore(ctx); err != nil {
 		t.Fatalf("Restore: %v", err)

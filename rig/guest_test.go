@@ -105,6 +105,15 @@ func TestGuestChecks(t *testing.T) {
 	t.Run("ResumeEndsStall", testResumeEndsStall)
 }
 
+// needGuest skips a test that runs only inside the rig's guest, where
+// the host test bootedBy boots it.
+func needGuest(t *testing.T, bootedBy string) {
+	t.Helper()
+	if !guest.Inside() {
+		t.Skip("runs only inside the virtual rig's guest (" + bootedBy + " boots it)")
+	}
+}
+
 func readSys(t *testing.T, name string) string {
 	t.Helper()
 	return readSysOf(t, DUTIface, name)

@@ -9,8 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
+	"path"
 	"syscall"
 	"time"
 
@@ -109,7 +108,7 @@ func renameNICs(nics []guestproto.NIC, links []netlink.Link) error {
 		if err := netlink.LinkSetDown(links[i]); err != nil {
 			return err
 		}
-		if err := netlink.LinkSetName(links[i], "rigtmp"+strconv.Itoa(i)); err != nil {
+		if err := netlink.LinkSetName(links[i], fmt.Sprintf("rigtmp%d", i)); err != nil {
 			return fmt.Errorf("renaming %s: %w", links[i].Attrs().Name, err)
 		}
 	}
@@ -210,7 +209,7 @@ func quietPartnerPort(n guestproto.NIC) error {
 	})
 }
 
-func netNSPath(name string) string { return filepath.Join(guestproto.NetNSDir, name) }
+func netNSPath(name string) string { return path.Join(guestproto.NetNSDir, name) }
 
 // partnerStartTimeout bounds the loop partner's start, partnerStopTimeout
 // its stop after SIGTERM.
