@@ -44,6 +44,10 @@ type Config struct {
 	PeerMAC string // MAC address of the link partner
 
 	PartnerIface string // PAUSE flood source port (hardware rigs)
+	// PartnerNetNS is the network namespace PartnerIface is in (a path
+	// such as /run/netns/partner): a rig whose partner port is on the DUT
+	// machine, in a namespace of its own. Empty: the caller's.
+	PartnerNetNS string
 	Partner      string // PartnerInband, PartnerPause or "" (none)
 	Rig          bool   // running inside the virtual rig's guest (TXTIMEOUT_RIG=1)
 	NIC          string // the rig's NIC model
@@ -127,6 +131,7 @@ func (c Config) String() string {
 	}
 	fmt.Fprintf(&b, " partner=%s", partner)
 	opt("partner-iface", c.PartnerIface)
+	opt("partner-netns", c.PartnerNetNS)
 	fmt.Fprintf(&b, " netem-delay=%v stall-for=%v flood-for=%v recover-within=%v size=%d interval=%v senders=%d",
 		c.NetemDelay, c.StallFor, c.FloodFor, c.RecoverWithin, c.Size, c.Interval, c.Senders)
 	report := c.ReportDir
@@ -181,6 +186,7 @@ var settings = []setting{
 	stringSetting("peer-ip", "TXTIMEOUT_PEER_IP", "IPv4 address of the link partner", func(c *Config) *string { return &c.PeerIP }),
 	stringSetting("peer-mac", "TXTIMEOUT_PEER_MAC", "MAC address of the link partner", func(c *Config) *string { return &c.PeerMAC }),
 	stringSetting("partner-iface", "TXTIMEOUT_PARTNER_IFACE", "partner port that sends PAUSE floods (hardware rigs)", func(c *Config) *string { return &c.PartnerIface }),
+	stringSetting("partner-netns", "TXTIMEOUT_PARTNER_NETNS", "network namespace of the partner port, a path such as /run/netns/partner", func(c *Config) *string { return &c.PartnerNetNS }),
 	stringSetting("partner", "TXTIMEOUT_PARTNER", `how the partner is stalled: "inband", "pause" or empty`, func(c *Config) *string { return &c.Partner }),
 	boolSetting("rig", "TXTIMEOUT_RIG", "running inside the virtual rig's guest", func(c *Config) *bool { return &c.Rig }),
 	stringSetting("nic", "TXTIMEOUT_NIC", "the rig's NIC model", func(c *Config) *string { return &c.NIC }),
@@ -319,7 +325,15 @@ func (c Config) Validate() error {
 	default:
 		return invalid("partner %q: want %q, %q or empty", c.Partner, PartnerInband, PartnerPause)
 	}
-	if c.PartnerIface != "" && c.PartnerIface == c.Iface {
+	if c.PartnerNetNS != "" {
+		if !strings.HasPrefix(c.PartnerNetNS, "/") || strings.ContainsAny(c.PartnerNetNS, "\n\x00") {
+			return invalid("partner-netns %q: want the path of a network namespace file, such as /run/netns/partner", c.PartnerNetNS)
+		}
+		if c.PartnerIface == "" {
+			return invalid("partner-netns %q needs -partner-iface (the port in that namespace)", c.PartnerNetNS)
+		}
+	}
+	if c.PartnerIface != "" && c.PartnerIface == c.Iface && c.PartnerNetNS == "" {
 		return invalid("partner-iface %q is the DUT interface itself", c.PartnerIface)
 	}
 	for _, d := range []struct {

@@ -94,6 +94,8 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"partner unknown", nil, map[string]string{"partner": "carrier-pigeon"}, `partner "carrier-pigeon"`},
 		{"pause without port", nil, map[string]string{"partner": "pause"}, "needs -partner-iface"},
 		{"partner is dut", nil, map[string]string{"iface": "eth1", "partner-iface": "eth1"}, "is the DUT interface itself"},
+		{"netns not a path", nil, map[string]string{"partner-iface": "eth1", "partner-netns": "partner"}, `partner-netns "partner": want the path`},
+		{"netns without port", map[string]string{"TXTIMEOUT_PARTNER_NETNS": "/run/netns/partner"}, nil, "needs -partner-iface"},
 		{"iface slash", nil, map[string]string{"iface": "eth/1"}, `iface "eth/1"`},
 		{"iface long", nil, map[string]string{"iface": "abcdefghijklmnop"}, "longer than 15 bytes"},
 		{"bool env", map[string]string{"TXTIMEOUT_LAVA": "yes please"}, nil, "TXTIMEOUT_LAVA: not a boolean"},
@@ -152,4 +154,23 @@ func TestGuestEnvRoundTrip(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A partner port in a namespace of its own (the rig's loop topology, a
+// two-port machine): the setting comes from the environment or the flag,
+// and the port may then share the DUT's name.
+func TestPartnerNetNS(t *testing.T) {
+	c, err := loadConfig(envOf(map[string]string{"TXTIMEOUT_IFACE": "eth0", "TXTIMEOUT_PARTNER_IFACE": "eth1", "TXTIMEOUT_PARTNER_NETNS": "/run/netns/partner"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEq(t, c.PartnerNetNS, "/run/netns/partner", "PartnerNetNS")
+	if !strings.Contains(c.String(), " partner-netns=/run/netns/partner ") {
+		t.Errorf("String() = %q lacks the namespace", c.String())
+	}
+	c, err = loadConfig(envOf(nil), map[string]string{"iface": "eth1", "partner-iface": "eth1", "partner-netns": "/run/netns/p"})
+	if err != nil {
+		t.Fatalf("a partner port of the DUT's name in another namespace: %v", err)
+	}
+	wantEq(t, c.PartnerNetNS, "/run/netns/p", "PartnerNetNS")
 }

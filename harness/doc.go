@@ -17,6 +17,7 @@
 //	TXTIMEOUT_PEER_IP         -peer-ip         IPv4 address of the link partner
 //	TXTIMEOUT_PEER_MAC        -peer-mac        MAC address of the link partner
 //	TXTIMEOUT_PARTNER_IFACE   -partner-iface   port that sends PAUSE floods (hardware rigs)
+//	TXTIMEOUT_PARTNER_NETNS   -partner-netns   network namespace of the partner port (/run/netns/NAME); empty: the caller's
 //	TXTIMEOUT_PARTNER         -partner         "inband", "pause" or empty
 //	TXTIMEOUT_RIG             -rig             running inside the virtual rig's guest
 //	TXTIMEOUT_NIC             -nic             the rig's NIC model (reported only)

@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,7 +30,7 @@ type boot struct {
 	qemu  string
 	image string
 	accel string
-	nic   NICModel
+	links []Link
 	work  string
 	gc    guestproto.Config
 	files []initramfsFile
@@ -41,9 +43,34 @@ type boot struct {
 	connected func()
 }
 
-// socketNames are the unix sockets QEMU connects to: the partner's link,
-// then the serial ports ttyS0, ttyS1, ttyS2.
-var socketNames = []string{"net", "console", "out", "ctl"}
+// serialSockets are the unix sockets of the serial ports ttyS0, ttyS1,
+// ttyS2, which QEMU connects to.
+var serialSockets = []string{"console", "out", "ctl"}
+
+// hostPartners reports whether the links' partners run on the host: all
+// but the loop topology's.
+func (b *boot) hostPartners() bool { return b.c.Topology != TopologyLoop }
+
+// netSocket names the unix socket of link i's host partner: net (eth0),
+// net1, net2, ...
+func netSocket(i int) string {
+	if i == 0 {
+		return "net"
+	}
+	return "net" + strconv.Itoa(i)
+}
+
+// socketNames are the unix sockets QEMU connects to: the host partners'
+// links, then the serial ports.
+func (b *boot) socketNames() []string {
+	var names []string
+	if b.hostPartners() {
+		for i := range b.links {
+			names = append(names, netSocket(i))
+		}
+	}
+	return append(names, serialSockets...)
+}
 
 func (b *boot) run(ctx context.Context, r *Result) error {
 	initrd, err := b.prepareImage()
@@ -60,9 +87,9 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 		return fmt.Errorf("rig: %w", err)
 	}
 	r.QEMUCommand = append([]string{b.qemu}, args...)
-	p, err := partner.New(partner.Config{MAC: PeerMAC, IP: PeerIP, Logf: b.c.PartnerLogf})
+	ps, err := b.partners()
 	if err != nil {
-		return fmt.Errorf("rig: link partner: %w", err)
+		return err
 	}
 	con, err := b.openConsole()
 	if err != nil {
@@ -70,13 +97,13 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 	}
 	defer b.keepConsole(con, r)
 	c := b.c
-	c.progressf("booting %s (%s, %d vCPUs, %d MiB, %s)", r.Kernel, b.accel, c.SMP, c.MemMB, strings.Join(append([]string{b.nic.Name}, c.ModParams...), ", "))
+	c.progressf("booting %s (%s, %d vCPUs, %d MiB, %s)", r.Kernel, b.accel, c.SMP, c.MemMB, strings.Join(append([]string{b.describeLinks()}, c.ModParams...), ", "))
 	s, err := b.launchQEMU(ctx, args, lns)
 	if err != nil {
 		return err
 	}
 	defer s.stop()
-	s.serve(ctx, p, con)
+	s.serve(ctx, ps, con)
 	w := s.watch(ctx, r)
 	s.drain()
 	s.collect(r)
@@ -85,6 +112,43 @@ func (b *boot) run(ctx context.Context, r *Result) error {
 	}
 	r.ExitCode, _ = s.ctl.exitCode()
 	return nil
+}
+
+// partners makes the links' host partners, one per link (none on the
+// loop topology).
+func (b *boot) partners() ([]*partner.Partner, error) {
+	if !b.hostPartners() {
+		return nil, nil
+	}
+	var ps []*partner.Partner
+	for _, l := range b.links {
+		logf := b.c.PartnerLogf
+		if logf != nil && l.Iface != DUTIface {
+			logf = func(format string, args ...any) { b.c.PartnerLogf(l.Iface+": "+format, args...) }
+		}
+		p, err := partner.New(partner.Config{MAC: l.PeerMAC, IP: l.PeerIP, Logf: logf})
+		if err != nil {
+			return nil, fmt.Errorf("rig: link partner of %s: %w", l.Iface, err)
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}
+
+// describeLinks names the NICs for the progress line: "virtio-net-pci",
+// "virtio-net-pci eth0, e1000 eth1", or "e1000e loop eth0-eth1".
+func (b *boot) describeLinks() string {
+	if !b.hostPartners() {
+		return b.c.NIC + " loop " + DUTIface + "-" + LoopPartnerIface + " (" + LoopPartnerIface + " in netns " + LoopNetNS + ")"
+	}
+	if len(b.links) == 1 {
+		return b.links[0].Model
+	}
+	var ds []string
+	for _, l := range b.links {
+		ds = append(ds, l.Model+" "+l.Iface)
+	}
+	return strings.Join(ds, ", ")
 }
 
 // prepareImage writes the initramfs (the files and the guest's
@@ -115,7 +179,7 @@ func (b *boot) prepareImage() (string, error) {
 // listen opens the sockets QEMU connects to, named by socketNames.
 func (b *boot) listen() (map[string]*net.UnixListener, error) {
 	lns := map[string]*net.UnixListener{}
-	for _, n := range socketNames {
+	for _, n := range b.socketNames() {
 		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: b.socket(n), Net: "unix"})
 		if err != nil {
 			closeAll(lns)
@@ -130,10 +194,17 @@ func (b *boot) socket(name string) string { return filepath.Join(b.work, name+".
 
 func (b *boot) qemuArgs(initrd string) ([]string, error) {
 	c := b.c
+	var nics []qemuNIC
+	for i, l := range b.links {
+		n := qemuNIC{Model: l.Model, MAC: l.MAC.String(), Hub: !b.hostPartners()}
+		if !n.Hub {
+			n.NetSock = b.socket(netSocket(i))
+		}
+		nics = append(nics, n)
+	}
 	return qemuArgs(qemuSpec{
 		Binary: b.qemu, Accel: b.accel, SMP: c.SMP, MemMB: c.MemMB,
-		Kernel: b.image, Initrd: initrd, Append: kernelCmdline(),
-		NIC: b.nic.Name, MAC: DUTMAC.String(), NetSock: b.socket("net"),
+		Kernel: b.image, Initrd: initrd, Append: kernelCmdline(), NICs: nics,
 		Serials: []string{b.socket("console"), b.socket("out"), b.socket("ctl")},
 		Monitor: b.socket("monitor"),
 	})
@@ -182,10 +253,12 @@ type session struct {
 	qemuErr error
 	conns   map[string]net.Conn
 
-	partner *partner.Partner
-	con     *console
-	out     *runWatcher
-	ctl     *control
+	// partners are the links' host partners, by link (none on the
+	// loop topology).
+	partners []*partner.Partner
+	con      *console
+	out      *runWatcher
+	ctl      *control
 	// readers counts the goroutines reading conns; pcancel stops the
 	// partner's.
 	readers chan struct{}
@@ -263,40 +336,31 @@ func (s *session) stop() {
 	closeAll(s.conns)
 }
 
-// serve starts the readers of QEMU's connections: the partner on the
-// link, the console into its log, the test output to the caller and the
+// serve starts the readers of QEMU's connections: the partners on the
+// links, the console into its log, the test output to the caller and the
 // control port.
-func (s *session) serve(ctx context.Context, p *partner.Partner, con *console) {
+func (s *session) serve(ctx context.Context, ps []*partner.Partner, con *console) {
 	c := s.b.c
-	s.partner, s.con = p, con
+	s.partners, s.con = ps, con
 	s.out = &runWatcher{w: s.b.out, start: s.b.start, progressf: c.progressf}
 	s.ctl = newControl(c.ReportDir)
 	s.ctl.watch = newHangWatch(c.HangTimeout, time.Now)
-	// The guest's test ends a partner stall early through the control
-	// port (guest.ResumePartner): the stalled partner reads nothing from
-	// the link, but it is ours.
-	s.ctl.resume = func(nonce string) bool {
-		stalled := p.Stalled()
-		p.Resume()
-		if stalled {
-			c.progressf("partner stall ended early at the guest's request (resume %s)", nonce)
-		} else {
-			c.progressf("the guest asked to resume the partner (resume %s), which was not stalled", nonce)
-		}
-		return stalled
-	}
+	s.ctl.resume = s.resume
 	pctx, pcancel := context.WithCancel(ctx)
 	s.pcancel = pcancel
-	readers := []func(){
-		func() {
-			if err := p.Serve(pctx, s.conns["net"]); err != nil && pctx.Err() == nil && c.PartnerLogf != nil {
-				c.PartnerLogf("partner: %v", err)
+	var readers []func()
+	for i, p := range ps {
+		readers = append(readers, func() {
+			if err := p.Serve(pctx, s.conns[netSocket(i)]); err != nil && pctx.Err() == nil && c.PartnerLogf != nil {
+				c.PartnerLogf("partner of %s: %v", s.b.links[i].Iface, err)
 			}
-		},
+		})
+	}
+	readers = append(readers,
 		func() { io.Copy(con, s.conns["console"]) },
 		func() { io.Copy(s.out, s.conns["out"]); s.out.flush() },
 		func() { s.ctl.read(s.conns["ctl"]) },
-	}
+	)
 	s.readers = make(chan struct{}, len(readers))
 	for _, f := range readers {
 		go func() {
@@ -304,6 +368,31 @@ func (s *session) serve(ctx context.Context, p *partner.Partner, con *console) {
 			f()
 		}()
 	}
+}
+
+// resume ends the stall of the partner of the guest's interface iface
+// ("" is eth0) and reports whether it was stalled. The guest's test ends a
+// partner stall early through the control port (guest.ResumePartner): the
+// stalled partner reads nothing from the link, but it is ours.
+func (s *session) resume(nonce, iface string) bool {
+	c := s.b.c
+	if iface == "" {
+		iface = DUTIface
+	}
+	i := slices.IndexFunc(s.b.links, func(l Link) bool { return l.Iface == iface })
+	if i < 0 || i >= len(s.partners) {
+		c.progressf("the guest asked to resume the partner of %s (resume %s), which has no host partner", iface, nonce)
+		return false
+	}
+	p := s.partners[i]
+	stalled := p.Stalled()
+	p.Resume()
+	if stalled {
+		c.progressf("partner stall of %s ended early at the guest's request (resume %s)", iface, nonce)
+	} else {
+		c.progressf("the guest asked to resume the partner of %s (resume %s), which was not stalled", iface, nonce)
+	}
+	return stalled
 }
 
 // watchResult is what the watch saw besides the control port's record.
@@ -385,7 +474,16 @@ func (s *session) drain() {
 
 // collect fills in what the guest and the partner reported.
 func (s *session) collect(r *Result) {
-	r.PartnerStats = s.partner.Stats()
+	for i, l := range s.b.links {
+		lr := LinkResult{Link: l}
+		if i < len(s.partners) {
+			lr.PartnerStats = s.partners[i].Stats()
+		}
+		r.Links = append(r.Links, lr)
+	}
+	if len(r.Links) > 0 {
+		r.PartnerStats = r.Links[0].PartnerStats
+	}
 	r.BootTime = s.out.bootTime()
 	r.ReportFiles = s.ctl.files
 	r.Resumes = s.ctl.resumes

@@ -19,6 +19,9 @@ import (
 // ResumeRequest is a guest.ResumePartner request the host received.
 type ResumeRequest struct {
 	Nonce string
+	// Iface is the guest interface whose partner was meant (eth0 when
+	// the request named none).
+	Iface string
 	At    time.Time
 	// Stalled reports whether the partner was stalled when the request
 	// came, that is, whether the request ended a stall.
@@ -31,9 +34,9 @@ type control struct {
 	hello, exit chan struct{}
 	// watch, if set, hears every line and the heartbeats.
 	watch *hangWatch
-	// resume ends the partner's stall and reports whether there was one;
-	// nil ignores RESUME lines.
-	resume func(nonce string) bool
+	// resume ends the stall of iface's partner ("" is eth0's) and
+	// reports whether there was one; nil ignores RESUME lines.
+	resume func(nonce, iface string) bool
 
 	mu      sync.Mutex
 	code    int
@@ -83,13 +86,17 @@ func (c *control) read(r io.Reader) {
 				c.watch.beat(hb)
 			}
 		case guestproto.Resume:
-			nonce := strings.TrimSpace(arg)
+			nonce, iface, _ := strings.Cut(strings.TrimSpace(arg), " ")
+			iface = strings.TrimSpace(iface)
 			stalled := false
 			if c.resume != nil {
-				stalled = c.resume(nonce)
+				stalled = c.resume(nonce, iface)
+			}
+			if iface == "" {
+				iface = guestproto.FirstIface
 			}
 			c.mu.Lock()
-			c.resumes = append(c.resumes, ResumeRequest{Nonce: nonce, At: time.Now(), Stalled: stalled})
+			c.resumes = append(c.resumes, ResumeRequest{Nonce: nonce, Iface: iface, At: time.Now(), Stalled: stalled})
 			c.mu.Unlock()
 		case guestproto.File:
 			_, n, _ := strings.Cut(arg, " ")

@@ -13,8 +13,8 @@ func TestControlReadResume(t *testing.T) {
 	c := newControl("")
 	stalled := []bool{true, false}
 	var got []string
-	c.resume = func(nonce string) bool {
-		got = append(got, nonce)
+	c.resume = func(nonce, iface string) bool {
+		got = append(got, nonce+"@"+iface)
 		s := stalled[0]
 		stalled = stalled[1:]
 		return s
@@ -24,14 +24,16 @@ func TestControlReadResume(t *testing.T) {
 		guestproto.Prefix + "READY eth0",
 		"test output that strayed here",
 		guestproto.Prefix + "RESUME 0a1b2c3d",
-		guestproto.Prefix + "RESUME ffee0001\r",
+		guestproto.Prefix + "RESUME ffee0001 eth1\r",
 		guestproto.Prefix + "EXIT 0",
 		"",
 	}, "\n")
 	c.read(strings.NewReader(in))
-	assert.Equal(t, []string{"0a1b2c3d", "ffee0001"}, got)
+	assert.Equal(t, []string{"0a1b2c3d@", "ffee0001@eth1"}, got, "the old line names no interface, the new one its NIC")
 	require.Equal(t, 2, len(c.resumes))
 	assert.Equal(t, "0a1b2c3d", c.resumes[0].Nonce)
+	assert.Equal(t, "eth0", c.resumes[0].Iface, "a request that names no interface is eth0's")
+	assert.Equal(t, "eth1", c.resumes[1].Iface)
 	assert.True(t, c.resumes[0].Stalled)
 	assert.False(t, c.resumes[1].Stalled)
 	assert.False(t, c.resumes[0].At.IsZero())

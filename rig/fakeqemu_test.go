@@ -186,8 +186,8 @@ func fakeBoot(t *testing.T, c Config, work string, f *fakeQEMU) *boot {
 	}
 	f.connected = make(chan struct{})
 	return &boot{
-		c: c, qemu: "qemu-system-x86_64", image: work + "/vmlinuz", accel: "tcg", nic: NICModels[0], work: work,
-		gc:     guestproto.Config{Iface: DUTIface, Addr: dutCIDR},
+		c: c, qemu: "qemu-system-x86_64", image: work + "/vmlinuz", accel: "tcg", links: probeLinks, work: work,
+		gc:     guestproto.Config{NICs: []guestproto.NIC{probeLinks[0].guestNIC()}},
 		files:  []initramfsFile{{Name: "init", Data: []byte("fake init"), Mode: 0o755}},
 		launch: f.launch, connected: func() { close(f.connected) },
 	}

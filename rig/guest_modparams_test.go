@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"txtimeout/rig/guest"
 )
 
 // TestGuestModParams runs inside the guest only: TestIntegrationModParams
@@ -20,9 +18,7 @@ import (
 // gives) it checks the converse, so that the check is seen to tell them
 // apart.
 func TestGuestModParams(t *testing.T) {
-	if !guest.Inside() {
-		t.Skip("runs only inside the virtual rig's guest (TestIntegrationModParams boots it)")
-	}
+	needGuest(t, "TestIntegrationModParams")
 	if nic := os.Getenv("TXTIMEOUT_NIC"); nic != "e1000e" {
 		t.Fatalf("TXTIMEOUT_NIC=%q: this check needs the e1000e NIC", nic)
 	}

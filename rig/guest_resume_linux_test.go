@@ -2,6 +2,7 @@ package rig
 
 import (
 	"context"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,17 +25,7 @@ func testResumeEndsStall(t *testing.T) {
 		hookCalls.Add(1)
 		return guest.ResumePartner()
 	}
-	s, err := faultinject.NewStall(DUTIface, faultinject.StallConfig{For: stall, PeerMAC: PeerMAC, Resume: hook},
-		faultinject.Options{StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), stall+30*time.Second)
-	defer cancel()
-	if err := s.Inject(ctx); err != nil {
-		t.Fatalf("Inject: %v", err)
-	}
-	defer s.Restore(context.Background())
+	s, ctx := injectStall(t, DUTIface, PeerMAC, stall, hook)
 	until := s.Until()
 
 	var attempts, sent atomic.Uint64
@@ -86,4 +77,23 @@ func testResumeEndsStall(t *testing.T) {
 	if st := ping(t, 56, 1); st.PacketsRecv != 1 {
 		t.Errorf("no echo reply after the resumed stall")
 	}
+}
+
+// injectStall stalls the partner of iface (peer) for d through faultinject
+// with hook as its resume hook; the stall is restored and ctx (which
+// bounds the test's waits) ends when the test does.
+func injectStall(t *testing.T, iface string, peer net.HardwareAddr, d time.Duration, hook func(context.Context) error) (*faultinject.Stall, context.Context) {
+	t.Helper()
+	s, err := faultinject.NewStall(iface, faultinject.StallConfig{For: d, PeerMAC: peer, Resume: hook},
+		faultinject.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	t.Cleanup(cancel)
+	if err := s.Inject(ctx); err != nil {
+		t.Fatalf("Inject: %v", err)
+	}
+	t.Cleanup(func() { s.Restore(context.Background()) })
+	return s, ctx
 }

@@ -105,17 +105,33 @@ func TestGuestChecks(t *testing.T) {
 	t.Run("ResumeEndsStall", testResumeEndsStall)
 }
 
+// needGuest skips a test that runs only inside the rig's guest, where
+// the host test bootedBy boots it.
+func needGuest(t *testing.T, bootedBy string) {
+	t.Helper()
+	if !guest.Inside() {
+		t.Skip("runs only inside the virtual rig's guest (" + bootedBy + " boots it)")
+	}
+}
+
 func readSys(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile("/sys/class/net/" + DUTIface + "/" + name)
+	return readSysOf(t, DUTIface, name)
+}
+
+func readSysOf(t *testing.T, iface, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("/sys/class/net/" + iface + "/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
 }
 
-func txPackets(t *testing.T) uint64 {
-	n, err := strconv.ParseUint(readSys(t, "statistics/tx_packets"), 10, 64)
+func txPackets(t *testing.T) uint64 { return txPacketsOf(t, DUTIface) }
+
+func txPacketsOf(t *testing.T, iface string) uint64 {
+	n, err := strconv.ParseUint(readSysOf(t, iface, "statistics/tx_packets"), 10, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +140,12 @@ func txPackets(t *testing.T) uint64 {
 
 func ping(t *testing.T, size, count int) *probing.Statistics {
 	t.Helper()
-	p, err := probing.NewPinger(PeerIP.String())
+	return pingPeer(t, PeerIP, size, count)
+}
+
+func pingPeer(t *testing.T, peer net.IP, size, count int) *probing.Statistics {
+	t.Helper()
+	p, err := probing.NewPinger(peer.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +262,12 @@ func testStallFreezesTX(t *testing.T) {
 // filled the socket's send buffer. stop may be called more than once.
 func offerUDP(t *testing.T, ctx context.Context, attempts, sent *atomic.Uint64) (stop func()) {
 	t.Helper()
-	udp, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: PeerIP, Port: 9})
+	return offerUDPTo(t, ctx, PeerIP, attempts, sent)
+}
+
+func offerUDPTo(t *testing.T, ctx context.Context, peer net.IP, attempts, sent *atomic.Uint64) (stop func()) {
+	t.Helper()
+	udp, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: peer, Port: 9})
 	if err != nil {
 		t.Fatalf("UDP socket to the partner: %v", err)
 	}

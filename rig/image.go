@@ -37,7 +37,7 @@ func GuestModules(dir, nic string, extra []string, modParams string) ([]Module, 
 	if extra, err = normalizeExtraModules(extra); err != nil {
 		return nil, err
 	}
-	want, reasons := wantedModules(m, extra)
+	want, reasons := wantedModules([]NICModel{m}, extra)
 	mods, err := ix.resolve(want, reasons)
 	if err != nil {
 		return nil, err

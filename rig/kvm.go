@@ -11,6 +11,9 @@ import (
 	"txtimeout/rig/internal/guestproto"
 )
 
+// probeLinks are the KVM probe boot's NICs: eth0 of the default model.
+var probeLinks = []Link{hostLink(0, DefaultNIC)}
+
 // kvmProbe boots the kernel with KVM and an init that only says HELLO and
 // powers off. KVM hangs in the firmware on some machines, so /dev/kvm alone
 // proves nothing. The verdict is cached in the cache directory per kernel
@@ -34,6 +37,7 @@ func kvmProbe(ctx context.Context, c Config, qemu, image, work string) (bool, er
 	pc := c
 	pc.Progress = nil
 	pc.ReportDir = ""
+	pc.Topology, pc.MoreNICs = TopologyHost, nil
 	pc.BootTimeout = 20 * time.Second
 	dir, err := os.MkdirTemp(work, "kvm-probe-")
 	if err != nil {
@@ -44,8 +48,8 @@ func kvmProbe(ctx context.Context, c Config, qemu, image, work string) (bool, er
 		return false, err
 	}
 	b := &boot{
-		c: pc, qemu: qemu, image: image, accel: "kvm", nic: NICModels[0], work: dir,
-		gc:    guestproto.Config{Probe: true, Iface: DUTIface, Addr: dutCIDR},
+		c: pc, qemu: qemu, image: image, accel: "kvm", links: probeLinks, work: dir,
+		gc:    guestproto.Config{Probe: true, NICs: []guestproto.NIC{probeLinks[0].guestNIC()}},
 		files: []initramfsFile{{Name: "init", Path: initBin, Mode: 0o755}},
 		start: time.Now(),
 	}

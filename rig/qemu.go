@@ -12,22 +12,30 @@ import (
 
 // qemuSpec is everything the QEMU command line depends on.
 type qemuSpec struct {
-	Binary  string // qemu-system-x86_64
-	Accel   string // "tcg" or "kvm"
-	SMP     int
-	MemMB   int
-	Kernel  string
-	Initrd  string
-	Append  string
-	NIC     string // QEMU -device name
-	MAC     string
-	NetSock string // the partner's unix socket
+	Binary string // qemu-system-x86_64
+	Accel  string // "tcg" or "kvm"
+	SMP    int
+	MemMB  int
+	Kernel string
+	Initrd string
+	Append string
+	// NICs are the guest's NICs, in PCI order (eth0 first).
+	NICs []qemuNIC
 	// Serials are the unix sockets of ttyS0, ttyS1, ttyS2, in order;
 	// the host listens on each and QEMU connects.
 	Serials []string
 	// Monitor, if set, is a unix socket QEMU serves its human monitor
 	// on; the host connects only to report a hung guest's state.
 	Monitor string
+}
+
+// qemuNIC is one guest NIC on the QEMU command line: a stream netdev to
+// the host partner listening on NetSock, or, with Hub set, a port of
+// QEMU's internal hub 0, which cables it to the hub's other ports (the
+// loop topology's two NICs).
+type qemuNIC struct {
+	Model, MAC, NetSock string
+	Hub                 bool
 }
 
 // kernelCmdline is the guest kernel's command line:
@@ -63,7 +71,20 @@ func qemuArgs(s qemuSpec) ([]string, error) {
 	if strings.ContainsAny(s.Monitor, ",\n") {
 		return nil, fmt.Errorf("QEMU monitor socket %q holds a comma", s.Monitor)
 	}
-	for _, p := range append([]string{s.NetSock, s.Kernel, s.Initrd, s.MAC, s.NIC}, s.Serials...) {
+	if len(s.NICs) == 0 {
+		return nil, fmt.Errorf("want at least one NIC")
+	}
+	words := append([]string{s.Kernel, s.Initrd}, s.Serials...)
+	for _, n := range s.NICs {
+		words = append(words, n.Model, n.MAC)
+		if n.Hub != (n.NetSock == "") {
+			return nil, fmt.Errorf("NIC %s %s: want a partner socket or the hub, one of them", n.Model, n.MAC)
+		}
+		if !n.Hub {
+			words = append(words, n.NetSock)
+		}
+	}
+	for _, p := range words {
 		// QEMU's option syntax uses commas as separators.
 		if p == "" || strings.ContainsAny(p, ",\n") {
 			return nil, fmt.Errorf("QEMU argument %q is empty or holds a comma", p)
@@ -89,11 +110,20 @@ func qemuArgs(s qemuSpec) ([]string, error) {
 		"-kernel", s.Kernel,
 		"-initrd", s.Initrd,
 		"-append", s.Append,
+	)
+	for i, n := range s.NICs {
+		id := "n" + strconv.Itoa(i)
 		// The stream netdev (QEMU 7.2+) frames each packet with a 4-byte
 		// big-endian length; server=off: QEMU connects to the partner.
-		"-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path="+s.NetSock,
-		"-device", s.NIC+",netdev=n0,mac="+s.MAC,
-	)
+		netdev := "stream,id=" + id + ",server=off,addr.type=unix,addr.path=" + n.NetSock
+		if n.Hub {
+			// A hub forwards each frame to its other ports, and a port
+			// takes frames only while another one can receive
+			// (net/hub.c): the two NICs are cabled to each other.
+			netdev = "hubport,id=" + id + ",hubid=0"
+		}
+		args = append(args, "-netdev", netdev, "-device", n.Model+",netdev="+id+",mac="+n.MAC)
+	}
 	for _, p := range s.Serials {
 		args = append(args, "-serial", "unix:"+p)
 	}

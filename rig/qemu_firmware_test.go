@@ -11,7 +11,7 @@ import (
 func TestQEMUArgsFirmware(t *testing.T) {
 	spec := qemuSpec{
 		Binary: "/q/qemu-system-x86_64", Accel: "tcg", SMP: 2, MemMB: 512, Kernel: "/k/vmlinux", Initrd: "/w/i.cpio",
-		Append: kernelCmdline(), NIC: "e1000", MAC: "52:54:00:12:34:56", NetSock: "/w/net.sock",
+		Append: kernelCmdline(), NICs: []qemuNIC{{Model: "e1000", MAC: "52:54:00:12:34:56", NetSock: "/w/net.sock"}},
 		Serials: []string{"/w/c.sock", "/w/o.sock", "/w/x.sock"},
 	}
 	defer func(f func(string) string) { qemuFirmware = f }(qemuFirmware)

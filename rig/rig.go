@@ -15,6 +15,10 @@
 //	TXTIMEOUT_KERNEL       kernel image (vmlinuz); default: the pinned Debian package
 //	TXTIMEOUT_MODULES      its module tree (lib/modules/VERSION); required with TXTIMEOUT_KERNEL
 //	TXTIMEOUT_NIC          NIC model: virtio-net-pci (default), e1000, e1000e, igb, rtl8139
+//	TXTIMEOUT_RIG_MORE_NICS more NICs, models separated by spaces or commas: eth1,
+//	                       eth2, ... each with a host partner of its own (see Link)
+//	TXTIMEOUT_RIG_TOPOLOGY host (default: every NIC's partner runs on the host) or
+//	                       loop (two NICs cabled to each other; see Config.Topology)
 //	TXTIMEOUT_SMP          vCPUs (default 2)
 //	TXTIMEOUT_MODPARAMS    parameters for the modules the rig loads, MODULE.PARAM=VALUE
 //	                       items separated by spaces or commas (see Config.ModParams),
@@ -30,11 +34,13 @@
 //	TXTIMEOUT_RIG_KEEP     1 keeps the work directory (initramfs, logs) and prints it
 //	TXTIMEOUT_CACHE        cache directory for the kernel (default $XDG_CACHE_HOME/txtimeout)
 //
-// Inside the guest the init sets TXTIMEOUT_RIG=1, TXTIMEOUT_IFACE=eth0,
+// Inside the guest (host topology) the init sets TXTIMEOUT_RIG=1, TXTIMEOUT_IFACE=eth0,
 // TXTIMEOUT_PEER_IP, TXTIMEOUT_PEER_MAC, TXTIMEOUT_PARTNER=inband,
 // TXTIMEOUT_NIC, TXTIMEOUT_MODPARAMS (the parameters given, normalised,
 // space-separated), TXTIMEOUT_EXTRA_MODULES (Config.ExtraModules,
-// space-separated) and TXTIMEOUT_REPORT_DIR=/report.
+// space-separated) and TXTIMEOUT_REPORT_DIR=/report; guest.NICs lists
+// every NIC (Config.MoreNICs too). The loop topology's guest runs in
+// hardware mode instead (see Config.Topology).
 //
 // # Serial ports
 //
@@ -80,8 +86,7 @@ var (
 
 const (
 	// DUTIface is the DUT interface's name inside the guest.
-	DUTIface = "eth0"
-	dutCIDR  = "198.18.0.2/24"
+	DUTIface = guestproto.FirstIface
 )
 
 // Defaults.
@@ -107,8 +112,22 @@ type Config struct {
 	// tree (the lib/modules/VERSION directory). Both empty: the pinned
 	// Debian package, fetched into the cache.
 	Kernel, Modules string
-	// NIC is the QEMU NIC model (see NICModels).
+	// NIC is the QEMU NIC model (see NICModels) of eth0, the DUT.
 	NIC string
+	// MoreNICs are the models of more NICs, eth1, eth2, ... in order
+	// (at most MaxMoreNICs), each cabled to a host partner of its own on
+	// a subnet of its own (see Link); the guest init loads every model's
+	// modules, and guest.NICs lists them all in the guest. The host
+	// topology only.
+	MoreNICs []string
+	// Topology is TopologyHost ("" too) or TopologyLoop: two NICs of
+	// model NIC cabled to each other inside QEMU, the second one (the
+	// partner port, eth1) in the guest's network namespace
+	// LoopNetNS with the partner's address, served by rig/partner over
+	// AF_PACKET there; the test binary runs in hardware mode
+	// (TXTIMEOUT_IFACE=eth0, TXTIMEOUT_PARTNER_IFACE=eth1,
+	// TXTIMEOUT_PARTNER_NETNS, no TXTIMEOUT_RIG). See LoopEnv.
+	Topology string
 	// ModParams are parameters for the kernel modules the rig loads, as
 	// "MODULE.PARAM=VALUE" items (e.g. "e1000e.IntMode=1"), which the
 	// guest init passes to finit_module: a module loaded that way does not
@@ -172,6 +191,10 @@ func ConfigFromEnv() Config {
 		// run, not be dropped.
 		ModParams:    splitModParams(os.Getenv("TXTIMEOUT_MODPARAMS")),
 		ExtraModules: strings.FieldsFunc(os.Getenv("TXTIMEOUT_EXTRA_MODULES"), isListSep),
+		Topology:     os.Getenv("TXTIMEOUT_RIG_TOPOLOGY"),
+	}
+	if more := strings.FieldsFunc(os.Getenv("TXTIMEOUT_RIG_MORE_NICS"), isListSep); len(more) > 0 {
+		c.MoreNICs = more
 	}
 	if n, err := strconv.Atoi(os.Getenv("TXTIMEOUT_SMP")); err == nil {
 		c.SMP = n
@@ -198,8 +221,15 @@ type Result struct {
 	BootTime, GuestBootTime time.Duration
 	// Kernel is the guest kernel's release (the module tree's name).
 	Kernel string
-	// NIC is the NIC model.
+	// NIC is the NIC model of eth0.
 	NIC string
+	// Topology is the topology the guest had (TopologyHost or
+	// TopologyLoop).
+	Topology string
+	// Links are the guest's NICs, eth0 first, with what their host
+	// partners counted (zero on the loop topology, whose partner runs
+	// in the guest).
+	Links []LinkResult
 	// ModParams are the module parameters the guest's modules were
 	// loaded with (Config.ModParams, normalised).
 	ModParams []string
@@ -214,7 +244,8 @@ type Result struct {
 	WorkDir string
 	// QEMUCommand is the QEMU command line, for reproduction.
 	QEMUCommand []string
-	// PartnerStats are the link partner's counters at the end.
+	// PartnerStats are eth0's link partner's counters at the end
+	// (Links[0].PartnerStats).
 	PartnerStats partner.Stats
 	// Resumes are the guest's ResumePartner requests, in order.
 	Resumes []ResumeRequest
@@ -359,7 +390,7 @@ func (c Config) withDefaults() (Config, error) {
 	case (c.Kernel == "") != (c.Modules == ""):
 		return c, fmt.Errorf("rig: a kernel needs its modules and modules their kernel (give both -kernel and -modules): %w", ErrKernelMissing)
 	}
-	if _, err := LookupNIC(c.NIC); err != nil {
+	if err := c.checkTopology(); err != nil {
 		return c, err
 	}
 	mp, err := normalizeModParams(c.ModParams)
@@ -396,12 +427,18 @@ func normalizeExtraModules(names []string) ([]string, error) {
 }
 
 // wantedModules lists the modules a run loads, before dependencies: the
-// NIC's, the scenarios', then the extra ones, with why each is needed.
-func wantedModules(nic NICModel, extra []string) ([]string, map[string]string) {
-	want := append([]string(nil), nic.Modules...)
+// NICs' (each model's once), the scenarios', then the extra ones, with why
+// each is needed.
+func wantedModules(nics []NICModel, extra []string) ([]string, map[string]string) {
+	var want []string
 	reasons := map[string]string{}
-	for _, m := range nic.Modules {
-		reasons[m] = "the " + nic.Name + " NIC"
+	for _, nic := range nics {
+		for _, m := range nic.Modules {
+			if _, ok := reasons[m]; !ok {
+				want = append(want, m)
+				reasons[m] = "the " + nic.Name + " NIC"
+			}
+		}
 	}
 	for _, m := range scenarioModules {
 		want = append(want, m.name)

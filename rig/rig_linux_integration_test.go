@@ -93,6 +93,56 @@ func TestIntegrationModParams(t *testing.T) {
 	}
 }
 
+// TestIntegrationMoreNICs boots virtio-net-pci eth0 and e1000 eth1, each
+// with its own host partner, and mirrors TestGuestMoreNICs: both partners
+// answer ping, and a stall of eth1's partner ends through the control port
+// naming eth1, leaving eth0's partner alone.
+func TestIntegrationMoreNICs(t *testing.T) {
+	t.Parallel()
+	c := ConfigFromEnv()
+	c.NIC, c.MoreNICs, c.MemMB = "virtio-net-pci", []string{"e1000"}, 512
+	r := RunTest(t, "txtimeout/rig", "^TestGuestMoreNICs$", c)
+	if len(r.Links) != 2 {
+		t.Fatalf("Result.Links = %+v, want eth0 and eth1", r.Links)
+	}
+	for _, l := range r.Links {
+		t.Logf("%s (%s): partner %+v", l.Iface, l.Model, l.PartnerStats)
+	}
+	eth0, eth1 := r.Links[0].PartnerStats, r.Links[1].PartnerStats
+	if eth0.EchoReplies < 3 || eth1.EchoReplies < 4 {
+		t.Errorf("echo replies: eth0's partner %d, eth1's %d; want at least 3 and 4 (3 pings each, one after the stall)", eth0.EchoReplies, eth1.EchoReplies)
+	}
+	if eth0.Stalls != 0 || eth1.Stalls != 1 || eth1.Stalled {
+		t.Errorf("stalls: eth0's partner %d, eth1's %d (still stalled: %v); want 0 and 1, ended", eth0.Stalls, eth1.Stalls, eth1.Stalled)
+	}
+	t.Logf("resume requests: %+v", r.Resumes)
+	if len(r.Resumes) != 1 || r.Resumes[0].Iface != "eth1" || !r.Resumes[0].Stalled {
+		t.Errorf("resume requests %+v, want one for eth1, received while its partner was stalled", r.Resumes)
+	}
+	if r.PartnerStats != eth0 {
+		t.Errorf("Result.PartnerStats %+v is not eth0's partner's %+v", r.PartnerStats, eth0)
+	}
+}
+
+// TestIntegrationLoop boots the loop topology (TXTIMEOUT_NIC, default
+// e1000e) and mirrors TestGuestLoop: the partner port in its namespace,
+// served by the test binary re-executed there, the tests in hardware mode.
+func TestIntegrationLoop(t *testing.T) {
+	t.Parallel()
+	c := ConfigFromEnv()
+	if c.NIC == "" {
+		c.NIC = "e1000e"
+	}
+	c.Topology, c.MemMB = TopologyLoop, 512
+	r := RunTest(t, "txtimeout/rig", "^TestGuestLoop$", c)
+	if r.Topology != TopologyLoop || len(r.Links) != 2 || r.Links[1].NetNS != LoopNetNS {
+		t.Errorf("Result: topology %q, links %+v; want loop, eth0 and eth1 in %s", r.Topology, r.Links, LoopNetNS)
+	}
+	if want := "link partner serving on eth1 in network namespace partner"; !strings.Contains(r.ConsoleLog, want) {
+		t.Errorf("console log lacks the init's %q", want)
+	}
+}
+
 // TestIntegrationTraceToggle is the regression test of the intermittent
 // guest hang (kernel-facts §12): it mirrors TestGuestTraceToggle, which
 // toggles the tracepoint 300 times in one boot, and so checks the guest

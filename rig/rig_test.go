@@ -20,9 +20,10 @@ import (
 func TestQEMUArgs(t *testing.T) {
 	base := qemuSpec{
 		Accel: "tcg", SMP: 2, MemMB: 1024, Kernel: "/k/vmlinuz", Initrd: "/w/initramfs.cpio",
-		Append: kernelCmdline(), NIC: "virtio-net-pci", MAC: "52:54:00:12:34:56", NetSock: "/w/net.sock",
+		Append: kernelCmdline(), NICs: []qemuNIC{{Model: "virtio-net-pci", MAC: "52:54:00:12:34:56", NetSock: "/w/net.sock"}},
 		Serials: []string{"/w/console.sock", "/w/out.sock", "/w/ctl.sock"},
 	}
+	nic := func(f func(*qemuNIC)) func(*qemuSpec) { return func(s *qemuSpec) { f(&s.NICs[0]) } }
 	tests := []struct {
 		name    string
 		edit    func(*qemuSpec)
@@ -41,12 +42,28 @@ func TestQEMUArgs(t *testing.T) {
 		{name: "comma in the monitor path", edit: func(s *qemuSpec) { s.Monitor = "/w,x/monitor.sock" }, err: true},
 		{name: "kvm", edit: func(s *qemuSpec) { s.Accel = "kvm" }, want: []string{"-accel kvm", "-cpu host"}},
 		{name: "smp4", edit: func(s *qemuSpec) { s.SMP = 4; s.MemMB = 512 }, want: []string{"-smp 4", "-m 512"}},
-		{name: "e1000", edit: func(s *qemuSpec) { s.NIC = "e1000" }, want: []string{"-device e1000,netdev=n0,mac=52:54:00:12:34:56"}},
-		{name: "e1000e", edit: func(s *qemuSpec) { s.NIC = "e1000e" }, want: []string{"-device e1000e,netdev=n0,"}},
-		{name: "rtl8139", edit: func(s *qemuSpec) { s.NIC = "rtl8139" }, want: []string{"-device rtl8139,netdev=n0,"}},
+		{name: "e1000", edit: nic(func(n *qemuNIC) { n.Model = "e1000" }), want: []string{"-device e1000,netdev=n0,mac=52:54:00:12:34:56"}},
+		{name: "e1000e", edit: nic(func(n *qemuNIC) { n.Model = "e1000e" }), want: []string{"-device e1000e,netdev=n0,"}},
+		{name: "rtl8139", edit: nic(func(n *qemuNIC) { n.Model = "rtl8139" }), want: []string{"-device rtl8139,netdev=n0,"}},
+		{name: "more NICs", edit: func(s *qemuSpec) {
+			s.NICs = append(s.NICs, qemuNIC{Model: "e1000", MAC: "52:54:00:12:35:56", NetSock: "/w/net1.sock"})
+		}, want: []string{
+			"-netdev stream,id=n0,server=off,addr.type=unix,addr.path=/w/net.sock -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 " +
+				"-netdev stream,id=n1,server=off,addr.type=unix,addr.path=/w/net1.sock -device e1000,netdev=n1,mac=52:54:00:12:35:56",
+		}},
+		{name: "loop", edit: func(s *qemuSpec) {
+			s.NICs = []qemuNIC{{Model: "e1000e", MAC: "52:54:00:12:34:56", Hub: true}, {Model: "e1000e", MAC: "02:74:78:00:00:01", Hub: true}}
+		}, want: []string{
+			"-netdev hubport,id=n0,hubid=0 -device e1000e,netdev=n0,mac=52:54:00:12:34:56 " +
+				"-netdev hubport,id=n1,hubid=0 -device e1000e,netdev=n1,mac=02:74:78:00:00:01",
+		}, notWant: []string{"-netdev stream"}},
+		{name: "no NIC", edit: func(s *qemuSpec) { s.NICs = nil }, err: true},
+		{name: "socket and hub", edit: nic(func(n *qemuNIC) { n.Hub = true }), err: true},
+		{name: "neither socket nor hub", edit: nic(func(n *qemuNIC) { n.NetSock = "" }), err: true},
+		{name: "comma in a MAC", edit: nic(func(n *qemuNIC) { n.MAC = "52,54" }), err: true},
 		{name: "bad accel", edit: func(s *qemuSpec) { s.Accel = "hvf" }, err: true},
 		{name: "two serials", edit: func(s *qemuSpec) { s.Serials = s.Serials[:2] }, err: true},
-		{name: "comma in a path", edit: func(s *qemuSpec) { s.NetSock = "/w,x/net.sock" }, err: true},
+		{name: "comma in a path", edit: nic(func(n *qemuNIC) { n.NetSock = "/w,x/net.sock" }), err: true},
 		{name: "no initrd", edit: func(s *qemuSpec) { s.Initrd = "" }, err: true},
 		{name: "zero smp", edit: func(s *qemuSpec) { s.SMP = 0 }, err: true},
 	}
@@ -54,6 +71,7 @@ func TestQEMUArgs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := base
 			s.Serials = slices.Clone(base.Serials)
+			s.NICs = slices.Clone(base.NICs)
 			if tt.edit != nil {
 				tt.edit(&s)
 			}
@@ -147,7 +165,7 @@ func TestExtraModules(t *testing.T) {
 	assert.Equal(t, []string{"lkdtm", "txtimeout_splat"}, c.ExtraModules, "normalised as the kernel spells them, each once")
 	nic, err := LookupNIC("e1000")
 	require.NoError(t, err)
-	want, reasons := wantedModules(nic, append(c.ExtraModules, "e1000", "pktgen"))
+	want, reasons := wantedModules([]NICModel{nic}, append(c.ExtraModules, "e1000", "pktgen"))
 	assert.Equal(t, []string{"e1000", "sch_netem", "pktgen", "lkdtm", "txtimeout_splat"}, want, "the NIC's, the scenarios', then the extra ones, each once")
 	assert.Equal(t, "the e1000 NIC", reasons["e1000"])
 	assert.Contains(t, reasons["lkdtm"], "TXTIMEOUT_EXTRA_MODULES")

@@ -43,7 +43,7 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 	}
 	defer bootMu.Unlock()
 	start := time.Now()
-	r := &Result{NIC: c.NIC, ModParams: c.ModParams}
+	r := &Result{NIC: c.NIC, Topology: c.Topology, ModParams: c.ModParams}
 	ctx, cancel := context.WithTimeoutCause(ctx, c.Timeout, ErrRunTimeout)
 	defer cancel()
 	h, err := c.resolveHost(ctx, testBinary)
@@ -62,11 +62,11 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 	return r, err
 }
 
-// host is what a run needs of this machine: QEMU with the NIC model, the
+// host is what a run needs of this machine: QEMU with the NIC models, the
 // kernel, and the modules to load with their parameters.
 type host struct {
 	qemu, image string
-	nic         NICModel
+	nics        []NICModel
 	ix          *moduleIndex
 	mods        []kmod
 	params      map[string]string
@@ -75,12 +75,14 @@ type host struct {
 // resolveHost finds QEMU, the kernel (fetching the pinned one) and the
 // modules, before anything is built.
 func (c Config) resolveHost(ctx context.Context, testBinary string) (*host, error) {
-	qemu, nic, err := c.findQEMU(ctx)
+	qemu, nics, err := c.findQEMU(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if nic.Note != "" {
-		c.progressf("NIC %s: %s", nic.Name, nic.Note)
+	for _, nic := range nics {
+		if nic.Note != "" {
+			c.progressf("NIC %s: %s", nic.Name, nic.Note)
+		}
 	}
 	if st, err := os.Stat(testBinary); err != nil || !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("rig: test binary %s: not a regular file", testBinary)
@@ -99,7 +101,7 @@ func (c Config) resolveHost(ctx context.Context, testBinary string) (*host, erro
 	if err != nil {
 		return nil, err
 	}
-	want, reasons := wantedModules(nic, c.ExtraModules)
+	want, reasons := wantedModules(nics, c.ExtraModules)
 	mods, err := ix.resolve(want, reasons)
 	if err != nil {
 		return nil, err
@@ -108,23 +110,25 @@ func (c Config) resolveHost(ctx context.Context, testBinary string) (*host, erro
 	if err != nil {
 		return nil, fmt.Errorf("rig: %w", err)
 	}
-	return &host{qemu: qemu, image: image, nic: nic, ix: ix, mods: mods, params: params}, nil
+	return &host{qemu: qemu, image: image, nics: nics, ix: ix, mods: mods, params: params}, nil
 }
 
-// findQEMU finds qemu-system-x86_64 and checks that it has the NIC model.
-func (c Config) findQEMU(ctx context.Context) (string, NICModel, error) {
+// findQEMU finds qemu-system-x86_64 and checks that it has the NIC models.
+func (c Config) findQEMU(ctx context.Context) (string, []NICModel, error) {
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
-		return "", NICModel{}, ErrQEMUMissing
+		return "", nil, ErrQEMUMissing
 	}
-	nic, _ := LookupNIC(c.NIC)
-	if err := checkQEMUDevice(ctx, qemu, nic.Name); err != nil {
-		if nic.Note != "" {
-			err = fmt.Errorf("%w (%s)", err, nic.Note)
+	nics := c.nicModels()
+	for _, nic := range nics {
+		if err := checkQEMUDevice(ctx, qemu, nic.Name); err != nil {
+			if nic.Note != "" {
+				err = fmt.Errorf("%w (%s)", err, nic.Note)
+			}
+			return "", nil, err
 		}
-		return "", NICModel{}, err
 	}
-	return qemu, nic, nil
+	return qemu, nics, nil
 }
 
 // newBoot builds the guest init into work and makes the guest's
@@ -138,11 +142,13 @@ func (h *host) newBoot(ctx context.Context, c Config, work, testBinary string, a
 	gc := guestproto.Config{
 		CrashForTest:         c.crashForTest,
 		FreezeHeartbeatAfter: c.freezeHeartbeatAfter,
-		Iface:                DUTIface,
-		Addr:                 dutCIDR,
 		Args:                 args,
 	}
-	env, err := guestEnv(guestOwnEnv(c, h.nic, h.ix.release), c.GuestEnv)
+	links := c.links()
+	for _, l := range links {
+		gc.NICs = append(gc.NICs, l.guestNIC())
+	}
+	env, err := guestEnv(guestOwnEnv(c, h.ix.release), c.GuestEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -160,23 +166,29 @@ func (h *host) newBoot(ctx context.Context, c Config, work, testBinary string, a
 	if err != nil {
 		return nil, err
 	}
-	return &boot{c: c, qemu: h.qemu, image: h.image, accel: accel, nic: h.nic, work: work, gc: gc, files: files}, nil
+	return &boot{c: c, qemu: h.qemu, image: h.image, accel: accel, links: links, work: work, gc: gc, files: files}, nil
 }
 
-// guestOwnEnv is the environment the rig sets for its guest's tests.
-func guestOwnEnv(c Config, nic NICModel, release string) []string {
-	return []string{
+// guestOwnEnv is the environment the rig sets for its guest's tests: the
+// rig's DUT, eth0, or on the loop topology hardware mode (LoopEnv).
+func guestOwnEnv(c Config, release string) []string {
+	env := []string{
 		"TXTIMEOUT_RIG=1",
 		"TXTIMEOUT_IFACE=" + DUTIface,
 		"TXTIMEOUT_PEER_IP=" + PeerIP.String(),
 		"TXTIMEOUT_PEER_MAC=" + PeerMAC.String(),
 		"TXTIMEOUT_PARTNER=inband",
-		"TXTIMEOUT_NIC=" + nic.Name,
-		"TXTIMEOUT_MODPARAMS=" + strings.Join(c.ModParams, " "),
-		"TXTIMEOUT_EXTRA_MODULES=" + strings.Join(c.ExtraModules, " "),
-		"TXTIMEOUT_REPORT_DIR=" + guestproto.ReportDir,
-		"TXTIMEOUT_KERNEL_RELEASE=" + release,
 	}
+	if c.Topology == TopologyLoop {
+		env = LoopEnv()
+	}
+	return append(env,
+		"TXTIMEOUT_NIC="+c.NIC,
+		"TXTIMEOUT_MODPARAMS="+strings.Join(c.ModParams, " "),
+		"TXTIMEOUT_EXTRA_MODULES="+strings.Join(c.ExtraModules, " "),
+		"TXTIMEOUT_REPORT_DIR="+guestproto.ReportDir,
+		"TXTIMEOUT_KERNEL_RELEASE="+release,
+	)
 }
 
 // inWorkDir runs fn in a new work directory. It removes the directory

@@ -205,7 +205,14 @@ func pauseFloodSpec(t *testing.T, cfg harness.Config) scenario.Spec {
 	}
 	return scenario.Spec{
 		Fault: func() (faultinject.Injector, error) {
-			return faultinject.NewPauseFlood(cfg.PartnerIface, faultinject.PauseConfig{For: cfg.StallFor, DUTIface: cfg.Iface}, faultinject.Options{})
+			// faultinject looks both ports up in Options.NetNS: a DUT
+			// outside the partner port's namespace keeps its flow
+			// control as it is.
+			dut := cfg.Iface
+			if cfg.PartnerNetNS != "" {
+				dut = ""
+			}
+			return faultinject.NewPauseFlood(cfg.PartnerIface, faultinject.PauseConfig{For: cfg.StallFor, DUTIface: dut}, faultinject.Options{NetNS: cfg.PartnerNetNS})
 		},
 		Load: scenario.ICMP(traffic.FloodConfig{
 			Dst: dst, Iface: cfg.Iface, Size: cfg.Size,

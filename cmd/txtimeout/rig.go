@@ -35,6 +35,9 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	modules := fs.String("modules", env.Modules, "the kernel's module tree (PATH/lib/modules/VERSION); needed with -kernel")
 	kernelPkg := fs.String("kernel-package", "", "a Debian kernel package to boot instead of the pinned one: a name, a pattern, or "+strings.Join(rig.KernelAliasNames(), ", ")+" (fetched from the machine's apt sources or another suite of its Debian mirror)")
 	nic := fs.String("nic", orDefault(env.NIC, rig.DefaultNIC), "NIC model: "+nicNames())
+	moreNICs := &listFlag{items: env.MoreNICs}
+	fs.Var(moreNICs, "more-nic", "another NIC `MODEL` (eth1, eth2, ...), cabled to a host partner of its own on 198.18.N.0/24 (repeatable, or comma-separated; added to TXTIMEOUT_RIG_MORE_NICS)")
+	topology := fs.String("topology", orDefault(env.Topology, rig.TopologyHost), "host (each NIC's partner on the host) or loop (two -nic NICs cabled to each other, the partner port eth1 in netns partner; the tests run in hardware mode)")
 	smp := fs.Int("smp", orDefaultInt(env.SMP, rig.DefaultSMP), "number of vCPUs")
 	mem := fs.Int("mem", orDefaultInt(env.MemMB, rig.DefaultMemMB), "guest memory in MiB")
 	accel := fs.String("accel", orDefault(env.Accel, "tcg"), "accelerator: tcg, kvm, or auto (KVM if a probe boot works)")
@@ -75,6 +78,23 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if _, err := rig.LookupNIC(*nic); err != nil {
 		return usagef("-nic: %v", err)
 	}
+	for _, m := range moreNICs.items {
+		if _, err := rig.LookupNIC(m); err != nil {
+			return usagef("-more-nic: %v", err)
+		}
+	}
+	switch *topology {
+	case rig.TopologyHost:
+	case rig.TopologyLoop:
+		if len(moreNICs.items) > 0 {
+			return usagef("-topology loop has its two NICs of model -nic: no -more-nic")
+		}
+	default:
+		return usagef("-topology %q: want %s or %s", *topology, rig.TopologyHost, rig.TopologyLoop)
+	}
+	if len(moreNICs.items) > rig.MaxMoreNICs {
+		return usagef("-more-nic: %d NICs, at most %d", len(moreNICs.items), rig.MaxMoreNICs)
+	}
 	switch *accel {
 	case "tcg", "kvm", "auto":
 	default:
@@ -101,7 +121,7 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Kernel: *kernel, Modules: *modules, NIC: *nic, SMP: *smp, MemMB: *mem,
 		Accel: *accel, ReportDir: *report, Keep: *keep, Timeout: *timeout,
 		HangTimeout: *hang, Progress: stderr, ModParams: mp,
-		ExtraModules: extraMods.items,
+		ExtraModules: extraMods.items, MoreNICs: moreNICs.items, Topology: *topology,
 	}
 	out := unframe(stdout)
 	r, err := rig.RunPackage(ctx, c, *pkg, testArgs, out)

@@ -46,6 +46,11 @@ func TestRigUsage(t *testing.T) {
 		{"rig", "-modparam", "e1000e.IntMode"},
 		{"rig", "-modparam", "e1000e.IntMode=1", "-modparam", `e1000e.x="a b"`},
 		{"rig", "-modparam", ""},
+		{"rig", "-more-nic", "ne2k"},
+		{"rig", "-more-nic", ""},
+		{"rig", "-topology", "ring"},
+		{"rig", "-topology", "loop", "-more-nic", "e1000"},
+		{"rig", "-more-nic", "e1000,e1000,e1000,e1000,e1000,e1000,e1000,e1000"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code != 2 {

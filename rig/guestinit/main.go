@@ -31,7 +31,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"txtimeout/rig/guest"
@@ -121,9 +120,14 @@ func run() (int, error) {
 		}
 		send(guestproto.Module, m.Name)
 	}
-	if err := setupNetwork(cfg.Iface, cfg.Addr); err != nil {
+	if err := setupNetwork(cfg.NICs); err != nil {
 		return guestproto.ExitInitFailed, err
 	}
+	stopPartners, err := startLoopPartners(cfg.NICs)
+	if err != nil {
+		return guestproto.ExitInitFailed, err
+	}
+	defer stopPartners()
 	if err := os.MkdirAll(guestproto.ReportDir, 0o755); err != nil {
 		return guestproto.ExitInitFailed, err
 	}
@@ -131,7 +135,7 @@ func run() (int, error) {
 	if err != nil {
 		return guestproto.ExitInitFailed, err
 	}
-	send(guestproto.Ready, cfg.Iface)
+	send(guestproto.Ready, cfg.NICs[0].Iface)
 	code, stopHeartbeat := runTest(cfg, out)
 	// The heartbeat goes on while the output drains: a host slow to read
 	// it is no hung guest.
@@ -227,69 +231,6 @@ func loadModule(m guestproto.ModuleFile) error {
 	if m.Params != "" {
 		logf("module %s loaded with %s", m.Name, m.Params)
 	}
-	return nil
-}
-
-// setupNetwork brings lo up, finds the one Ethernet device the rig gave the
-// guest, names it iface, gives it addr and brings it up.
-func setupNetwork(iface, addr string) error {
-	lo, err := netlink.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("lo: %w", err)
-	}
-	if err := netlink.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("lo up: %w", err)
-	}
-	var link netlink.Link
-	deadline := time.Now().Add(30 * time.Second)
-	for link == nil {
-		links, err := netlink.LinkList()
-		if err != nil {
-			return err
-		}
-		for _, l := range links {
-			a := l.Attrs()
-			if a.Name != "lo" && len(a.HardwareAddr) == 6 && l.Type() == "device" {
-				link = l
-				break
-			}
-		}
-		if link == nil {
-			if time.Now().After(deadline) {
-				return errors.New("no Ethernet device appeared within 30s (NIC driver not bound?)")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	if link.Attrs().Name != iface {
-		if err := netlink.LinkSetDown(link); err != nil {
-			return err
-		}
-		if err := netlink.LinkSetName(link, iface); err != nil {
-			return fmt.Errorf("renaming %s to %s: %w", link.Attrs().Name, iface, err)
-		}
-	}
-	a, err := netlink.ParseAddr(addr)
-	if err != nil {
-		return err
-	}
-	if err := netlink.AddrAdd(link, a); err != nil {
-		return fmt.Errorf("%s: adding %s: %w", iface, addr, err)
-	}
-	if err := netlink.LinkSetUp(link); err != nil {
-		return fmt.Errorf("%s up: %w", iface, err)
-	}
-	// Carrier normally comes at once on an emulated NIC; the tests report
-	// it if it does not, so this only waits, it does not fail.
-	deadline = time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile("/sys/class/net/" + iface + "/carrier")
-		if strings.TrimSpace(string(b)) == "1" {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	logf("%s: no carrier after 10s (continuing)", iface)
 	return nil
 }
 

@@ -13,8 +13,9 @@
 //	TXTO READY iface               network up, test binary about to start
 //	TXTO ALIVE seq=N uptime_ms=N   heartbeat while the test binary runs
 //	  load1=F test_cpu_ms=N        (see Heartbeat)
-//	TXTO RESUME nonce              the test binary asks the host to end the
-//	                               link partner's stall now (see below)
+//	TXTO RESUME nonce [iface]      the test binary asks the host to end the
+//	                               stall of iface's link partner now (see
+//	                               below); without iface, the first NIC's
 //	TXTO FILE name size            a report file follows as base64 lines,
 //	...                            ended by
 //	TXTO ENDFILE
@@ -35,8 +36,10 @@
 // it cannot interleave with anything): a stalled partner does not read the
 // DUT link, so the in-band control frame cannot end a stall, but the host,
 // which owns the partner, can. The nonce (any token without spaces) only
-// names the request in the host's log. The host answers nothing: the guest
-// sees the effect, its TX queue draining again.
+// names the request in the host's log; iface names the guest interface
+// whose partner is meant (Config.NICs), the first NIC's when left out. The
+// host answers nothing: the guest sees the effect, its TX queue draining
+// again.
 package guestproto
 
 import (
@@ -90,10 +93,10 @@ const ExitInitFailed = 125
 type Config struct {
 	// Modules in load order (dependencies first).
 	Modules []ModuleFile `json:"modules"`
-	// Iface is the name the DUT interface gets (eth0).
-	Iface string `json:"iface"`
-	// Addr is the DUT address in CIDR form.
-	Addr string `json:"addr"`
+	// NICs are the guest's NICs, the DUT's first (eth0). The init finds
+	// each by its MAC address, names it, gives it its address and brings
+	// it up; a NIC with a NetNS is a loop topology's partner port.
+	NICs []NIC `json:"nics"`
 	// Env is added to the test binary's environment.
 	Env []string `json:"env"`
 	// Args are the test binary's arguments.
@@ -109,6 +112,44 @@ type Config struct {
 	// the rig's test of its hang detector.
 	FreezeHeartbeatAfter int `json:"freeze_heartbeat_after,omitempty"`
 }
+
+// NIC is one of the guest's NICs and its link partner.
+type NIC struct {
+	// Model is the QEMU model (e1000e); Iface the name the init gives
+	// the device (eth1); MAC the device's address, which the init finds
+	// it by.
+	Model string `json:"model"`
+	Iface string `json:"iface"`
+	MAC   string `json:"mac"`
+	// Addr is the interface's address in CIDR form (198.18.1.2/24).
+	Addr string `json:"addr"`
+	// PeerIP and PeerMAC are the link partner's addresses.
+	PeerIP  string `json:"peer_ip"`
+	PeerMAC string `json:"peer_mac"`
+	// NetNS, if set, is the name of a network namespace (made under
+	// NetNSDir, the way ip netns add does) that the init moves the NIC
+	// into: the loop topology's partner port, where the init runs the
+	// link partner (LoopPartnerEnv).
+	NetNS string `json:"netns,omitempty"`
+}
+
+// FirstIface is the first NIC's interface name, the DUT's.
+const FirstIface = "eth0"
+
+// NetNSDir is where named network namespaces live (iproute2's
+// /run/netns).
+const NetNSDir = "/run/netns"
+
+// LoopPartnerEnv, set to an interface name in the environment of the test
+// binary, makes it serve the loop topology's link partner (rig/partner over
+// AF_PACKET) on that interface instead of running tests: the init starts
+// it so in the partner port's namespace (package rig hooks it in). The
+// partner answers for LoopPartnerIPEnv's address, writes one line to file
+// descriptor 3 once it serves, and stops on SIGTERM.
+const (
+	LoopPartnerEnv   = "TXTIMEOUT_RIG_LOOP_PARTNER"
+	LoopPartnerIPEnv = "TXTIMEOUT_RIG_LOOP_PARTNER_IP"
+)
 
 // ModuleFile is one kernel module to load.
 type ModuleFile struct {
