@@ -70,6 +70,10 @@ type ScenarioReport struct {
 	Name   string `json:"name"` // e.g. "TxTimeout/PartnerStall/ICMP"
 	Result Result `json:"result"`
 	Reason string `json:"reason"`
+	// Iface and NIC are the scenario's DUT when it is not the run's (a
+	// rig guest with several NICs runs each scenario on its model).
+	Iface string `json:"iface,omitempty"`
+	NIC   string `json:"nic,omitempty"`
 	Verdict
 	Measurements []Measurement `json:"measurements,omitempty"`
 	Events       []kmsg.Event  `json:"events"`

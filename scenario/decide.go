@@ -121,5 +121,6 @@ func RigResume(cfg harness.Config) func(context.Context) error {
 	if !cfg.Rig {
 		return nil
 	}
-	return func(context.Context) error { return guest.ResumePartner() }
+	iface := cfg.Iface
+	return func(context.Context) error { return guest.ResumePartnerOn(iface) }
 }

@@ -24,6 +24,7 @@ import (
 	"txtimeout/faultinject"
 	"txtimeout/harness"
 	"txtimeout/rig"
+	"txtimeout/rig/guest"
 )
 
 // Main is the TestMain of a package of scenarios:
@@ -128,17 +129,31 @@ func Config() (harness.Config, error) {
 	return config, configErr
 }
 
-// preflight caches the preflight checks of this run.
-var preflight = sync.OnceValue(func() []harness.Check {
-	cfg, _ := Config()
-	return harness.Preflight(cfg)
-})
+// preflights caches the preflight checks of this run, one set per DUT
+// interface (the rig's guest may have several NICs).
+var preflights = struct {
+	sync.Mutex
+	by map[string][]harness.Check
+}{by: map[string][]harness.Check{}}
+
+// Preflight is the preflight checks of cfg's DUT (harness.Preflight), run
+// once per interface.
+func Preflight(cfg harness.Config) []harness.Check {
+	preflights.Lock()
+	defer preflights.Unlock()
+	c, ok := preflights.by[cfg.Iface]
+	if !ok {
+		c = harness.Preflight(cfg)
+		preflights.by[cfg.Iface] = c
+	}
+	return c
+}
 
 // Need skips t, recording the skip in the report, unless every named
-// preflight check (harness.CheckRoot, ...) passed.
-func Need(t *testing.T, checks ...string) {
+// preflight check (harness.CheckRoot, ...) passed on cfg's DUT.
+func Need(t *testing.T, cfg harness.Config, checks ...string) {
 	t.Helper()
-	harness.NeedFor(t, report, preflight(), checks...)
+	harness.NeedFor(t, report, Preflight(cfg), checks...)
 }
 
 // Skip records a scenario that cannot run here in the report (so that
@@ -184,12 +199,12 @@ func kernelRelease() string {
 // refuses (or, with -clean-stale, cleans) state an earlier run left
 // behind, and returns true.
 //
-// On the rig, the top-level tests of a package share their boots (one
-// rig.Session per NIC model): the first test that needs the rig boots it
-// for every test the host's -test.run selects, and each test mirrors its
-// own guest test as it arrives. A test whose subtests need other NIC
-// models says so with RegisterPlan; a subtest that calls Run on the host
-// boots on its own.
+// On the rig, the top-level tests of a package share one boot (a
+// rig.Session): the first test that needs the rig boots it for every test
+// the host's -test.run selects, and each test mirrors its own guest test as
+// it arrives. A test whose subtests need other NIC models says so with
+// RegisterPlan (the boot then has a NIC of each); a subtest that calls Run
+// on the host boots on its own.
 func Setup(t *testing.T) (harness.Config, bool) {
 	t.Helper()
 	cfg, err := Config()
@@ -249,11 +264,11 @@ var (
 
 // RegisterPlan says on which NIC model of the virtual rig each subtest of
 // the top-level test runs by default (call it from an init function): the
-// first model's subtests run in the package's shared boot, each other
-// model boots once for the subtests the host's -test.run selects, and not
-// at all when it selects none of them. A NIC chosen by the user
-// (TXTIMEOUT_NIC) runs everything in one boot. A package has at most one
-// test with a plan.
+// package's shared boot gives its guest a NIC of every model of the plan,
+// each with a partner of its own (rig.Config.MoreNICs), and the test runs
+// each subtest with ConfigFor its model. A NIC chosen by the user
+// (TXTIMEOUT_NIC) runs everything on that one NIC. A package has at most
+// one test with a plan.
 func RegisterPlan(test string, plan []Boot) {
 	if planTest != "" && planTest != test {
 		panic("scenario.RegisterPlan: " + planTest + " has the package's NIC plan already; " + test + " cannot have another")
@@ -301,10 +316,35 @@ func testPackage() string {
 }
 
 // sessionBoot is one shared boot: its NIC model ("" for the rig's default
-// or the user's TXTIMEOUT_NIC) and the guest's flags.
+// or the user's TXTIMEOUT_NIC), the models of its more NICs (each with a
+// partner of its own) and the guest's flags.
 type sessionBoot struct {
 	nic  string
+	more []string
 	args []string
+}
+
+// ConfigFor is cfg for a scenario that runs on NIC model nic: inside the
+// rig's guest with several NICs (a plan's models in one boot), the
+// interface of that model and its partner; elsewhere (one NIC, a NIC the
+// user chose, a hardware DUT) cfg itself.
+func ConfigFor(cfg harness.Config, nic string) harness.Config {
+	if !cfg.Rig || nic == "" || cfg.NIC == nic {
+		return cfg
+	}
+	nics, err := guest.NICs()
+	if err != nil {
+		return cfg
+	}
+	for _, n := range nics {
+		if n.Model == nic {
+			c := cfg
+			c.Iface, c.NIC = n.Iface, n.Model
+			c.PeerIP, c.PeerMAC = n.PeerIP.String(), n.PeerMAC.String()
+			return c
+		}
+	}
+	return cfg
 }
 
 // sessionBoots are the shared boots the top-level test top is mirrored
@@ -320,25 +360,16 @@ func sessionBoots(top, hostRun, userNIC, planTest string, plan []Boot) []session
 	if userNIC != "" || len(plan) == 0 {
 		return []sessionBoot{first}
 	}
+	// One boot for the whole plan: the guest has a NIC of every model,
+	// each with a partner of its own, and each subtest runs on its
+	// model's (ConfigFor).
 	first.nic = plan[0].NIC
-	var away []string
 	for _, b := range plan[1:] {
-		for _, sub := range b.Subtests {
-			away = append(away, regexp.QuoteMeta(sub))
+		if b.NIC != first.nic && !slices.Contains(first.more, b.NIC) {
+			first.more = append(first.more, b.NIC)
 		}
 	}
-	if len(away) > 0 {
-		first.args = append(first.args, "-test.skip=^"+regexp.QuoteMeta(planTest)+"$/^("+strings.Join(away, "|")+")$")
-	}
-	boots := []sessionBoot{first}
-	if top != planTest {
-		return boots
-	}
-	_, sub := CutRunPattern(hostRun)
-	for _, b := range bootsFor(top, plan[1:], "", sub) {
-		boots = append(boots, sessionBoot{nic: b.nic, args: []string{"-test.run=" + b.run}})
-	}
-	return boots
+	return []sessionBoot{first}
 }
 
 // rigRuns are this process's shared boots.
@@ -364,7 +395,7 @@ type session struct {
 func (ss *sessions) session(t *testing.T, cfg harness.Config, b sessionBoot) (*rig.Session, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	key := b.nic + "\x00" + strings.Join(b.args, "\x00")
+	key := b.nic + "\x00" + strings.Join(b.more, ",") + "\x00" + strings.Join(b.args, "\x00")
 	for _, r := range ss.runs {
 		if r.key == key {
 			return r.s, nil
@@ -374,7 +405,12 @@ func (ss *sessions) session(t *testing.T, cfg harness.Config, b sessionBoot) (*r
 		<-r.s.Done()
 	}
 	rc := rigConfig(cfg).WithinDeadline(t)
-	rc.NIC = b.nic
+	rc.NIC, rc.MoreNICs = b.nic, b.more
+	if rc.Topology != "" {
+		// The loop topology's guest is a hardware rig of two cabled
+		// ports of one model: no partners of the rig's own.
+		rc.MoreNICs = nil
+	}
 	dir, err := os.MkdirTemp("", "txtimeout-guest-report-")
 	if err != nil {
 		return nil, err
@@ -562,9 +598,6 @@ func mergeGuestReport(guestDir, dir, name string) error {
 	}
 	return nil
 }
-
-// Preflight is this run's preflight checks, run once (harness.Preflight).
-func Preflight() []harness.Check { return preflight() }
 
 // EchoWithin sends echo requests to dst until one is answered or d passes.
 func EchoWithin(ctx context.Context, dst net.IP, d time.Duration) error {

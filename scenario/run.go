@@ -36,7 +36,7 @@ func Run(t *testing.T, build Build) {
 func Exec(t *testing.T, cfg harness.Config, s Spec) {
 	t.Helper()
 	if len(s.Needs) > 0 {
-		Need(t, s.Needs...)
+		Need(t, cfg, s.Needs...)
 	}
 	if s.Fault == nil || s.Load == nil || s.Decide == nil {
 		t.Fatal("scenario: a Spec needs Fault, Load and Decide")
@@ -312,13 +312,17 @@ func (s *execution) finish(t *testing.T, tl *harness.Timeline, stopObservers fun
 	if r == nil {
 		r = report
 	}
-	harness.Finish(t, r, harness.ScenarioReport{
+	sr := harness.ScenarioReport{
 		Result:       res,
 		Reason:       reason,
 		Verdict:      v,
 		Measurements: out.Load.Measurements,
 		Timeline:     snap,
-	})
+	}
+	if base, _ := Config(); s.cfg.Iface != base.Iface {
+		sr.Iface, sr.NIC = s.cfg.Iface, s.cfg.NIC
+	}
+	harness.Finish(t, r, sr)
 }
 
 // openKmemleak forgets the earlier leaks on a kernel with kmemleak, so

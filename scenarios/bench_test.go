@@ -44,7 +44,7 @@ func TestBenchPktgen(t *testing.T) {
 	if !direct {
 		return
 	}
-	harness.Need(t, scenario.Preflight(), harness.CheckRoot, harness.CheckIface, harness.CheckPktgen)
+	harness.Need(t, scenario.Preflight(cfg), harness.CheckRoot, harness.CheckIface, harness.CheckPktgen)
 	dst, mac := scenario.Peer(cfg)
 	if dst == nil || mac == nil {
 		t.Skip("skipping: BenchPktgen needs the partner's IP and MAC (-peer-ip, -peer-mac) so that its packets are addressed to it")

@@ -30,7 +30,7 @@ func TestPktgen(t *testing.T) {
 // pktgenThroughput runs the seed's per-CPU pktgen configuration, bounded
 // by count, and reports packets/s and Mb/s per thread and in total.
 func pktgenThroughput(t *testing.T, cfg harness.Config) {
-	scenario.Need(t, harness.CheckRoot, harness.CheckIface, harness.CheckPktgen)
+	scenario.Need(t, cfg, harness.CheckRoot, harness.CheckIface, harness.CheckPktgen)
 	dst, mac := scenario.Peer(cfg)
 	if dst == nil || mac == nil {
 		scenario.Skip(t, "skipping: Pktgen/Throughput needs the partner's IP and MAC (-peer-ip, -peer-mac) so that its packets are addressed to it")

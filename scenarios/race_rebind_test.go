@@ -170,7 +170,7 @@ func unbindBind(c netdevConfig) scenario.RaceAction {
 
 // raceUnbind is TxTimeout/Race/Unbind.
 func raceUnbind(t *testing.T, cfg harness.Config) scenario.Spec {
-	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	scenario.Need(t, cfg, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	c, err := saveNetdev(cfg.Iface)
 	if err != nil {
 		scenario.Skipf(t, "skipping: %v", err)
@@ -239,7 +239,7 @@ const allowModuleReload = "TXTIMEOUT_ALLOW_MODULE_RELOAD"
 
 // raceModuleReload is TxTimeout/Race/ModuleReload.
 func raceModuleReload(t *testing.T, cfg harness.Config) scenario.Spec {
-	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	scenario.Need(t, cfg, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	if !cfg.Rig && os.Getenv(allowModuleReload) != "1" {
 		scenario.Skipf(t, "skipping: Race/ModuleReload removes %s's driver module, which takes down every port it drives; on a hardware DUT set %s=1 to ask for it", cfg.Iface, allowModuleReload)
 	}

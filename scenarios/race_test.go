@@ -122,7 +122,7 @@ func linkDownUp(iface string) scenario.RaceAction {
 
 // raceLinkDown is TxTimeout/Race/LinkDown.
 func raceLinkDown(t *testing.T, cfg harness.Config) scenario.Spec {
-	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	scenario.Need(t, cfg, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	t.Cleanup(func() { ensureUp(t, cfg.Iface) })
 	return raceScenario(t, cfg, "ip link set down and up", linkDownUp(cfg.Iface))
 }
@@ -178,7 +178,7 @@ func ringResize(iface string, orig faultinject.Rings) scenario.RaceAction {
 
 // raceRingResize is TxTimeout/Race/RingResize.
 func raceRingResize(t *testing.T, cfg harness.Config) scenario.Spec {
-	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	scenario.Need(t, cfg, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	if cfg.Rig && raceStallName(cfg) == "PartnerStall" {
 		// Measured with QEMU 7.2: resizing virtio-net's rings resets
 		// its TX queue while a packet to the stalled backend is still
@@ -237,7 +237,7 @@ func repeatCount() (int, error) {
 // on a second timeout), so the report counts, per cycle, the timeouts, the
 // driver's lines and resets, and the time between successive timeouts.
 func repeatTimeouts(t *testing.T, cfg harness.Config) {
-	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	scenario.Need(t, cfg, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	n, err := repeatCount()
 	if err != nil {
 		t.Fatal(err)
@@ -371,7 +371,7 @@ func txQueues(iface string) int {
 // and the watchdog must name it, not queue 0: drivers have recovered one
 // queue of many badly (mtk_eth_soc timed out on queue 4 again and again).
 func queueN(t *testing.T, cfg harness.Config) scenario.Spec {
-	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver, harness.CheckPktgen)
+	scenario.Need(t, cfg, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver, harness.CheckPktgen)
 	q := queueNDefault
 	if v := os.Getenv("TXTIMEOUT_QUEUE"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -171,7 +171,7 @@ func TestReliability(t *testing.T) {
 }
 
 func crashSafety(t *testing.T, cfg harness.Config) {
-	harness.Need(t, scenario.Preflight(), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface)
+	harness.Need(t, scenario.Preflight(cfg), harness.CheckRoot, harness.CheckKmsg, harness.CheckIface)
 	dst, mac := scenario.Peer(cfg)
 	if dst == nil || mac == nil {
 		t.Skip("skipping: crash safety needs the partner's IP and MAC (-peer-ip, -peer-mac) to check that the partner answers again")
@@ -188,9 +188,9 @@ func crashSafety(t *testing.T, cfg harness.Config) {
 			case c.injector == "stall" && cfg.Partner != harness.PartnerInband:
 				t.Skipf("skipping: the stall injector needs a partner that runs the partner program (the virtual rig); partner is %q", cfg.Partner)
 			case c.injector == "netem":
-				harness.Need(t, scenario.Preflight(), harness.CheckNetem)
+				harness.Need(t, scenario.Preflight(cfg), harness.CheckNetem)
 			case c.load == "pktgen":
-				harness.Need(t, scenario.Preflight(), harness.CheckPktgen)
+				harness.Need(t, scenario.Preflight(cfg), harness.CheckPktgen)
 			}
 			crashOne(t, cfg, exe, c, dst)
 		})

@@ -24,7 +24,8 @@ func TestTxTimeout(t *testing.T) {
 		return
 	}
 	for _, sc := range txTimeoutScenarios {
-		t.Run(sc.name, func(t *testing.T) { sc.run(t, cfg) })
+		// On the rig, each scenario on its NIC model's interface.
+		t.Run(sc.name, func(t *testing.T) { sc.run(t, scenario.ConfigFor(cfg, sc.rigNIC)) })
 	}
 }
 
@@ -160,7 +161,7 @@ func partnerStallSpec(source string) scenario.Build {
 		if source == "pktgen" {
 			needs = append(needs, harness.CheckPktgen)
 		}
-		scenario.Need(t, needs...)
+		scenario.Need(t, cfg, needs...)
 		if cfg.Partner != harness.PartnerInband {
 			scenario.Skipf(t, "skipping: PartnerStall needs a link partner that runs the partner program (the virtual rig, or `txtimeout partner` on a hardware rig's partner port: TXTIMEOUT_PARTNER=inband); partner is %q", cfg.Partner)
 		}
@@ -198,7 +199,7 @@ func pauseFloodSpec(t *testing.T, cfg harness.Config) scenario.Spec {
 	if cfg.PartnerIface == "" {
 		scenario.Skip(t, "skipping: PauseFlood needs a partner port wired to the DUT that sends the PAUSE frames (-partner-iface or TXTIMEOUT_PARTNER_IFACE)")
 	}
-	scenario.Need(t, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
+	scenario.Need(t, cfg, harness.CheckRoot, harness.CheckKmsg, harness.CheckIface, harness.CheckDriver)
 	dst, _ := scenario.Peer(cfg)
 	if dst == nil {
 		scenario.Skip(t, "skipping: PauseFlood needs the partner's IP address to flood (-peer-ip)")
@@ -257,7 +258,7 @@ func napiStarveOn(t *testing.T, cfg harness.Config, source string, queue int) sc
 	if source == "pktgen" {
 		needs = append(needs, harness.CheckPktgen)
 	}
-	scenario.Need(t, needs...)
+	scenario.Need(t, cfg, needs...)
 	dst, mac := scenario.Peer(cfg)
 	noPeer := dst == nil
 	if noPeer && source == "icmp" {
