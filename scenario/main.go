@@ -287,11 +287,10 @@ func bootAlone(t *testing.T, cfg harness.Config) {
 	if final != "" {
 		rc.ReportDir = filepath.Join(t.TempDir(), "guest")
 	}
-	for _, b := range bootsFor(t.Name(), nil, rc.NIC, "") {
-		rc.NIC = b.nic
-		rig.RunTest(t, testPackage(), b.run, rc)
-		if final != "" {
-			mergeGuestReport(rc.ReportDir, final, strings.ReplaceAll(t.Name(), "/", "-"))
+	rig.RunTest(t, testPackage(), runPattern(t.Name()), rc)
+	if final != "" {
+		if err := mergeGuestReport(rc.ReportDir, final, strings.ReplaceAll(t.Name(), "/", "-")); err != nil {
+			t.Error(err)
 		}
 	}
 }
@@ -488,57 +487,14 @@ func GuestEnv(cfg harness.Config) []string {
 // configuration) that reach the rig's guest when set on the host.
 var GuestKnobs = []string{"TXTIMEOUT_REPEAT", "TXTIMEOUT_QUEUE", "TXTIMEOUT_BENCH"}
 
-// rigBoot is one guest boot: the NIC model ("" for the rig's default or
-// the user's TXTIMEOUT_NIC) and the guest's -test.run.
-type rigBoot struct {
-	nic, run string
-}
-
-// bootsFor returns the guest boots that run the test named name (t.Name():
-// a top-level test, or a subtest path) with the host's -test.run
-// sub-pattern sub (the part after the first '/'), given its plan.
-func bootsFor(name string, plan []Boot, userNIC, sub string) []rigBoot {
+// runPattern is the -test.run pattern that selects exactly the test
+// named name (t.Name(): a top-level test or a subtest path).
+func runPattern(name string) string {
 	levels := strings.Split(name, "/")
 	for i, l := range levels {
 		levels[i] = "^" + regexp.QuoteMeta(l) + "$"
 	}
-	top := strings.Join(levels, "/")
-	if len(levels) > 1 {
-		// A subtest's own path says what runs; the host's pattern
-		// already selected it.
-		sub = ""
-	}
-	if userNIC != "" || len(plan) == 0 {
-		run := top
-		if sub != "" {
-			run += "/" + sub
-		}
-		return []rigBoot{{nic: userNIC, run: run}}
-	}
-	first, rest := CutRunPattern(sub)
-	re, err := regexp.Compile(first)
-	if err != nil {
-		// go test itself refuses a bad -run pattern; pass it on.
-		return []rigBoot{{run: top + "/" + sub}}
-	}
-	var boots []rigBoot
-	for _, p := range plan {
-		var names []string
-		for _, n := range p.Subtests {
-			if re.MatchString(n) {
-				names = append(names, regexp.QuoteMeta(n))
-			}
-		}
-		if len(names) == 0 {
-			continue
-		}
-		run := top + "/^(" + strings.Join(names, "|") + ")$"
-		if rest != "" {
-			run += "/" + rest
-		}
-		boots = append(boots, rigBoot{nic: p.NIC, run: run})
-	}
-	return boots
+	return strings.Join(levels, "/")
 }
 
 // CutRunPattern splits a -test.run pattern at its first '/' outside

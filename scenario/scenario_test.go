@@ -174,46 +174,10 @@ func TestRestoreMargin(t *testing.T) {
 	}
 }
 
-func TestBootsFor(t *testing.T) {
-	type b = rigBoot
-	// TestTxTimeout's plan (scenarios/txtimeout_test.go).
-	plan := []Boot{
-		{NIC: "virtio-net-pci", Subtests: []string{"NetemDelay", "PartnerStall", "PauseFlood"}},
-		{NIC: "e1000", Subtests: []string{"NapiStarve", "Race", "Repeat", "QueueN"}},
-	}
-	for _, tc := range []struct {
-		top, nic, sub string
-		want          []rigBoot
-	}{
-		{"TestTxTimeout", "", "", []rigBoot{
-			b{"virtio-net-pci", "^TestTxTimeout$/^(NetemDelay|PartnerStall|PauseFlood)$"},
-			b{"e1000", "^TestTxTimeout$/^(NapiStarve|Race|Repeat|QueueN)$"},
-		}},
-		{"TestTxTimeout", "", "NapiStarve/ICMP", []rigBoot{b{"e1000", "^TestTxTimeout$/^(NapiStarve)$/ICMP"}}},
-		{"TestTxTimeout", "", "PartnerStall", []rigBoot{b{"virtio-net-pci", "^TestTxTimeout$/^(PartnerStall)$"}}},
-		{"TestTxTimeout", "", "Stall|Starve", []rigBoot{
-			b{"virtio-net-pci", "^TestTxTimeout$/^(PartnerStall)$"},
-			b{"e1000", "^TestTxTimeout$/^(NapiStarve)$"},
-		}},
-		{"TestTxTimeout", "", "NoSuchScenario", nil},
-		// A '/' inside a group is not a level separator: the group is
-		// the first level's pattern, which only Repeat matches there.
-		{"TestTxTimeout", "", "(NapiStarve/ICMP|Repeat)", []rigBoot{b{"e1000", "^TestTxTimeout$/^(Repeat)$"}}},
-		// A NIC the user chose runs everything in one boot.
-		{"TestTxTimeout", "e1000e", "NapiStarve", []rigBoot{b{"e1000e", "^TestTxTimeout$/NapiStarve"}}},
-		{"TestTxTimeout", "e1000e", "", []rigBoot{b{"e1000e", "^TestTxTimeout$"}}},
-		// No plan: one boot on the default NIC.
-		{"TestPktgen", "", "", []rigBoot{b{"", "^TestPktgen$"}}},
-		{"TestPktgen", "", "Throughput", []rigBoot{b{"", "^TestPktgen$/Throughput"}}},
-		// A subtest that calls Run itself: its own path.
-		{"TestExample/Small", "", "Small", []rigBoot{b{"", "^TestExample$/^Small$"}}},
-	} {
-		p := plan
-		if tc.top != "TestTxTimeout" {
-			p = nil
-		}
-		assert.Equal(t, tc.want, bootsFor(tc.top, p, tc.nic, tc.sub), "%s nic=%q sub=%q", tc.top, tc.nic, tc.sub)
-	}
+func TestRunPattern(t *testing.T) {
+	assert.Equal(t, "^TestPktgen$", runPattern("TestPktgen"))
+	assert.Equal(t, "^TestExample$/^Small$", runPattern("TestExample/Small"))
+	assert.Equal(t, `^TestX$/^a\.b\(c\)$`, runPattern("TestX/a.b(c)"))
 }
 
 // TestNapiDecision checks NapiStarve's verdict on the timelines it can
