@@ -157,7 +157,7 @@ func TestIntegrationPauseFlowControlUnsupported(t *testing.T) {
 	v := testVeth(t)
 	o := v.opts(t)
 	capt := v.listen(t, v.A, EtherTypeMACControl)
-	p, _ := NewPauseFlood(v.B, PauseConfig{For: time.Second, DUTIface: v.A}, o)
+	p, _ := NewPauseFlood(v.B, PauseConfig{For: time.Second, DUTIface: v.A, DUTNetNS: v.NS}, o)
 	err := p.Inject(context.Background())
 	t.Logf("Inject: %v", err)
 	if !errors.Is(err, ErrUnsupported) {
