@@ -102,7 +102,9 @@ func TestIntegrationSafetyNoTxTimeoutHandler(t *testing.T) {
 		"stall": func() (Injector, error) { return NewStall(v.A, StallConfig{For: time.Second}, o) },
 		// The DUT whose flow control the flood switches on must have a
 		// handler; the partner port that sends the frames need not.
-		"pause": func() (Injector, error) { return NewPauseFlood(v.A, PauseConfig{For: time.Second, DUTIface: v.B, DUTNetNS: v.NS}, o) },
+		"pause": func() (Injector, error) {
+			return NewPauseFlood(v.A, PauseConfig{For: time.Second, DUTIface: v.B, DUTNetNS: v.NS}, o)
+		},
 	}
 	for name, mk := range injectors {
 		inj, err := mk()
