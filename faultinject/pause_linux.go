@@ -23,7 +23,8 @@ type PauseFlood struct {
 	mu       sync.Mutex
 	locks    heldLocks // the interfaces' locks, from Inject until nothing is left
 	st       *state
-	fcSet    bool // the DUT's flow control was changed
+	fcSet    bool        // the DUT's flow control was changed
+	found    *savedPause // the DUT's flow control as Inject found it, kept for Describe
 	cancel   context.CancelFunc
 	done     chan struct{}
 	floodErr error
@@ -97,8 +98,8 @@ func (p *PauseFlood) Describe() string {
 	}
 	if p.cfg.DUTIface != "" {
 		s += fmt.Sprintf("; RX flow control on %s%s", p.cfg.DUTIface, inNS(p.cfg.DUTNetNS))
-		if p.st != nil && p.st.FlowControl != nil {
-			s += fmt.Sprintf(" (was %s)", p.st.FlowControl)
+		if p.found != nil {
+			s += fmt.Sprintf(" (was %s)", p.found)
 		}
 	}
 	if n := p.sent.Load(); n > 0 {
@@ -127,9 +128,20 @@ func (p *PauseFlood) Late() (n uint64, maxGap time.Duration) {
 // control back are Restore's own steps.
 func (p *PauseFlood) RestoreBound() time.Duration { return RestoreSteps }
 
-// Status implements Injector: the frames sent so far.
+// Status implements Injector: the frames sent so far, and the DUT's RX
+// flow control while the flood holds it on.
 func (p *PauseFlood) Status(context.Context) string {
-	return fmt.Sprintf("%d PAUSE frames sent", p.Sent())
+	s := fmt.Sprintf("%d PAUSE frames sent", p.Sent())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.st != nil && p.st.FlowControl != nil {
+		how := "already on"
+		if p.fcSet {
+			how = "switched on"
+		}
+		s += fmt.Sprintf("; RX flow control of %s %s", p.st.FlowControl.Iface, how)
+	}
+	return s
 }
 
 // Done implements Injector: it is closed when the flood has stopped
@@ -200,6 +212,7 @@ func (p *PauseFlood) Inject(ctx context.Context) error {
 		return err
 	}
 	p.st = st
+	p.found = saved
 	p.restored = ""
 	if saved != nil && !saved.RX {
 		on := *saved
@@ -356,6 +369,8 @@ func (p *PauseFlood) restoreLocked(ctx context.Context) error {
 		}
 		p.fcSet = false
 		did += fmt.Sprintf("; flow control of %s back to %s", p.st.FlowControl.Iface, p.st.FlowControl)
+	} else if fc := p.st.FlowControl; fc != nil {
+		did += fmt.Sprintf("; flow control of %s left as found (RX was on)", fc.Iface)
 	}
 	if err := removeState(p.opt, p.partner); err != nil {
 		return err
