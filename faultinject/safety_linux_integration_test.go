@@ -97,14 +97,13 @@ func TestIntegrationSafetyChecks(t *testing.T) {
 func TestIntegrationSafetyNoTxTimeoutHandler(t *testing.T) {
 	v, o := seamVeth(t)
 	o.AllowNoTxTimeout = false
+	dutPause := PauseConfig{For: time.Second, DUTIface: v.B, DUTNetNS: v.NS}
 	injectors := map[string]func() (Injector, error){
 		"netem": func() (Injector, error) { return NewNetem(v.A, NetemConfig{}, o) },
 		"stall": func() (Injector, error) { return NewStall(v.A, StallConfig{For: time.Second}, o) },
 		// The DUT whose flow control the flood switches on must have a
 		// handler; the partner port that sends the frames need not.
-		"pause": func() (Injector, error) {
-			return NewPauseFlood(v.A, PauseConfig{For: time.Second, DUTIface: v.B, DUTNetNS: v.NS}, o)
-		},
+		"pause": func() (Injector, error) { return NewPauseFlood(v.A, dutPause, o) },
 	}
 	for name, mk := range injectors {
 		inj, err := mk()
