@@ -150,18 +150,19 @@ func cleanupState(ctx context.Context, o Options, st *state) ([]string, error) {
 	case "pause":
 		actions = append(actions, fmt.Sprintf("%s: the PAUSE flood died with pid %d", st.Iface, st.PID))
 		if fc := st.FlowControl; fc != nil {
-			fidx, err := currentIndex(o, fc.Iface)
+			fo := fc.options(o)
+			fidx, err := currentIndex(fo, fc.Iface)
 			if err != nil {
 				return actions, err
 			}
 			if fidx != fc.Ifindex {
-				actions = append(actions, fmt.Sprintf("%s: gone (index %d), flow control not restored", fc.Iface, fc.Ifindex))
+				actions = append(actions, fmt.Sprintf("%s%s: gone (index %d), flow control not restored", fc.Iface, inNS(fc.NetNS), fc.Ifindex))
 				break
 			}
-			if err := setPause(o, *fc); err != nil {
+			if err := setPause(fo, *fc); err != nil {
 				return actions, fmt.Errorf("%s: %w", fc.Iface, err)
 			}
-			actions = append(actions, fmt.Sprintf("%s: flow control back to %s", fc.Iface, fc))
+			actions = append(actions, fmt.Sprintf("%s%s: flow control back to %s", fc.Iface, inNS(fc.NetNS), fc))
 		}
 	}
 	return actions, nil

@@ -221,6 +221,12 @@ type PauseConfig struct {
 	// flow control is switched on through ethtool netlink for the flood
 	// and restored afterwards.
 	DUTIface string
+	// DUTNetNS is the path of the network namespace DUTIface is in (for
+	// example /run/netns/x); the caller's namespace when empty, whatever
+	// Options.NetNS, where the partner port is. Locks and state files go
+	// by interface name, so DUTIface must differ from the partner port's
+	// name even in another namespace.
+	DUTNetNS string
 }
 
 // Rings are an interface's RX and TX ring sizes (descriptors) and their

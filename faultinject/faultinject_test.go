@@ -382,6 +382,27 @@ func TestStateFixture(t *testing.T) {
 	check.Equal(t, "tbf 1:", s.Saved.String())
 }
 
+// TestStateVersions: a version-1 file's DUT was looked up in the partner
+// port's namespace, so it is read with that namespace; version 2 records
+// the DUT's own ("" the caller's); other versions are refused.
+func TestStateVersions(t *testing.T) {
+	const fc = `"flow_control":{"iface":"eth0","ifindex":2,"rx":true}`
+	for _, c := range []struct {
+		file, wantNS string
+	}{
+		{`{"version":1,"injector":"pause","iface":"eth1","netns":"/run/netns/p",` + fc + `}`, "/run/netns/p"},
+		{`{"version":2,"injector":"pause","iface":"eth1","netns":"/run/netns/p",` + fc + `}`, ""},
+		{`{"version":2,"injector":"pause","iface":"eth1","netns":"/run/netns/p","flow_control":{"iface":"eth0","netns":"/run/netns/d"}}`, "/run/netns/d"},
+	} {
+		s, err := parseState([]byte(c.file))
+		check.NoError(t, err)
+		check.Equal(t, c.wantNS, s.FlowControl.NetNS)
+		check.Equal(t, c.wantNS, s.FlowControl.options(Options{NetNS: "/run/netns/p", StateDir: "d"}).NetNS)
+	}
+	_, err := parseState([]byte(`{"version":3,"injector":"pause","iface":"eth1"}`))
+	check.ErrorContains(t, err, "state file version 3, want 2")
+}
+
 // check holds fatal assertions with (-want +got) diffs.
 var check checker
 

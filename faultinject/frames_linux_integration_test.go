@@ -22,14 +22,21 @@ func (v *vethPair) listen(tb testing.TB, iface string, proto int) *packet.Conn {
 	if iface == v.B {
 		idx, mac = v.BIdx, v.BMAC
 	}
+	return listenIn(tb, v.NS, &net.Interface{Index: idx, Name: iface, HardwareAddr: mac}, proto)
+}
+
+// listenIn opens an AF_PACKET socket for ethertype proto on ifi inside
+// the namespace netns, closed at cleanup.
+func listenIn(tb testing.TB, netns string, ifi *net.Interface, proto int) *packet.Conn {
+	tb.Helper()
 	var c *packet.Conn
-	err := inNetNS(Options{NetNS: v.NS}, func() error {
+	err := inNetNS(Options{NetNS: netns}, func() error {
 		var err error
-		c, err = packet.Listen(&net.Interface{Index: idx, Name: iface, HardwareAddr: mac}, packet.Raw, proto, nil)
+		c, err = packet.Listen(ifi, packet.Raw, proto, nil)
 		return err
 	})
 	if err != nil {
-		tb.Fatalf("AF_PACKET on %s: %v", iface, err)
+		tb.Fatalf("AF_PACKET on %s: %v", ifi.Name, err)
 	}
 	tb.Cleanup(func() { c.Close() })
 	return c
@@ -157,7 +164,7 @@ func TestIntegrationPauseFlowControlUnsupported(t *testing.T) {
 	v := testVeth(t)
 	o := v.opts(t)
 	capt := v.listen(t, v.A, EtherTypeMACControl)
-	p, _ := NewPauseFlood(v.B, PauseConfig{For: time.Second, DUTIface: v.A}, o)
+	p, _ := NewPauseFlood(v.B, PauseConfig{For: time.Second, DUTIface: v.A, DUTNetNS: v.NS}, o)
 	err := p.Inject(context.Background())
 	t.Logf("Inject: %v", err)
 	if !errors.Is(err, ErrUnsupported) {

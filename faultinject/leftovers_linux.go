@@ -83,7 +83,7 @@ func stateDetail(st *state) string {
 		d = append(d, fmt.Sprintf("root qdisc to put back: %s", st.Saved))
 	}
 	if fc := st.FlowControl; fc != nil {
-		d = append(d, fmt.Sprintf("flow control of %s to set back to %s", fc.Iface, fc))
+		d = append(d, fmt.Sprintf("flow control of %s%s to set back to %s", fc.Iface, inNS(fc.NetNS), fc))
 	}
 	if n := st.Napi; n != nil {
 		if n.HogPID != 0 && hogAlive(n.HogPID, n.HogStart) {

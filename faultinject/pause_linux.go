@@ -23,7 +23,8 @@ type PauseFlood struct {
 	mu       sync.Mutex
 	locks    heldLocks // the interfaces' locks, from Inject until nothing is left
 	st       *state
-	fcSet    bool // the DUT's flow control was changed
+	fcSet    bool        // the DUT's flow control was changed
+	found    *savedPause // the DUT's flow control as Inject found it, kept for Describe
 	cancel   context.CancelFunc
 	done     chan struct{}
 	floodErr error
@@ -56,8 +57,10 @@ func NewPauseFlood(partnerIface string, c PauseConfig, o Options) (*PauseFlood, 
 			return nil, err
 		}
 		if c.DUTIface == partnerIface {
-			return nil, fmt.Errorf("%w: the DUT interface and the partner interface are both %s", ErrBadConfig, partnerIface)
+			return nil, fmt.Errorf("%w: the DUT interface and the partner interface are both %s (locks and state files go by name, whatever the namespace)", ErrBadConfig, partnerIface)
 		}
+	} else if c.DUTNetNS != "" {
+		return nil, fmt.Errorf("%w: a DUT namespace (%s) without a DUT interface", ErrBadConfig, c.DUTNetNS)
 	}
 	return &PauseFlood{partner: partnerIface, cfg: c, opt: o}, nil
 }
@@ -65,11 +68,27 @@ func NewPauseFlood(partnerIface string, c PauseConfig, o Options) (*PauseFlood, 
 // Name implements Injector.
 func (p *PauseFlood) Name() string { return "pause" }
 
+// dutOptions are the options for the DUT's interface: p's, in the DUT's
+// namespace.
+func (p *PauseFlood) dutOptions() Options {
+	o := p.opt
+	o.NetNS = p.cfg.DUTNetNS
+	return o
+}
+
+// inNS names a namespace for Describe: nothing for the caller's.
+func inNS(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " (netns " + path + ")"
+}
+
 // Describe implements Injector.
 func (p *PauseFlood) Describe() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := fmt.Sprintf("802.3x PAUSE flood from %s for %v, quanta %#x", p.partner, p.cfg.For, p.cfg.Quanta)
+	s := fmt.Sprintf("802.3x PAUSE flood from %s%s for %v, quanta %#x", p.partner, inNS(p.opt.NetNS), p.cfg.For, p.cfg.Quanta)
 	if p.interval > 0 {
 		sp := "unknown speed, assumed 400 Gb/s"
 		if p.speed > 0 {
@@ -78,9 +97,9 @@ func (p *PauseFlood) Describe() string {
 		s += fmt.Sprintf(", re-sent every %v (%s)", p.interval, sp)
 	}
 	if p.cfg.DUTIface != "" {
-		s += fmt.Sprintf("; RX flow control on %s", p.cfg.DUTIface)
-		if p.st != nil && p.st.FlowControl != nil {
-			s += fmt.Sprintf(" (was %s)", p.st.FlowControl)
+		s += fmt.Sprintf("; RX flow control on %s%s", p.cfg.DUTIface, inNS(p.cfg.DUTNetNS))
+		if p.found != nil {
+			s += fmt.Sprintf(" (was %s)", p.found)
 		}
 	}
 	if n := p.sent.Load(); n > 0 {
@@ -109,9 +128,20 @@ func (p *PauseFlood) Late() (n uint64, maxGap time.Duration) {
 // control back are Restore's own steps.
 func (p *PauseFlood) RestoreBound() time.Duration { return RestoreSteps }
 
-// Status implements Injector: the frames sent so far.
+// Status implements Injector: the frames sent so far, and the DUT's RX
+// flow control while the flood holds it on.
 func (p *PauseFlood) Status(context.Context) string {
-	return fmt.Sprintf("%d PAUSE frames sent", p.Sent())
+	s := fmt.Sprintf("%d PAUSE frames sent", p.Sent())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.st != nil && p.st.FlowControl != nil {
+		how := "already on"
+		if p.fcSet {
+			how = "switched on"
+		}
+		s += fmt.Sprintf("; RX flow control of %s %s", p.st.FlowControl.Iface, how)
+	}
+	return s
 }
 
 // Done implements Injector: it is closed when the flood has stopped
@@ -142,11 +172,7 @@ func (p *PauseFlood) Inject(ctx context.Context) error {
 		return fmt.Errorf("%w %s: it has no Ethernet address", ErrUnsafeInterface, p.partner)
 	}
 	// The partner port is the flood's, and the DUT's flow control too.
-	ifaces := []string{p.partner}
-	if p.cfg.DUTIface != "" && p.cfg.DUTIface != p.partner {
-		ifaces = append(ifaces, p.cfg.DUTIface)
-	}
-	if err := p.locks.take(p.opt, ifaces...); err != nil {
+	if err := p.locks.take(p.opt, p.partner); err != nil {
 		return err
 	}
 	defer func() { p.locks.releaseIf(p.st == nil) }()
@@ -155,14 +181,7 @@ func (p *PauseFlood) Inject(ctx context.Context) error {
 	}
 	var saved *savedPause
 	if p.cfg.DUTIface != "" {
-		dut, err := checkIface(p.opt, p.cfg.DUTIface)
-		if err != nil {
-			return err
-		}
-		if err := checkNoStale(p.opt, p.cfg.DUTIface); err != nil {
-			return err
-		}
-		sp, err := getPause(p.opt, p.cfg.DUTIface, dut.Index)
+		sp, err := p.dutPause()
 		if err != nil {
 			return err
 		}
@@ -193,11 +212,12 @@ func (p *PauseFlood) Inject(ctx context.Context) error {
 		return err
 	}
 	p.st = st
+	p.found = saved
 	p.restored = ""
 	if saved != nil && !saved.RX {
 		on := *saved
 		on.RX = true
-		if err := setPause(p.opt, on); err != nil {
+		if err := setPause(on.options(p.opt), on); err != nil {
 			conn.Close()
 			p.st = nil
 			if rerr := removeState(p.opt, p.partner); rerr != nil {
@@ -223,6 +243,28 @@ func (p *PauseFlood) Inject(ctx context.Context) error {
 	p.done = make(chan struct{})
 	go p.flood(fctx, conn, frame, p.done)
 	return nil
+}
+
+// dutPause checks and locks the DUT's interface, in its namespace, and
+// reads its flow control. The lock is released with the partner port's.
+func (p *PauseFlood) dutPause() (savedPause, error) {
+	o := p.dutOptions()
+	dut, err := checkIface(o, p.cfg.DUTIface)
+	if err != nil {
+		return savedPause{}, err
+	}
+	if err := p.locks.take(o, p.cfg.DUTIface); err != nil {
+		return savedPause{}, err
+	}
+	if err := checkNoStale(o, p.cfg.DUTIface); err != nil {
+		return savedPause{}, err
+	}
+	sp, err := getPause(o, p.cfg.DUTIface, dut.Index)
+	if err != nil {
+		return savedPause{}, err
+	}
+	sp.NetNS = p.cfg.DUTNetNS
+	return sp, nil
 }
 
 // fineSleep is the interval below which the flood sleeps with
@@ -322,11 +364,13 @@ func (p *PauseFlood) restoreLocked(ctx context.Context) error {
 	}
 	did := fmt.Sprintf("flood stopped after %d frames", p.sent.Load())
 	if p.fcSet {
-		if err := setPause(p.opt, *p.st.FlowControl); err != nil {
+		if err := setPause(p.st.FlowControl.options(p.opt), *p.st.FlowControl); err != nil {
 			return err
 		}
 		p.fcSet = false
 		did += fmt.Sprintf("; flow control of %s back to %s", p.st.FlowControl.Iface, p.st.FlowControl)
+	} else if fc := p.st.FlowControl; fc != nil {
+		did += fmt.Sprintf("; flow control of %s left as found (RX was on)", fc.Iface)
 	}
 	if err := removeState(p.opt, p.partner); err != nil {
 		return err

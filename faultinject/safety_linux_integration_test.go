@@ -50,7 +50,7 @@ func TestIntegrationSafetyChecks(t *testing.T) {
 			"stall": func() (Injector, error) { return NewStall(c.iface, StallConfig{For: time.Second}, o) },
 			"pause": func() (Injector, error) { return NewPauseFlood(c.iface, PauseConfig{For: time.Second}, o) },
 			"pause-dut": func() (Injector, error) {
-				return NewPauseFlood(v.B, PauseConfig{For: time.Second, DUTIface: c.iface}, o)
+				return NewPauseFlood(v.B, PauseConfig{For: time.Second, DUTIface: c.iface, DUTNetNS: v.NS}, o)
 			},
 		}
 		for name, mk := range injectors {
@@ -97,12 +97,13 @@ func TestIntegrationSafetyChecks(t *testing.T) {
 func TestIntegrationSafetyNoTxTimeoutHandler(t *testing.T) {
 	v, o := seamVeth(t)
 	o.AllowNoTxTimeout = false
+	dutPause := PauseConfig{For: time.Second, DUTIface: v.B, DUTNetNS: v.NS}
 	injectors := map[string]func() (Injector, error){
 		"netem": func() (Injector, error) { return NewNetem(v.A, NetemConfig{}, o) },
 		"stall": func() (Injector, error) { return NewStall(v.A, StallConfig{For: time.Second}, o) },
 		// The DUT whose flow control the flood switches on must have a
 		// handler; the partner port that sends the frames need not.
-		"pause": func() (Injector, error) { return NewPauseFlood(v.A, PauseConfig{For: time.Second, DUTIface: v.B}, o) },
+		"pause": func() (Injector, error) { return NewPauseFlood(v.A, dutPause, o) },
 	}
 	for name, mk := range injectors {
 		inj, err := mk()

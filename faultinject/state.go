@@ -14,8 +14,13 @@ import (
 	"time"
 )
 
-// stateVersion is the version of the state file format.
-const stateVersion = 1
+// stateVersion is the version of the state file format. Version 2 records
+// the namespace of the interface whose flow control a PAUSE flood changed
+// (savedPause.NetNS); in version 1 that interface was in the partner
+// port's namespace (state.NetNS), and parseState reads it so. A version-1
+// reader refuses a version-2 file rather than restore flow control in the
+// wrong namespace.
+const stateVersion = 2
 
 // state is what an injector is about to change, written before it changes
 // it. It is everything Cleanup needs to restore the interface in another
@@ -110,9 +115,19 @@ func (s *savedQdisc) String() string {
 type savedPause struct {
 	Iface   string `json:"iface"`
 	Ifindex int    `json:"ifindex"`
+	// NetNS is the path of Iface's namespace; "" is the namespace of
+	// the process that restores it (the one that recorded it, or
+	// Cleanup's caller), whatever Options.NetNS says.
+	NetNS   string `json:"netns,omitempty"`
 	Autoneg bool   `json:"autoneg"`
 	RX      bool   `json:"rx"`
 	TX      bool   `json:"tx"`
+}
+
+// options is o acting in p's namespace, where its interface is.
+func (p savedPause) options(o Options) Options {
+	o.NetNS = p.NetNS
+	return o
 }
 
 func statePath(o Options, iface string) string {
@@ -182,7 +197,13 @@ func parseState(b []byte) (*state, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("corrupt state file: %w", err)
 	}
-	if s.Version != stateVersion {
+	switch s.Version {
+	case stateVersion:
+	case 1:
+		if s.FlowControl != nil {
+			s.FlowControl.NetNS = s.NetNS
+		}
+	default:
 		return nil, fmt.Errorf("state file version %d, want %d", s.Version, stateVersion)
 	}
 	switch s.Injector {

@@ -206,14 +206,11 @@ func pauseFloodSpec(t *testing.T, cfg harness.Config) scenario.Spec {
 	}
 	return scenario.Spec{
 		Fault: func() (faultinject.Injector, error) {
-			// faultinject looks both ports up in Options.NetNS: a DUT
-			// outside the partner port's namespace keeps its flow
-			// control as it is.
-			dut := cfg.Iface
-			if cfg.PartnerNetNS != "" {
-				dut = ""
-			}
-			return faultinject.NewPauseFlood(cfg.PartnerIface, faultinject.PauseConfig{For: cfg.StallFor, DUTIface: dut}, faultinject.Options{NetNS: cfg.PartnerNetNS})
+			// The partner port may be in a namespace of its own (the
+			// loop rig's); the DUT is always in this process's.
+			return faultinject.NewPauseFlood(cfg.PartnerIface,
+				faultinject.PauseConfig{For: cfg.StallFor, DUTIface: cfg.Iface, DUTNetNS: ""},
+				faultinject.Options{NetNS: cfg.PartnerNetNS})
 		},
 		Load: scenario.ICMP(traffic.FloodConfig{
 			Dst: dst, Iface: cfg.Iface, Size: cfg.Size,

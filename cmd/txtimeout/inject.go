@@ -23,7 +23,7 @@ func init() {
 const injectUsage = `usage:
   txtimeout inject netem -iface IFACE [-delay 9s] [-jitter D] [-loss PCT] [-limit N] -for D
   txtimeout inject stall -iface IFACE [-peer MAC] [-ack-timeout 2s] -for D
-  txtimeout inject pause -partner IFACE [-quanta N] [-dut IFACE] -for D
+  txtimeout inject pause -partner IFACE [-quanta N] [-dut IFACE [-dut-netns PATH]] -for D
   txtimeout inject napi -iface IFACE [-cpu N] [-priority 50] -for D (at most 10s)
 common flags: -netns PATH -state-dir DIR -allow-default-route -allow-no-handler -clean-stale`
 
@@ -65,8 +65,10 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var c commonFlags
 	c.register(fs)
 	var (
-		inj    faultinject.Injector
-		ifaces []string
+		inj faultinject.Injector
+		// ifaces are the interfaces -clean-stale cleans, each with
+		// the options of its namespace.
+		ifaces []cleanTarget
 		build  func(o faultinject.Options) (faultinject.Injector, error)
 	)
 	switch kind {
@@ -86,7 +88,7 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if *delay == 0 {
 				return nil, usagef("-delay must be positive")
 			}
-			ifaces = []string{*iface}
+			ifaces = []cleanTarget{{*iface, o}}
 			return faultinject.NewNetem(*iface, faultinject.NetemConfig{Delay: *delay, Jitter: *jitter, Loss: *loss, Limit: uint32(*limit)}, o)
 		}
 	case "stall":
@@ -107,13 +109,18 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if *ackTimeout <= 0 {
 				return nil, usagef("-ack-timeout must be positive")
 			}
-			ifaces = []string{*iface}
+			ifaces = []cleanTarget{{*iface, o}}
 			return faultinject.NewStall(*iface, faultinject.StallConfig{For: c.hold, PeerMAC: mac, AckTimeout: *ackTimeout}, o)
 		}
 	case "pause":
 		partner := fs.String("partner", "", "partner-side interface the PAUSE frames leave from (required)")
 		quanta := fs.Uint("quanta", faultinject.DefaultQuanta, "pause time per frame in units of 512 bit times (1..65535)")
 		dut := fs.String("dut", "", "DUT interface on this machine: switch its RX flow control on for the flood")
+		var dutNetNS *string // nil: -netns's
+		fs.Func("dut-netns", "the DUT's network namespace (path; default: -netns's; '' for this process's own)", func(v string) error {
+			dutNetNS = &v
+			return nil
+		})
 		build = func(o faultinject.Options) (faultinject.Injector, error) {
 			if *partner == "" {
 				return nil, usagef("-partner is required")
@@ -121,11 +128,20 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if *quanta == 0 || *quanta > 0xFFFF {
 				return nil, usagef("-quanta %d out of range (1..65535)", *quanta)
 			}
-			ifaces = []string{*partner}
+			ifaces = []cleanTarget{{*partner, o}}
+			pc := faultinject.PauseConfig{For: c.hold, Quanta: uint16(*quanta), DUTIface: *dut}
 			if *dut != "" {
-				ifaces = append(ifaces, *dut)
+				pc.DUTNetNS = o.NetNS
+				if dutNetNS != nil {
+					pc.DUTNetNS = *dutNetNS
+				}
+				do := o
+				do.NetNS = pc.DUTNetNS
+				ifaces = append(ifaces, cleanTarget{*dut, do})
+			} else if dutNetNS != nil {
+				return nil, usagef("-dut-netns needs -dut")
 			}
-			return faultinject.NewPauseFlood(*partner, faultinject.PauseConfig{For: c.hold, Quanta: uint16(*quanta), DUTIface: *dut}, o)
+			return faultinject.NewPauseFlood(*partner, pc, o)
 		}
 	case "napi":
 		iface := fs.String("iface", "", "DUT interface (required)")
@@ -135,7 +151,7 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if *iface == "" {
 				return nil, usagef("-iface is required")
 			}
-			ifaces = []string{*iface}
+			ifaces = []cleanTarget{{*iface, o}}
 			return faultinject.NewNapiStarve(*iface, faultinject.NapiConfig{For: c.hold, CPU: *cpu, Priority: *prio}, o)
 		}
 	default:
@@ -160,7 +176,7 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if c.cleanStale {
 		for _, i := range ifaces {
-			acts, err := faultinject.Cleanup(ctx, i, o)
+			acts, err := faultinject.Cleanup(ctx, i.iface, i.o)
 			for _, a := range acts {
 				fmt.Fprintln(stdout, "cleanup:", a)
 			}
@@ -170,6 +186,13 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	return holdFault(ctx, inj, c.hold, stdout, stderr)
+}
+
+// cleanTarget is an interface to clean up and the options of its
+// namespace.
+type cleanTarget struct {
+	iface string
+	o     faultinject.Options
 }
 
 // holdFault injects, holds for d (or until ctx ends), restores and prints

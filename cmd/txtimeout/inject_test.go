@@ -42,6 +42,7 @@ func TestInjectCleanupUsage(t *testing.T) {
 		{"inject", "pause", "-for", "1s"},
 		{"inject", "pause", "-partner", "x0", "-for", "1s", "-quanta", "70000"},
 		{"inject", "pause", "-partner", "x0", "-for", "1s", "-dut", "x0"},
+		{"inject", "pause", "-partner", "x0", "-for", "1s", "-dut-netns", "/run/netns/x"},
 		{"cleanup"},
 		{"cleanup", "-iface", "x0", "-all"},
 		{"cleanup", "-all", "extra"},
@@ -233,5 +234,32 @@ func TestIntegrationInjectBusy(t *testing.T) {
 	stdoutS, _, code := runTxt(t, "inject", "pause", "-partner", p.b, "-for", "1s", "-netns", p.ns, "-state-dir", sd, "-allow-no-handler")
 	if code != 0 || !strings.Contains(stdoutS, "restored:") {
 		t.Errorf("inject after the first ended: exit %d, stdout %q", code, stdoutS)
+	}
+}
+
+// TestIntegrationInjectPauseDUTNetNS: -dut-netns names the DUT's namespace
+// apart from -netns, the partner port's; without it the DUT is looked up
+// in -netns's.
+func TestIntegrationInjectPauseDUTNetNS(t *testing.T) {
+	p := testnet.NewLinked(t) // A (the DUT) and B (the partner port) in two namespaces
+	sd := t.TempDir()
+	pause := []string{"inject", "pause", "-partner", p.B.Name, "-dut", p.A.Name, "-for", "1s", "-netns", p.B.NS.Path, "-state-dir", sd}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no such interface"},
+		{[]string{"-dut-netns", ""}, "no such interface"},
+		{[]string{"-dut-netns", p.A.NS.Path}, "has no tx-timeout handler (veth)"},
+		// Found and accepted, then veth has no pause parameters.
+		{[]string{"-dut-netns", p.A.NS.Path, "-allow-no-handler"}, "the driver has no pause parameters"},
+	} {
+		_, stderr, code := runTxt(t, append(pause, c.args...)...)
+		if code != 1 || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%q: exit %d, stderr %q; want 1 and one line with %q", c.args, code, stderr, c.want)
+		}
+	}
+	if ents, err := os.ReadDir(sd); err != nil || len(ents) != 0 {
+		t.Errorf("refusals left state in %s: %v %v", sd, ents, err)
 	}
 }
