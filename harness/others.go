@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 var errUnsupported = fmt.Errorf("harness: only Linux is supported: %w", ErrNotSupported)
@@ -41,3 +42,6 @@ func ProbePktgen() error { return errUnsupported }
 
 // ProbeTracepoint reports that tracepoints are not available outside Linux.
 func ProbeTracepoint() error { return errUnsupported }
+
+// WaitCarrier is not supported off Linux.
+func WaitCarrier(ctx context.Context, iface string, d time.Duration) error { return errUnsupported }

@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -119,6 +121,39 @@ func checkIface(iface string) Check {
 	c.OK = true
 	c.Reason = fmt.Sprintf("interface %s is up with carrier (mtu %d, %d tx queues)", iface, a.MTU, a.NumTxQueues)
 	return c
+}
+
+// WaitCarrier waits until iface has carrier (IFF_LOWER_UP), at most d: an
+// emulated e1000 reports its link only at its first watchdog run, about 2 s
+// after it was brought up. It returns nil once the carrier is there, else
+// why not; it changes nothing.
+func WaitCarrier(ctx context.Context, iface string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	updates := make(chan netlink.LinkUpdate, 16)
+	done := make(chan struct{})
+	defer close(done)
+	if err := netlink.LinkSubscribe(updates, done); err != nil {
+		return fmt.Errorf("waiting for %s's carrier: %w", iface, err)
+	}
+	// After subscribing, so that a carrier that comes in between is seen.
+	link, err := netlink.LinkByName(iface)
+	if err != nil {
+		return fmt.Errorf("waiting for %s's carrier: %w", iface, err)
+	}
+	if link.Attrs().RawFlags&unix.IFF_LOWER_UP != 0 {
+		return nil
+	}
+	for {
+		select {
+		case u := <-updates:
+			if u.Attrs().Name == iface && u.Attrs().RawFlags&unix.IFF_LOWER_UP != 0 {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%s has no carrier after %v", iface, d)
+		}
+	}
 }
 
 // DriverName returns the driver of iface: the sysfs device link, or for

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"txtimeout/harness"
 	"txtimeout/rig/guest"
 )
 
@@ -42,6 +43,10 @@ func TestGuestMoreNICs(t *testing.T) {
 		t.Errorf("models %s, %s: want virtio-net-pci, e1000", nics[0].Model, nics[1].Model)
 	}
 	for _, n := range nics {
+		// The init waits for eth0's carrier only (e1000's comes ~2 s late).
+		if err := harness.WaitCarrier(context.Background(), n.Iface, 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
 		if st := pingPeer(t, n.PeerIP, 56, 3); st.PacketsRecv != 3 {
 			t.Errorf("%s: %d of 3 echo replies from %s", n.Iface, st.PacketsRecv, n.PeerIP)
 		}

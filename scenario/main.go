@@ -143,6 +143,14 @@ func Preflight(cfg harness.Config) []harness.Check {
 	defer preflights.Unlock()
 	c, ok := preflights.by[cfg.Iface]
 	if !ok {
+		if cfg.Rig && cfg.Iface != "" {
+			// The guest init waits for the first NIC's carrier only; an
+			// e1000 reports its link about 2 s after it came up, and the
+			// scenarios on it need not hold up the guest's first test.
+			if err := harness.WaitCarrier(context.Background(), cfg.Iface, 15*time.Second); err != nil {
+				fmt.Fprintf(os.Stderr, "txtimeout: %v\n", err)
+			}
+		}
 		c = harness.Preflight(cfg)
 		preflights.by[cfg.Iface] = c
 	}
