@@ -123,6 +123,21 @@ func getPause(o Options, iface string, ifindex int) (savedPause, error) {
 	return p, nil
 }
 
+// FlowControl returns iface's flow-control (pause) setting in words,
+// "autoneg on rx on tx off", changing nothing; ErrUnsupported when its
+// driver has no pause parameters (veth, virtio_net).
+func FlowControl(iface string, o Options) (string, error) {
+	idx, err := ringsIndex(o, iface)
+	if err != nil {
+		return "", err
+	}
+	p, err := getPause(o, iface, idx)
+	if err != nil {
+		return "", err
+	}
+	return p.String(), nil
+}
+
 // setPause writes an interface's flow-control setting.
 func setPause(o Options, p savedPause) error {
 	return ethtoolRequest(o, p.Ifindex, ethtoolMsgPauseSet, func(ae *netlink.AttributeEncoder) {

@@ -100,6 +100,9 @@ var (
 	_ Injector = (*NapiStarve)(nil)
 )
 
+// FlowControl is unsupported outside Linux.
+func FlowControl(iface string, o Options) (string, error) { return "", errPlatform }
+
 // GetRings is unsupported outside Linux.
 func GetRings(iface string, o Options) (Rings, error) { return Rings{}, errPlatform }
 

@@ -58,7 +58,7 @@ const (
 )
 
 type crashCase struct {
-	injector string // "stall" or "netem"
+	injector string // "stall", "netem", "napi" or "pause"
 	load     string // "icmp" or "pktgen"
 	phase    scenario.Phase
 	way      string
@@ -75,7 +75,7 @@ func parseCrashCase(s string) (crashCase, error) {
 	}
 	c := crashCase{f[0], f[1], scenario.Phase(f[2]), f[3]}
 	switch {
-	case c.injector != "stall" && c.injector != "netem" && c.injector != "napi":
+	case !slices.Contains([]string{"stall", "netem", "napi", "pause"}, c.injector):
 		return c, fmt.Errorf("%s: unknown injector %q", crashEnv, c.injector)
 	case c.load != "icmp" && c.load != "pktgen":
 		return c, fmt.Errorf("%s: unknown load %q", crashEnv, c.load)
@@ -131,6 +131,12 @@ var crashMatrix = []crashCase{
 	{"napi", "icmp", scenario.PhaseFlood, waySIGTERM},
 	{"napi", "pktgen", scenario.PhaseFlood, wayPanic},
 	{"napi", "icmp", scenario.PhaseBaseline, waySIGINT},
+	// The PAUSE flood, where there is a partner port (a hardware rig, the
+	// loop topology): its flow-control change and its flood.
+	{"pause", "icmp", scenario.PhaseBaseline, waySIGTERM},
+	{"pause", "icmp", scenario.PhaseInjected, waySIGKILLCleanup},
+	{"pause", "icmp", scenario.PhaseInjected, waySIGKILLNextRun},
+	{"pause", "icmp", scenario.PhaseFlood, waySIGINT},
 }
 
 // Durations of the child's scenario: short, so that the matrix stays
@@ -185,6 +191,8 @@ func crashSafety(t *testing.T, cfg harness.Config) {
 	for _, c := range crashMatrix {
 		t.Run(c.String(), func(t *testing.T) {
 			switch {
+			case c.injector == "pause" && cfg.PartnerIface == "":
+				t.Skip("skipping: the PAUSE injector needs a partner port wired to the DUT (-partner-iface: a hardware rig, or the rig's loop topology, TXTIMEOUT_RIG_TOPOLOGY=loop)")
 			case c.injector == "stall" && cfg.Partner != harness.PartnerInband:
 				t.Skipf("skipping: the stall injector needs a partner that runs the partner program (the virtual rig); partner is %q", cfg.Partner)
 			case c.injector == "netem":
@@ -379,6 +387,8 @@ func TestCrashChild(t *testing.T) {
 		s = netemDelaySpec(t, cfg)
 	case "napi":
 		s = napiStarveSpec(c.load)(t, cfg)
+	case "pause":
+		s = pauseFloodSpec(t, cfg)
 	default:
 		s = partnerStallSpec(c.load)(t, cfg)
 	}
@@ -620,7 +630,11 @@ func snapshotDUT(t *testing.T, iface string) dutState {
 	// Flow control only changes with the PAUSE injector, which needs a
 	// hardware partner port; virtio and the other emulated NICs have no
 	// pause parameters at all.
-	s.FlowControl = "N/A (no PAUSE injector in the matrix; " + scenario.DriverOf(iface) + ")"
+	if fc, err := faultinject.FlowControl(iface, faultinject.Options{}); err != nil {
+		s.FlowControl = "N/A (" + scenario.DriverOf(iface) + ": " + err.Error() + ")"
+	} else {
+		s.FlowControl = fc
+	}
 	s.Napi = napiState(iface)
 	return s
 }

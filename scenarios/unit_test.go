@@ -111,9 +111,10 @@ func TestNetemWindow(t *testing.T) {
 }
 
 // TestCrashMatrixCoverage checks that the crash matrix kills every
-// injector that runs on the virtual rig at every phase of a scenario.
+// injector at every phase of a scenario (the PAUSE flood's cases run where
+// there is a partner port).
 func TestCrashMatrixCoverage(t *testing.T) {
-	for _, inj := range []string{"stall", "netem", "napi"} {
+	for _, inj := range []string{"stall", "netem", "napi", "pause"} {
 		for _, p := range []scenario.Phase{scenario.PhaseBaseline, scenario.PhaseInjected, scenario.PhaseFlood} {
 			if !slices.ContainsFunc(crashMatrix, func(c crashCase) bool { return c.injector == inj && c.phase == p }) {
 				t.Errorf("the crash matrix never kills the %s injector at phase %s", inj, p)
