@@ -392,6 +392,11 @@ func (m *mirror) node(t *testing.T, name string) (result, skipMsg string) {
 			t.Logf("guest: %s", ev.Line)
 		case "pass", "fail", "skip":
 			if ev.Name == name {
+				if d := guestDuration(ev.Line); d != "" {
+					// A test mirrored from a shared boot's buffer ends
+					// here at once: its own time is the guest's.
+					t.Logf("rig: took %s in the guest", d)
+				}
 				switch ev.Kind {
 				case "fail":
 					if !t.Failed() { // a failed subtest already says so
@@ -417,6 +422,16 @@ func (m *mirror) node(t *testing.T, name string) (result, skipMsg string) {
 			logGuestLine(t, ev.Line)
 		}
 	}
+}
+
+// guestDuration is the "(12.34s)" of a test's result line, without the
+// parentheses ("" when there is none).
+func guestDuration(line string) string {
+	open, end := strings.LastIndexByte(line, '('), strings.LastIndexByte(line, ')')
+	if open < 0 || end < open || !strings.HasSuffix(line[open+1:end], "s") {
+		return ""
+	}
+	return line[open+1 : end]
 }
 
 // skipMessage recovers the message of t.Skip from a test's output: its last

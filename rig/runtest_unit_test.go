@@ -46,3 +46,16 @@ func TestBootOnceMore(t *testing.T) {
 		t.Errorf("a cancelled run booted %d times", n)
 	}
 }
+
+func TestGuestDuration(t *testing.T) {
+	for in, want := range map[string]string{
+		"--- PASS: TestTxTimeout/NetemDelay (17.71s)": "17.71s",
+		"--- SKIP: TestX (0.00s)":                     "0.00s",
+		"--- FAIL: TestY":                             "",
+		"--- PASS: TestZ (odd)":                       "",
+	} {
+		if got := guestDuration(in); got != want {
+			t.Errorf("guestDuration(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
