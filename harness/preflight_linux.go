@@ -132,10 +132,18 @@ func WaitCarrier(ctx context.Context, iface string, d time.Duration) error {
 	defer cancel()
 	updates := make(chan netlink.LinkUpdate, 16)
 	done := make(chan struct{})
-	defer close(done)
 	if err := netlink.LinkSubscribe(updates, done); err != nil {
 		return fmt.Errorf("waiting for %s's carrier: %w", iface, err)
 	}
+	defer func() {
+		close(done)
+		// The library's reader sends without watching done and closes
+		// the channel when it ends: drain it so that it can.
+		go func() {
+			for range updates {
+			}
+		}()
+	}()
 	// After subscribing, so that a carrier that comes in between is seen.
 	link, err := netlink.LinkByName(iface)
 	if err != nil {

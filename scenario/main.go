@@ -51,7 +51,7 @@ func Main(m *testing.M) {
 		os.Exit(code)
 	}
 	code := m.Run()
-	if !rigRuns.finish(os.Stderr) && code == 0 {
+	if !rigRuns.finish(os.Stderr, code != 0) && code == 0 {
 		code = 1
 	}
 	os.Exit(code)
@@ -140,20 +140,26 @@ var preflights = struct {
 // once per interface.
 func Preflight(cfg harness.Config) []harness.Check {
 	preflights.Lock()
-	defer preflights.Unlock()
 	c, ok := preflights.by[cfg.Iface]
-	if !ok {
-		if cfg.Rig && cfg.Iface != "" {
-			// The guest init waits for the first NIC's carrier only; an
-			// e1000 reports its link about 2 s after it came up, and the
-			// scenarios on it need not hold up the guest's first test.
-			if err := harness.WaitCarrier(context.Background(), cfg.Iface, 15*time.Second); err != nil {
-				fmt.Fprintf(os.Stderr, "txtimeout: %v\n", err)
-			}
-		}
-		c = harness.Preflight(cfg)
-		preflights.by[cfg.Iface] = c
+	preflights.Unlock()
+	if ok {
+		return c
 	}
+	if cfg.Rig && cfg.Iface != "" {
+		// The guest init waits for the first NIC's carrier only; an
+		// e1000 reports its link about 2 s after it came up, and the
+		// scenarios on it need not hold up the guest's first test.
+		if err := harness.WaitCarrier(context.Background(), cfg.Iface, 15*time.Second); err != nil {
+			fmt.Fprintf(os.Stderr, "txtimeout: %v\n", err)
+		}
+	}
+	c = harness.Preflight(cfg)
+	preflights.Lock()
+	defer preflights.Unlock()
+	if prev, ok := preflights.by[cfg.Iface]; ok {
+		return prev
+	}
+	preflights.by[cfg.Iface] = c
 	return c
 }
 
@@ -232,7 +238,9 @@ func Setup(t *testing.T) (harness.Config, bool) {
 	if testing.Short() {
 		t.Skip("skipping the virtual rig under -short (set TXTIMEOUT_IFACE to run on a hardware interface)")
 	}
-	if strings.Contains(t.Name(), "/") {
+	if strings.Contains(t.Name(), "/") || repeatedRuns() {
+		// A subtest that calls Run on the host, or -count above 1 (a
+		// shared boot runs each test once): a boot of its own.
 		bootAlone(t, cfg)
 		return cfg, false
 	}
@@ -335,23 +343,37 @@ type sessionBoot struct {
 // rig's guest with several NICs (a plan's models in one boot), the
 // interface of that model and its partner; elsewhere (one NIC, a NIC the
 // user chose, a hardware DUT) cfg itself.
-func ConfigFor(cfg harness.Config, nic string) harness.Config {
+//
+// A guest with several NICs but none of model nic is a broken boot, not an
+// untestable device: ConfigFor says so.
+func ConfigFor(cfg harness.Config, nic string) (harness.Config, error) {
 	if !cfg.Rig || nic == "" || cfg.NIC == nic {
-		return cfg
+		return cfg, nil
 	}
 	nics, err := guest.NICs()
 	if err != nil {
-		return cfg
+		return cfg, fmt.Errorf("the rig's NICs: %w", err)
 	}
 	for _, n := range nics {
 		if n.Model == nic {
 			c := cfg
 			c.Iface, c.NIC = n.Iface, n.Model
 			c.PeerIP, c.PeerMAC = n.PeerIP.String(), n.PeerMAC.String()
-			return c
+			return c, nil
 		}
 	}
-	return cfg
+	if len(nics) > 1 {
+		return cfg, fmt.Errorf("the rig's guest has NICs %v but none of model %s, which this scenario's plan asks for", nicModels(nics), nic)
+	}
+	return cfg, nil // one NIC (the user's TXTIMEOUT_NIC): that one, honestly
+}
+
+func nicModels(nics []guest.NIC) []string {
+	var out []string
+	for _, n := range nics {
+		out = append(out, n.Model)
+	}
+	return out
 }
 
 // sessionBoots are the shared boots the top-level test top is mirrored
@@ -433,6 +455,13 @@ func (ss *sessions) session(t *testing.T, cfg harness.Config, b sessionBoot) (*r
 	return r.s, nil
 }
 
+// repeatedRuns reports whether the host's -test.count asks for more than
+// one run of each test.
+func repeatedRuns() bool {
+	f := flag.Lookup("test.count")
+	return f != nil && f.Value.String() != "1" && f.Value.String() != "0"
+}
+
 // countFlags are the host's -test.count and -test.failfast, for the guest.
 func countFlags() []string {
 	var args []string
@@ -442,13 +471,16 @@ func countFlags() []string {
 	if f := flag.Lookup("test.failfast"); f != nil && f.Value.String() == "true" {
 		args = append(args, "-test.failfast")
 	}
+	if f := flag.Lookup("test.skip"); f != nil && f.Value.String() != "" {
+		args = append(args, "-test.skip="+f.Value.String())
+	}
 	return args
 }
 
 // finish waits for every shared boot, merges its guest's report into the
 // run's report directory, and says what failed in a guest without a host
 // test to show it. It returns false when something did.
-func (ss *sessions) finish(stderr io.Writer) bool {
+func (ss *sessions) finish(stderr io.Writer, mirroredFailure bool) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ok := true
@@ -460,6 +492,11 @@ func (ss *sessions) finish(stderr io.Writer) bool {
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "txtimeout: %v\n", err)
+			ok = false
+		} else if res.ExitCode != 0 && len(lost) == 0 && !mirroredFailure {
+			// Something failed in the guest after every test's result
+			// (a log after a test completed, a panic at exit).
+			fmt.Fprintf(stderr, "txtimeout: the shared guest's test binary exited with status %d after its tests (see the guest output above)\n", res.ExitCode)
 			ok = false
 		}
 		if r.reportDir != "" {

@@ -25,7 +25,13 @@ func TestTxTimeout(t *testing.T) {
 	}
 	for _, sc := range txTimeoutScenarios {
 		// On the rig, each scenario on its NIC model's interface.
-		t.Run(sc.name, func(t *testing.T) { sc.run(t, scenario.ConfigFor(cfg, sc.rigNIC)) })
+		t.Run(sc.name, func(t *testing.T) {
+			c, err := scenario.ConfigFor(cfg, sc.rigNIC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc.run(t, c)
+		})
 	}
 }
 

@@ -235,6 +235,8 @@ func TestBadInput(t *testing.T) {
 		{name: "matrix/no NIC", args: []string{"matrix", "-nics", ",", "-o", filepath.Join(tmp, "m")}, code: 2, want: "no NIC"},
 		{name: "matrix/unreadable baseline", args: []string{"matrix", "-baseline", garbageFile, "-o", filepath.Join(tmp, "m")}, code: 2, want: "-baseline"},
 		{name: "matrix/stray argument", args: []string{"matrix", "extra"}, code: 2, want: "unexpected argument"},
+		{name: "matrix/bad kernel pattern", args: []string{"matrix", "-kernels", "linux-image-(", "-o", filepath.Join(tmp, "m")}, code: 2, want: "-kernels"},
+		{name: "matrix/zero timeout", args: []string{"matrix", "-timeout", "0s", "-o", filepath.Join(tmp, "m")}, code: 2, want: "-timeout"},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {

@@ -62,8 +62,14 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(userKernels.items) != len(userModules.items) {
 		return usagef("-kernel and -modules go in pairs: %d -kernel, %d -modules", len(userKernels.items), len(userModules.items))
 	}
+	if *timeout <= 0 {
+		return usagef("-timeout %v: want a positive duration", *timeout)
+	}
 	var ks []*matrixKernel
 	for _, k := range splitList(*kernels) {
+		if _, err := regexp.Compile("^" + k + "$"); err != nil {
+			return usagef("-kernels %q: not a package name or pattern: %v", k, err)
+		}
 		ks = append(ks, &matrixKernel{name: k})
 	}
 	for i, img := range userKernels.items {
@@ -210,8 +216,22 @@ func matrixCell(ctx context.Context, k *matrixKernel, nic, run, bin string, time
 	case rerr != nil:
 		return fail(fmt.Sprintf("the guest left no readable report: %v", rerr))
 	}
-	if err != nil {
-		progressf("%s: the rig failed after the report was written: %v", label, err)
+	// A guest whose tests stopped short (a t.Fatal before a verdict, the
+	// guest's deadline) leaves a report without the scenarios it never
+	// finished: the cell says so instead of showing only what passed.
+	why := ""
+	switch {
+	case err != nil:
+		why = fmt.Sprintf("the rig failed after the guest wrote its report: %v", err)
+	case res != nil && res.ExitCode != 0 && !anyFailed(rr.Report):
+		why = fmt.Sprintf("the guest's test binary exited with status %d although no scenario failed (see %s)", res.ExitCode, filepath.Join(cellDir, "test.log"))
+	}
+	if why != "" {
+		progressf("%s: %s", label, why)
+		rr.Report.Add(harness.ScenarioReport{Name: "Rig", Result: harness.Fail, Reason: why, Verdict: harness.Unmeasured()})
+		if werr := rr.Report.WriteFiles(cellDir); werr != nil {
+			return report.Run{}, werr
+		}
 	}
 	if res != nil && rr.Report.Kernel == "" {
 		rr.Report.Kernel = res.Kernel
@@ -222,6 +242,16 @@ func matrixCell(ctx context.Context, k *matrixKernel, nic, run, bin string, time
 	}
 	progressf("%s: done: %s", label, report.ResultCounts(results))
 	return rr, nil
+}
+
+// anyFailed reports whether a scenario of r failed.
+func anyFailed(r *harness.Report) bool {
+	for _, sc := range r.Scenarios {
+		if sc.Result == harness.Fail {
+			return true
+		}
+	}
+	return false
 }
 
 // kernelLabel names a kernel of the matrix: its release once known.
