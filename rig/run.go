@@ -3,6 +3,7 @@ package rig
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,13 +12,74 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"txtimeout/rig/internal/guestproto"
 )
 
-// bootMu makes a process's boots take turns.
+// bootMu makes a process's boots take turns; lockBoot adds the machine's
+// other processes (go test ./... runs packages side by side).
 var bootMu sync.Mutex
+
+// lockBoot waits, until ctx ends, for this process's and then the
+// machine's boot lock (a flock on boot.lock in the rig's cache): two
+// guests on the same few CPUs under TCG skew each other's timing
+// (measured: a shared boot's PartnerStall lost its stall beside another
+// boot). The kernel drops the flock when its holder dies.
+func lockBoot(ctx context.Context, c Config) (unlock func(), err error) {
+	if !bootMu.TryLock() {
+		c.progressf("waiting for this process's other rig boot to end")
+		locked := make(chan struct{})
+		go func() { bootMu.Lock(); close(locked) }()
+		select {
+		case <-locked:
+		case <-ctx.Done():
+			go func() { <-locked; bootMu.Unlock() }()
+			return nil, fmt.Errorf("waiting for this process's other rig boot: %w", context.Cause(ctx))
+		}
+	}
+	dir, err := CacheDir()
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	var f *os.File
+	if err == nil {
+		f, err = os.OpenFile(filepath.Join(dir, "boot.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	}
+	if err != nil {
+		bootMu.Unlock()
+		return nil, fmt.Errorf("the rig's boot lock: %w", err)
+	}
+	said := false
+	pace := time.NewTicker(200 * time.Millisecond)
+	defer pace.Stop()
+	for {
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			break
+		} else if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			bootMu.Unlock()
+			return nil, fmt.Errorf("the rig's boot lock %s: %w", f.Name(), err)
+		}
+		if !said {
+			c.progressf("waiting for another process's rig boot to end (%s)", f.Name())
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			bootMu.Unlock()
+			return nil, fmt.Errorf("waiting for another process's rig boot: %w", context.Cause(ctx))
+		case <-pace.C:
+		}
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+		bootMu.Unlock()
+	}, nil
+}
 
 // Run boots the guest with testBinary (a static linux/amd64 test binary,
 // e.g. from `go test -c` with CGO_ENABLED=0) and runs it with args. The
@@ -34,18 +96,16 @@ func Run(ctx context.Context, c Config, testBinary string, args []string, out io
 	if err != nil {
 		return nil, err
 	}
-	// One boot at a time in a process: two guests on the same few CPUs
-	// under TCG skew each other's timing (measured: a shared boot's
-	// PartnerStall and another test's own boot side by side).
-	if !bootMu.TryLock() {
-		c.progressf("waiting for this process's other rig boot to end")
-		bootMu.Lock()
-	}
-	defer bootMu.Unlock()
-	start := time.Now()
-	r := &Result{NIC: c.NIC, Topology: c.Topology, ModParams: c.ModParams}
+	// The run's deadline covers the wait for the boot lock too.
 	ctx, cancel := context.WithTimeoutCause(ctx, c.Timeout, ErrRunTimeout)
 	defer cancel()
+	r := &Result{NIC: c.NIC, Topology: c.Topology, ModParams: c.ModParams}
+	unlock, err := lockBoot(ctx, c)
+	if err != nil {
+		return r, err
+	}
+	defer unlock()
+	start := time.Now()
 	h, err := c.resolveHost(ctx, testBinary)
 	if err != nil {
 		return r, err
