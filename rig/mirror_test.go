@@ -46,14 +46,7 @@ func TestMirrorHelper(t *testing.T) {
 }
 
 func TestMirror(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMirrorHelper$", "-test.v")
-	cmd.Env = append(os.Environ(), "TXTIMEOUT_MIRROR_HELPER=1")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Errorf("the mirrored failure did not fail the helper")
-	}
-	s := string(out)
-	for _, want := range []string{
+	_, failed := checkChild(t, "^TestMirrorHelper$", "TXTIMEOUT_MIRROR_HELPER=1", []string{
 		"--- PASS: TestMirrorHelper/Pass",
 		"g_test.go:10: passing along",
 		"--- SKIP: TestMirrorHelper/Skip",
@@ -64,12 +57,28 @@ func TestMirror(t *testing.T) {
 		"--- PASS: TestMirrorHelper/TestOther",
 		// A LAVA line also stands alone at the start of a line.
 		"\n<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=Pass RESULT=pass>\n",
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("mirrored output lacks %q", want)
+	})
+	if !failed {
+		t.Errorf("the mirrored failure did not fail the helper")
+	}
+}
+
+// checkChild runs this test binary's tests matching run, with env set,
+// checks that their output holds every line of want, and returns the
+// output and whether the child failed.
+func checkChild(t *testing.T, run, env string, want []string) (output string, failed bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run="+run, "-test.v")
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.CombinedOutput()
+	s := string(out)
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			t.Errorf("the helper's output lacks %q", w)
 		}
 	}
 	if t.Failed() {
 		t.Logf("helper output:\n%s", s)
 	}
+	return s, err != nil
 }
